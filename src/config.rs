@@ -1,0 +1,130 @@
+//! Configuration, from command-line flags or environment variables (flags win).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+
+/// Database settings shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct DbConfig {
+    /// Postgres URL; the database is created if it does not exist.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://localhost/partners"
+    )]
+    pub database_url: String,
+    /// Maximum pooled connections (also the number of concurrent blocking DB tasks).
+    #[arg(long, env = "PARTNERS_DB_POOL_SIZE", default_value_t = 16)]
+    pub db_pool_size: u32,
+    /// How long a call waits for a pooled connection before UNAVAILABLE, in milliseconds.
+    #[arg(long, env = "PARTNERS_DB_CHECKOUT_TIMEOUT_MS", default_value_t = 3000)]
+    pub db_checkout_timeout_ms: u64,
+    /// Postgres `statement_timeout` of every connection, in milliseconds.
+    #[arg(long, env = "PARTNERS_DB_STATEMENT_TIMEOUT_MS", default_value_t = 5000)]
+    pub db_statement_timeout_ms: u64,
+    /// TCP connect timeout to Postgres, in seconds.
+    #[arg(long, env = "PARTNERS_DB_CONNECT_TIMEOUT_S", default_value_t = 3)]
+    pub db_connect_timeout_s: u64,
+    /// `tcp_user_timeout` of Postgres connections (unacknowledged data fails the connection), in ms.
+    #[arg(long, env = "PARTNERS_DB_TCP_USER_TIMEOUT_MS", default_value_t = 5000)]
+    pub db_tcp_user_timeout_ms: u64,
+}
+
+impl DbConfig {
+    /// Checkout timeout as a `Duration`.
+    pub fn checkout_timeout(&self) -> Duration {
+        Duration::from_millis(self.db_checkout_timeout_ms.max(1))
+    }
+
+    /// The URL with connection-level timeouts appended (unless the URL already sets them).
+    pub fn connection_url(&self) -> String {
+        let mut url = self.database_url.clone();
+        let mut add = |key: &str, value: String| {
+            if !url.contains(&format!("{key}=")) {
+                url.push(if url.contains('?') { '&' } else { '?' });
+                url.push_str(key);
+                url.push('=');
+                url.push_str(&value);
+            }
+        };
+        add("connect_timeout", self.db_connect_timeout_s.max(1).to_string());
+        add("tcp_user_timeout", self.db_tcp_user_timeout_ms.to_string());
+        add("keepalives_idle", "10".to_owned());
+        add("keepalives_interval", "5".to_owned());
+        add("keepalives_count", "2".to_owned());
+        url
+    }
+}
+
+/// Settings of `partners serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address of the gRPC listener.
+    #[arg(long, env = "PARTNERS_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc_addr: SocketAddr,
+    /// Address of the REST gateway listener.
+    #[arg(long, env = "PARTNERS_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    /// Skip running pending migrations at start-up.
+    #[arg(long, env = "PARTNERS_NO_MIGRATE")]
+    pub no_migrate: bool,
+    #[command(flatten)]
+    pub limits: ServerLimits,
+}
+
+/// Per-call limits of the servers.
+#[derive(Debug, Clone, Args)]
+pub struct ServerLimits {
+    /// Server-side deadline of every call, in milliseconds (a shorter client deadline wins).
+    #[arg(long, env = "PARTNERS_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
+    /// How long in-flight calls may take to finish after SIGTERM/SIGINT, in milliseconds.
+    #[arg(long, env = "PARTNERS_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
+    pub drain_timeout_ms: u64,
+    /// How long a revoked or newly created key may take to be noticed, in milliseconds.
+    #[arg(long, env = "PARTNERS_KEY_CACHE_TTL_MS", default_value_t = 5_000)]
+    pub key_cache_ttl_ms: u64,
+}
+
+impl ServerLimits {
+    /// Request timeout as a `Duration`.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms.max(1))
+    }
+
+    /// Drain deadline as a `Duration`.
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.drain_timeout_ms)
+    }
+
+    /// Key cache time-to-live as a `Duration`.
+    pub fn key_cache_ttl(&self) -> Duration {
+        Duration::from_millis(self.key_cache_ttl_ms)
+    }
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            request_timeout_ms: 10_000,
+            drain_timeout_ms: 10_000,
+            key_cache_ttl_ms: 5_000,
+        }
+    }
+}
+
+impl DbConfig {
+    /// Defaults for a given URL (used by tests and tools).
+    pub fn for_url(database_url: impl Into<String>) -> Self {
+        DbConfig {
+            database_url: database_url.into(),
+            db_pool_size: 16,
+            db_checkout_timeout_ms: 3000,
+            db_statement_timeout_ms: 5000,
+            db_connect_timeout_s: 3,
+            db_tcp_user_timeout_ms: 5000,
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Database access: the connection pool, the one async→Diesel bridge ([`Db::run`]), database
+//! creation, embedded migrations (under an advisory lock) and the liveness probe behind health.
+
+pub mod schema;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use tokio::sync::Semaphore;
+
+use crate::config::DbConfig;
+use crate::error::{Error, Result};
+
+/// Migrations compiled into the binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// Advisory lock key held while migrating, so concurrent starts do not race.
+const MIGRATION_LOCK_KEY: i64 = 0x7061_7274_6e65_7273; // "partners"
+
+type PgPool = Pool<ConnectionManager<PgConnection>>;
+
+/// Shared handle to the database: a pool plus a semaphore sized like it, so blocking threads never
+/// pile up waiting for connections, and the health flag kept by the probe.
+#[derive(Clone)]
+pub struct Db {
+    pool: PgPool,
+    permits: Arc<Semaphore>,
+    checkout_timeout: Duration,
+    healthy: Arc<AtomicBool>,
+    probe_conn: Arc<std::sync::Mutex<Option<PgConnection>>>,
+    url: Arc<str>,
+    statement_timeout_ms: u64,
+}
+
+#[derive(Debug)]
+struct SessionSettings {
+    statement_timeout_ms: u64,
+}
+
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute(&format!(
+            "SET statement_timeout = {}; SET application_name = 'partners'",
+            self.statement_timeout_ms
+        ))
+        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+impl Db {
+    /// Builds the pool without waiting for the database (connections are made on demand).
+    pub fn new(config: &DbConfig) -> Db {
+        let url = config.connection_url();
+        let manager = ConnectionManager::<PgConnection>::new(url.clone());
+        let size = config.db_pool_size.max(1);
+        let pool = Pool::builder()
+            .max_size(size)
+            .min_idle(Some(0))
+            .connection_timeout(config.checkout_timeout())
+            .test_on_check_out(false)
+            .connection_customizer(Box::new(SessionSettings {
+                statement_timeout_ms: config.db_statement_timeout_ms,
+            }))
+            .build_unchecked(manager);
+        Db {
+            pool,
+            permits: Arc::new(Semaphore::new(size as usize)),
+            checkout_timeout: config.checkout_timeout(),
+            healthy: Arc::new(AtomicBool::new(true)),
+            probe_conn: Arc::default(),
+            url: url.into(),
+            statement_timeout_ms: config.db_statement_timeout_ms,
+        }
+    }
+
+    /// Runs `f` on a pooled connection in a blocking thread. Waits at most the checkout timeout
+    /// for a slot (then RESOURCE_EXHAUSTED) and for a connection (then UNAVAILABLE); fails fast with
+    /// UNAVAILABLE while the probe reports the database down. A panic in `f` is re-raised here.
+    pub async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        if !self.is_healthy() {
+            return Err(Error::Unavailable("database unreachable"));
+        }
+        let permit = tokio::time::timeout(self.checkout_timeout, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| Error::ResourceExhausted {
+                message: "server busy: all database connections are in use",
+                retry_after: Duration::from_secs(1),
+            })?
+            .map_err(|_| Error::Unavailable("database pool closed"))?;
+        let pool = self.pool.clone();
+        let timeout = self.checkout_timeout;
+        let joined = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let mut conn = pool.get_timeout(timeout)?;
+            f(&mut conn)
+        })
+        .await;
+        match joined {
+            Ok(result) => result,
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Err(_) => Err(Error::Unavailable("shutting down")),
+        }
+    }
+
+    /// Runs `f` inside a transaction (see [`Db::run`]).
+    pub async fn transaction<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run(|conn| conn.transaction(f)).await
+    }
+
+    /// Whether the last probe reached the database.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Pings the database on a dedicated connection (not the pool, so a saturated pool does not
+    /// look like an outage), bounded by `timeout`; records and returns reachability.
+    pub async fn ping(&self, timeout: Duration) -> bool {
+        let slot = self.probe_conn.clone();
+        let url = self.url.clone();
+        let ping = tokio::task::spawn_blocking(move || {
+            let Ok(mut guard) = slot.try_lock() else {
+                return false; // the previous ping still hangs
+            };
+            if guard.is_none() {
+                *guard = PgConnection::establish(&url).ok();
+            }
+            let ok = guard.as_mut().is_some_and(|conn| {
+                conn.batch_execute("SET statement_timeout = 2000; SELECT 1")
+                    .is_ok()
+            });
+            if !ok {
+                *guard = None;
+            }
+            ok
+        });
+        let up = matches!(tokio::time::timeout(timeout, ping).await, Ok(Ok(true)));
+        self.healthy.store(up, Ordering::Relaxed);
+        up
+    }
+
+    /// Statement timeout applied to pooled connections, in milliseconds.
+    pub fn statement_timeout_ms(&self) -> u64 {
+        self.statement_timeout_ms
+    }
+}
+
+/// Splits `postgres://…/name?params` into the URL of the `postgres` maintenance database and `name`.
+fn maintenance_url(url: &str) -> Option<(String, String)> {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://")? + 3;
+    let slash = base[scheme_end..].rfind('/')? + scheme_end;
+    let name = &base[slash + 1..];
+    if name.is_empty() {
+        return None;
+    }
+    let mut maint = format!("{}/postgres", &base[..slash]);
+    if let Some(q) = query {
+        maint.push('?');
+        maint.push_str(q);
+    }
+    Some((maint, name.to_owned()))
+}
+
+/// Creates the database named in the URL if it does not exist yet.
+pub fn create_database_if_missing(config: &DbConfig) -> Result<()> {
+    let url = config.connection_url();
+    if PgConnection::establish(&url).is_ok() {
+        return Ok(());
+    }
+    let (maint, name) = maintenance_url(&url)
+        .ok_or_else(|| Error::Internal("DATABASE_URL names no database".into()))?;
+    let mut conn = PgConnection::establish(&maint)
+        .map_err(|e| Error::Internal(format!("cannot connect to Postgres: {e}")))?;
+    let exists: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+        "EXISTS (SELECT 1 FROM pg_database WHERE datname = {})",
+        quote_literal(&name)
+    )))
+    .get_result(&mut conn)?;
+    if !exists {
+        let created = conn.batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name)));
+        // Another process may have created it in the meantime.
+        if let Err(e) = created
+            && !e.to_string().contains("already exists")
+        {
+            return Err(e.into());
+        }
+        tracing::info!(database = %name, "created database");
+    }
+    Ok(())
+}
+
+/// Applies pending migrations under an advisory lock; returns how many ran.
+pub fn run_migrations(config: &DbConfig) -> Result<usize> {
+    let mut conn = PgConnection::establish(&config.connection_url())
+        .map_err(|e| Error::Internal(format!("cannot connect to Postgres: {e}")))?;
+    conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))?;
+    let applied = conn
+        .run_pending_migrations(MIGRATIONS)
+        .map(|v| v.len())
+        .map_err(|e| Error::Internal(format!("migration failed: {e}")));
+    conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))?;
+    let applied = applied?;
+    if applied > 0 {
+        tracing::info!(migrations = applied, "applied migrations");
+    }
+    Ok(applied)
+}
+
+/// Quotes an SQL identifier.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quotes an SQL string literal.
+pub fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maintenance_url_keeps_parameters() {
+        let (maint, name) =
+            maintenance_url("postgres://u@h:5432/partners?connect_timeout=3").expect("parsed");
+        assert_eq!(maint, "postgres://u@h:5432/postgres?connect_timeout=3");
+        assert_eq!(name, "partners");
+        assert!(maintenance_url("postgres://h/").is_none());
+    }
+}

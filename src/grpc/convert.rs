@@ -1,0 +1,201 @@
+//! Conversions from database records to protobuf messages (and JSON ↔ `google.protobuf.Struct`).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use prost_types::value::Kind;
+
+use super::pb;
+use crate::model::business::{Business, UserWithBusiness};
+use crate::model::partner::{IntegrationRecord, PartnerRecord, PartnerUserRecord};
+
+/// chrono → protobuf timestamp.
+pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+/// Database spelling → enum.
+pub fn partner_status(status: &str) -> pb::PartnerStatus {
+    match status {
+        "available" => pb::PartnerStatus::Available,
+        "coming_soon" => pb::PartnerStatus::ComingSoon,
+        "unavailable" => pb::PartnerStatus::Unavailable,
+        _ => pb::PartnerStatus::Unspecified,
+    }
+}
+
+/// Database spelling → enum.
+pub fn integration_status(status: &str) -> pb::IntegrationStatus {
+    match status {
+        "pending" => pb::IntegrationStatus::Pending,
+        "active" => pb::IntegrationStatus::Active,
+        "inactive" => pb::IntegrationStatus::Inactive,
+        "failed" => pb::IntegrationStatus::Failed,
+        _ => pb::IntegrationStatus::Unspecified,
+    }
+}
+
+/// Database spelling → enum.
+pub fn event_type(event_type: &str) -> pb::EventType {
+    match event_type {
+        "website" => pb::EventType::Website,
+        "video" => pb::EventType::Video,
+        _ => pb::EventType::Unspecified,
+    }
+}
+
+/// A partner record → message. `with_business` / `with_user` say which context fields are set.
+pub fn partner(r: PartnerRecord, with_business: bool, with_user: bool) -> pb::Partner {
+    pb::Partner {
+        id: r.id,
+        name: r.name,
+        description: r.description,
+        email: r.email,
+        logo_url: r.logo_url,
+        website_url: r.website_url,
+        video_url: r.video_url,
+        categories: r.categories,
+        wholesaler_categories: r.wholesaler_categories,
+        country_codes: r.country_codes,
+        tags: r.tags,
+        status: partner_status(&r.status) as i32,
+        active: r.active,
+        external_id: r.external_id,
+        metadata: Some(json_to_struct(&r.metadata)),
+        stats: Some(pb::PartnerStats {
+            clicks: r.website_clicks + r.video_clicks,
+            website_clicks: r.website_clicks,
+            video_clicks: r.video_clicks,
+            users_count: r.users_count,
+        }),
+        preferred: with_business.then_some(r.preferred),
+        integration_status: r
+            .integration_status
+            .as_deref()
+            .map(integration_status)
+            .unwrap_or_default() as i32,
+        connected: with_user.then_some(r.connected),
+        created_at: Some(timestamp(r.created_at)),
+        updated_at: Some(timestamp(r.updated_at)),
+        users: Vec::new(),
+        partner_integrations: Vec::new(),
+    }
+}
+
+/// An included user → message.
+pub fn partner_user(u: PartnerUserRecord) -> pb::User {
+    pb::User {
+        uuid: u.uuid.to_string(),
+        business_uuid: u.business_uuid.to_string(),
+        email: u.email,
+        name: u.name,
+        created_at: Some(timestamp(u.created_at)),
+        updated_at: Some(timestamp(u.updated_at)),
+    }
+}
+
+/// An included integration → message.
+pub fn integration(i: IntegrationRecord) -> pb::PartnerIntegration {
+    pb::PartnerIntegration {
+        id: i.id,
+        partner_id: i.partner_id,
+        business_uuid: i.business_uuid.to_string(),
+        status: integration_status(&i.status) as i32,
+        created_at: Some(timestamp(i.created_at)),
+        updated_at: Some(timestamp(i.updated_at)),
+    }
+}
+
+/// A business row → message.
+pub fn business(b: Business) -> pb::Business {
+    pb::Business {
+        uuid: b.uuid.to_string(),
+        name: b.name,
+        country_code: b.country_code.unwrap_or_default(),
+        created_at: Some(timestamp(b.created_at)),
+        updated_at: Some(timestamp(b.updated_at)),
+    }
+}
+
+/// A user row → message.
+pub fn user(u: UserWithBusiness) -> pb::User {
+    pb::User {
+        uuid: u.uuid.to_string(),
+        business_uuid: u.business_uuid.to_string(),
+        email: u.email,
+        name: u.name,
+        created_at: Some(timestamp(u.created_at)),
+        updated_at: Some(timestamp(u.updated_at)),
+    }
+}
+
+/// JSON → protobuf value.
+pub fn json_to_value(v: &serde_json::Value) -> prost_types::Value {
+    use serde_json::Value as J;
+    let kind = match v {
+        J::Null => Kind::NullValue(0),
+        J::Bool(b) => Kind::BoolValue(*b),
+        J::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        J::String(s) => Kind::StringValue(s.clone()),
+        J::Array(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.iter().map(json_to_value).collect(),
+        }),
+        J::Object(_) => Kind::StructValue(json_to_struct(v)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+/// A JSON object → `Struct` (anything else → empty struct).
+pub fn json_to_struct(v: &serde_json::Value) -> prost_types::Struct {
+    let fields: BTreeMap<String, prost_types::Value> = match v {
+        serde_json::Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| (k.clone(), json_to_value(v)))
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    prost_types::Struct { fields }
+}
+
+/// Protobuf value → JSON (non-finite numbers become null).
+pub fn value_to_json(v: &prost_types::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match &v.kind {
+        None | Some(Kind::NullValue(_)) => J::Null,
+        Some(Kind::BoolValue(b)) => J::Bool(*b),
+        Some(Kind::NumberValue(n)) => {
+            if n.fract() == 0.0 && n.abs() < 9.0e15 {
+                J::from(*n as i64)
+            } else {
+                serde_json::Number::from_f64(*n).map_or(J::Null, J::Number)
+            }
+        }
+        Some(Kind::StringValue(s)) => J::String(s.clone()),
+        Some(Kind::ListValue(list)) => J::Array(list.values.iter().map(value_to_json).collect()),
+        Some(Kind::StructValue(s)) => struct_to_json(s),
+    }
+}
+
+/// `Struct` → JSON object.
+pub fn struct_to_json(s: &prost_types::Struct) -> serde_json::Value {
+    serde_json::Value::Object(
+        s.fields
+            .iter()
+            .map(|(k, v)| (k.clone(), value_to_json(v)))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_round_trips_through_struct() {
+        let json = serde_json::json!({"tier": "gold", "seats": 5, "ratio": 0.5, "tags": ["a", null], "nested": {"ok": true}});
+        assert_eq!(struct_to_json(&json_to_struct(&json)), json);
+    }
+}

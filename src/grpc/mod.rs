@@ -1,0 +1,74 @@
+//! The gRPC API: generated code, the two service implementations, validation, conversions, and
+//! the assembly of the tonic server (health, reflection v1 + v1alpha, limits).
+
+pub mod admin_service;
+pub mod context;
+pub mod convert;
+pub mod partner_service;
+pub mod validate;
+
+use std::time::Duration;
+
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+/// Code generated from `proto/partners/v1/partners.proto`.
+pub mod pb {
+    #![allow(missing_docs)]
+    tonic::include_proto!("partners.v1");
+
+    /// Encoded descriptor set of `partners.v1` and its imports, for reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/partners_descriptor.bin"));
+}
+
+use context::AppState;
+use pb::partner_admin_service_server::PartnerAdminServiceServer;
+use pb::partner_service_server::PartnerServiceServer;
+
+/// Largest request message the server decodes.
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// Names under which health is reported ("" is the whole server).
+pub const HEALTH_SERVICES: [&str; 3] = [
+    "",
+    "partners.v1.PartnerService",
+    "partners.v1.PartnerAdminService",
+];
+
+/// Sets the health of every reported service.
+pub async fn set_health(reporter: &HealthReporter, serving: bool) {
+    let status = if serving {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    for name in HEALTH_SERVICES {
+        reporter.set_service_status(name, status).await;
+    }
+}
+
+/// Every gRPC service of the process: the API, health and reflection.
+pub fn routes(state: AppState, health: tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>) -> Result<Routes, tonic_reflection::server::Error> {
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+    };
+    let partners = PartnerServiceServer::new(partner_service::PartnerApi::new(state.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let admin = PartnerAdminServiceServer::new(admin_service::AdminApi::new(state))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    Ok(Routes::new(health)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?)
+        .add_service(partners)
+        .add_service(admin))
+}
+
+/// How often the database probe behind health runs, and how long one probe may take.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(1000);
+/// Longest time one probe may take before the database counts as unreachable.
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);

@@ -1,0 +1,156 @@
+//! Click events, written in batches: one statement inserts a whole batch, skips events whose
+//! partner is gone or whose idempotency key is taken, and bumps the partners' counters; the
+//! caller runs it in one transaction (group commit).
+
+use chrono::{DateTime, Utc};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
+
+/// An event to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewClickEvent {
+    pub partner_id: i64,
+    pub user_id: Option<i64>,
+    pub business_id: Option<i64>,
+    /// `website` or `video`.
+    pub event_type: String,
+    /// Who sent it; idempotency keys are unique per principal.
+    pub principal: String,
+    pub idempotency_key: Option<String>,
+    /// Digest of what the event says, to tell a replay from a conflicting reuse of a key.
+    pub fingerprint: String,
+}
+
+/// What happened to one event of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClickOutcome {
+    /// Stored now.
+    Created { id: i64, created_at: DateTime<Utc> },
+    /// The key was used before with the same body: the first event.
+    Replayed { id: i64, created_at: DateTime<Utc> },
+    /// The key was used before with a different body.
+    KeyConflict,
+    /// No live partner with that id.
+    PartnerNotFound,
+}
+
+#[derive(QueryableByName)]
+struct Inserted {
+    #[diesel(sql_type = BigInt)]
+    ord: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    event_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    created_at: Option<DateTime<Utc>>,
+}
+
+#[derive(QueryableByName)]
+struct Existing {
+    #[diesel(sql_type = Text)]
+    principal: String,
+    #[diesel(sql_type = Text)]
+    idempotency_key: String,
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    fingerprint: String,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: DateTime<Utc>,
+}
+
+const INSERT_BATCH: &str = "\
+WITH input AS (
+    SELECT nextval('partner_click_events_id_seq') AS id, t.*
+    FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
+        WITH ORDINALITY AS t(partner_id, user_id, business_id, event_type, principal, idempotency_key, fingerprint, ord)
+), ins AS (
+    INSERT INTO partner_click_events
+        (id, partner_id, user_id, business_id, event_type, principal, idempotency_key, fingerprint)
+    SELECT i.id, i.partner_id, i.user_id, i.business_id, i.event_type, i.principal, i.idempotency_key, i.fingerprint
+    FROM input i JOIN partners p ON p.id = i.partner_id AND p.deleted_at IS NULL
+    ORDER BY i.ord
+    ON CONFLICT (principal, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id, partner_id, event_type, created_at
+), bump AS (
+    UPDATE partners p
+    SET website_clicks = p.website_clicks + c.website, video_clicks = p.video_clicks + c.video
+    FROM (SELECT partner_id,
+                 count(*) FILTER (WHERE event_type = 'website') AS website,
+                 count(*) FILTER (WHERE event_type = 'video') AS video
+          FROM ins GROUP BY partner_id ORDER BY partner_id) c
+    WHERE p.id = c.partner_id
+    RETURNING p.id
+)
+SELECT i.ord, ins.id AS event_id, ins.created_at
+FROM input i LEFT JOIN ins ON ins.id = i.id
+ORDER BY i.ord";
+
+const FIND_BY_KEYS: &str = "\
+SELECT e.principal, e.idempotency_key, e.id, e.fingerprint, e.created_at
+FROM partner_click_events e
+JOIN unnest($1::text[], $2::text[]) AS k(principal, idempotency_key)
+  ON e.principal = k.principal AND e.idempotency_key = k.idempotency_key";
+
+/// Inserts a batch whose idempotency keys are distinct per principal; outcomes in input order.
+/// Run inside a transaction: the counters and the events commit together.
+pub fn insert_batch(
+    conn: &mut PgConnection,
+    events: &[NewClickEvent],
+) -> QueryResult<Vec<ClickOutcome>> {
+    let rows: Vec<Inserted> = diesel::sql_query(INSERT_BATCH)
+        .bind::<Array<BigInt>, _>(events.iter().map(|e| e.partner_id).collect::<Vec<_>>())
+        .bind::<Array<Nullable<BigInt>>, _>(events.iter().map(|e| e.user_id).collect::<Vec<_>>())
+        .bind::<Array<Nullable<BigInt>>, _>(
+            events.iter().map(|e| e.business_id).collect::<Vec<_>>(),
+        )
+        .bind::<Array<Text>, _>(events.iter().map(|e| e.event_type.clone()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(events.iter().map(|e| e.principal.clone()).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(
+            events
+                .iter()
+                .map(|e| e.idempotency_key.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Text>, _>(events.iter().map(|e| e.fingerprint.clone()).collect::<Vec<_>>())
+        .load(conn)?;
+
+    let mut outcomes = vec![ClickOutcome::PartnerNotFound; events.len()];
+    let mut skipped_keys = Vec::new();
+    for row in rows {
+        let index = (row.ord - 1) as usize;
+        match (row.event_id, row.created_at) {
+            (Some(id), Some(created_at)) => {
+                outcomes[index] = ClickOutcome::Created { id, created_at };
+            }
+            _ => {
+                if let Some(key) = &events[index].idempotency_key {
+                    skipped_keys.push((index, events[index].principal.clone(), key.clone()));
+                }
+            }
+        }
+    }
+    if skipped_keys.is_empty() {
+        return Ok(outcomes);
+    }
+    let existing: Vec<Existing> = diesel::sql_query(FIND_BY_KEYS)
+        .bind::<Array<Text>, _>(skipped_keys.iter().map(|k| k.1.clone()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(skipped_keys.iter().map(|k| k.2.clone()).collect::<Vec<_>>())
+        .load(conn)?;
+    for (index, principal, key) in skipped_keys {
+        let found = existing
+            .iter()
+            .find(|e| e.principal == principal && e.idempotency_key == key);
+        if let Some(first) = found {
+            outcomes[index] = if first.fingerprint == events[index].fingerprint {
+                ClickOutcome::Replayed {
+                    id: first.id,
+                    created_at: first.created_at,
+                }
+            } else {
+                ClickOutcome::KeyConflict
+            };
+        }
+    }
+    Ok(outcomes)
+}

@@ -1,0 +1,456 @@
+//! Partners: the row type, the three list queries and the point read (all with the business/user
+//! context columns), the include loaders (one query per relationship per page), and admin writes.
+
+use chrono::{DateTime, Utc};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Bool, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use uuid::Uuid;
+
+use super::sql::{Bind, Sql, escape_like};
+use crate::db::schema::partners;
+
+/// Who is asking: the business and user in context (database ids), if any.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Business in context.
+    pub business_id: Option<i64>,
+    /// User in context.
+    pub user_id: Option<i64>,
+}
+
+/// A partner row with the context columns of the business/user in scope.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct PartnerRecord {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = Text)]
+    pub description: String,
+    #[diesel(sql_type = Text)]
+    pub email: String,
+    #[diesel(sql_type = Text)]
+    pub logo_url: String,
+    #[diesel(sql_type = Text)]
+    pub website_url: String,
+    #[diesel(sql_type = Text)]
+    pub video_url: String,
+    #[diesel(sql_type = Array<Text>)]
+    pub categories: Vec<String>,
+    #[diesel(sql_type = Array<Text>)]
+    pub wholesaler_categories: Vec<String>,
+    #[diesel(sql_type = Array<Text>)]
+    pub country_codes: Vec<String>,
+    #[diesel(sql_type = Array<Text>)]
+    pub tags: Vec<String>,
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    #[diesel(sql_type = Bool)]
+    pub active: bool,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub external_id: Option<String>,
+    #[diesel(sql_type = Jsonb)]
+    pub metadata: serde_json::Value,
+    #[diesel(sql_type = BigInt)]
+    pub website_clicks: i64,
+    #[diesel(sql_type = BigInt)]
+    pub video_clicks: i64,
+    #[diesel(sql_type = BigInt)]
+    pub users_count: i64,
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(sql_type = Timestamptz)]
+    pub updated_at: DateTime<Utc>,
+    /// Preferred by the business in scope (false without a business).
+    #[diesel(sql_type = Bool)]
+    pub preferred: bool,
+    /// Integration status with the business in scope.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub integration_status: Option<String>,
+    /// Connected to the user in scope (false without a user).
+    #[diesel(sql_type = Bool)]
+    pub connected: bool,
+}
+
+/// Which of the three list operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    /// ListPartners: every live partner.
+    All,
+    /// ListAvailablePartners: active, status available or coming_soon.
+    Available,
+    /// ListWholesalers: categories contain `wholesaler`.
+    Wholesalers,
+}
+
+/// A sortable column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortField {
+    /// `name`
+    Name,
+    /// `created_at`
+    CreatedAt,
+    /// `updated_at`
+    UpdatedAt,
+    /// `clicks` (website + video)
+    Clicks,
+    /// `users_count`
+    UsersCount,
+}
+
+impl SortField {
+    /// Parses an API sort key.
+    pub fn parse(key: &str) -> Option<SortField> {
+        Some(match key {
+            "name" => SortField::Name,
+            "created_at" => SortField::CreatedAt,
+            "updated_at" => SortField::UpdatedAt,
+            "clicks" => SortField::Clicks,
+            "users_count" => SortField::UsersCount,
+            _ => return None,
+        })
+    }
+
+    fn column(self) -> &'static str {
+        match self {
+            SortField::Name => "p.name",
+            SortField::CreatedAt => "p.created_at",
+            SortField::UpdatedAt => "p.updated_at",
+            SortField::Clicks => "p.clicks",
+            SortField::UsersCount => "p.users_count",
+        }
+    }
+}
+
+/// A validated list request.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    /// Which list.
+    pub kind: ListKind,
+    /// Context.
+    pub scope: Scope,
+    /// Any of these categories.
+    pub categories: Vec<String>,
+    /// None of these categories.
+    pub excluded_categories: Vec<String>,
+    /// Any of these wholesaler categories.
+    pub wholesaler_categories: Vec<String>,
+    /// Any of these country codes (upper case).
+    pub country_codes: Vec<String>,
+    /// Any of these statuses (database spelling).
+    pub statuses: Vec<String>,
+    /// Preferred by the business in scope.
+    pub preferred: Option<bool>,
+    /// Active flag.
+    pub active: Option<bool>,
+    /// Trimmed name substring.
+    pub search: Option<String>,
+    /// Sort keys, `true` = descending; empty = the list's default order.
+    pub sort: Vec<(SortField, bool)>,
+    /// 1-based page.
+    pub page: i64,
+    /// Page size.
+    pub per_page: i64,
+}
+
+const PARTNER_COLUMNS: &str = "p.id, p.name, p.description, p.email, p.logo_url, p.website_url, \
+     p.video_url, p.categories, p.wholesaler_categories, p.country_codes, p.tags, p.status, \
+     p.active, p.external_id, p.metadata, p.website_clicks, p.video_clicks, p.users_count, \
+     p.created_at, p.updated_at";
+
+/// Appends the context columns and joins for `scope` to a query selecting from `partners p`.
+fn push_context(sql: &mut Sql, scope: Scope) {
+    sql.push(", (pp.partner_id IS NOT NULL) AS preferred, pi.status AS integration_status, ")
+        .push("(pu.user_id IS NOT NULL) AS connected FROM partners p ")
+        .push("LEFT JOIN partner_preferences pp ON pp.partner_id = p.id AND pp.business_id = ")
+        .bind(Bind::OptI64(scope.business_id))
+        .push(" LEFT JOIN partner_integrations pi ON pi.partner_id = p.id AND pi.business_id = ")
+        .bind(Bind::OptI64(scope.business_id))
+        .push(" LEFT JOIN partner_users pu ON pu.partner_id = p.id AND pu.user_id = ")
+        .bind(Bind::OptI64(scope.user_id));
+}
+
+fn push_filters(sql: &mut Sql, q: &ListQuery) {
+    sql.push(" WHERE p.deleted_at IS NULL");
+    match q.kind {
+        ListKind::All => {}
+        ListKind::Available => {
+            sql.push(" AND p.active AND p.status IN ('available', 'coming_soon')");
+        }
+        ListKind::Wholesalers => {
+            sql.push(" AND p.categories @> ARRAY['wholesaler']");
+        }
+    }
+    let arrays = [
+        (&q.categories, " AND p.categories && "),
+        (&q.wholesaler_categories, " AND p.wholesaler_categories && "),
+        (&q.country_codes, " AND p.country_codes && "),
+    ];
+    for (values, clause) in arrays {
+        if !values.is_empty() {
+            sql.push(clause).bind(Bind::TextArray(values.clone()));
+        }
+    }
+    if !q.excluded_categories.is_empty() {
+        sql.push(" AND NOT (p.categories && ")
+            .bind(Bind::TextArray(q.excluded_categories.clone()))
+            .push(")");
+    }
+    if !q.statuses.is_empty() {
+        sql.push(" AND p.status = ANY(")
+            .bind(Bind::TextArray(q.statuses.clone()))
+            .push(")");
+    }
+    if let Some(active) = q.active {
+        sql.push(" AND p.active = ").bind(Bind::Bool(active));
+    }
+    match q.preferred {
+        Some(true) => {
+            sql.push(" AND pp.partner_id IS NOT NULL");
+        }
+        Some(false) => {
+            sql.push(" AND pp.partner_id IS NULL");
+        }
+        None => {}
+    }
+    if let Some(search) = &q.search {
+        sql.push(" AND lower(p.name) LIKE lower(")
+            .bind(Bind::Text(format!("%{}%", escape_like(search))))
+            .push(")");
+    }
+}
+
+fn push_order(sql: &mut Sql, q: &ListQuery) {
+    sql.push(" ORDER BY ");
+    if q.sort.is_empty() {
+        if q.kind == ListKind::All {
+            sql.push("(pp.partner_id IS NOT NULL) DESC, ");
+        }
+        sql.push("p.name, p.id");
+        return;
+    }
+    for (field, desc) in &q.sort {
+        sql.push(field.column())
+            .push(if *desc { " DESC, " } else { " ASC, " });
+    }
+    sql.push("p.id");
+}
+
+/// The page query of a list (exposed for EXPLAIN in benchmarks).
+pub fn list_page_sql(q: &ListQuery) -> Sql {
+    let mut sql = Sql::new("SELECT ");
+    sql.push(PARTNER_COLUMNS);
+    push_context(&mut sql, q.scope);
+    push_filters(&mut sql, q);
+    push_order(&mut sql, q);
+    sql.push(" LIMIT ")
+        .bind(Bind::I64(q.per_page))
+        .push(" OFFSET ")
+        .bind(Bind::I64((q.page - 1).saturating_mul(q.per_page)));
+    sql
+}
+
+/// The exact-count query of a list (joins the preference only when filtering on it).
+pub fn list_count_sql(q: &ListQuery) -> Sql {
+    let mut sql = Sql::new("SELECT count(*) AS total FROM partners p");
+    if q.preferred.is_some() {
+        sql.push(" LEFT JOIN partner_preferences pp ON pp.partner_id = p.id AND pp.business_id = ")
+            .bind(Bind::OptI64(q.scope.business_id));
+    }
+    push_filters(&mut sql, q);
+    sql
+}
+
+#[derive(QueryableByName)]
+struct Total {
+    #[diesel(sql_type = BigInt)]
+    total: i64,
+}
+
+/// Runs a list: the page and the exact total.
+pub fn list(conn: &mut PgConnection, q: &ListQuery) -> QueryResult<(Vec<PartnerRecord>, i64)> {
+    let rows: Vec<PartnerRecord> = list_page_sql(q).into_query().load(conn)?;
+    let first = (q.page - 1).saturating_mul(q.per_page);
+    // A short first page already tells the total: skip the count query.
+    let total = if q.page == 1 && (rows.len() as i64) < q.per_page {
+        rows.len() as i64
+    } else {
+        list_count_sql(q)
+            .into_query()
+            .get_result::<Total>(conn)?
+            .total
+    };
+    debug_assert!(rows.is_empty() || first < total);
+    Ok((rows, total))
+}
+
+/// One live partner with its context columns.
+pub fn find(conn: &mut PgConnection, id: i64, scope: Scope) -> QueryResult<Option<PartnerRecord>> {
+    let mut sql = Sql::new("SELECT ");
+    sql.push(PARTNER_COLUMNS);
+    push_context(&mut sql, scope);
+    sql.push(" WHERE p.deleted_at IS NULL AND p.id = ")
+        .bind(Bind::I64(id));
+    sql.into_query().get_result(conn).optional()
+}
+
+/// Whether a live partner with this id exists.
+pub fn exists(conn: &mut PgConnection, id: i64) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        partners::table
+            .filter(partners::id.eq(id))
+            .filter(partners::deleted_at.is_null()),
+    ))
+    .get_result(conn)
+}
+
+/// A connected user of a partner (for `include=users`).
+#[derive(Debug, Clone, QueryableByName)]
+pub struct PartnerUserRecord {
+    #[diesel(sql_type = BigInt)]
+    pub partner_id: i64,
+    #[diesel(sql_type = SqlUuid)]
+    pub uuid: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    pub business_uuid: Uuid,
+    #[diesel(sql_type = Text)]
+    pub email: String,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(sql_type = Timestamptz)]
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Connected users of the given partners, restricted to `business_id` when set. One query.
+pub fn load_users(
+    conn: &mut PgConnection,
+    partner_ids: &[i64],
+    business_id: Option<i64>,
+) -> QueryResult<Vec<PartnerUserRecord>> {
+    let mut sql = Sql::new(
+        "SELECT pu.partner_id, u.uuid, b.uuid AS business_uuid, u.email, u.name, u.created_at, \
+         u.updated_at FROM partner_users pu JOIN users u ON u.id = pu.user_id \
+         JOIN businesses b ON b.id = u.business_id WHERE pu.partner_id = ANY(",
+    );
+    sql.bind(Bind::I64Array(partner_ids.to_vec())).push(")");
+    if let Some(business_id) = business_id {
+        sql.push(" AND u.business_id = ").bind(Bind::I64(business_id));
+    }
+    sql.push(" ORDER BY pu.partner_id, u.name, u.id");
+    sql.into_query().load(conn)
+}
+
+/// An integration of a partner (for `include=partner_integrations`).
+#[derive(Debug, Clone, QueryableByName)]
+pub struct IntegrationRecord {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub partner_id: i64,
+    #[diesel(sql_type = SqlUuid)]
+    pub business_uuid: Uuid,
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(sql_type = Timestamptz)]
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Integrations of the given partners, restricted to `business_id` when set. One query.
+pub fn load_integrations(
+    conn: &mut PgConnection,
+    partner_ids: &[i64],
+    business_id: Option<i64>,
+) -> QueryResult<Vec<IntegrationRecord>> {
+    let mut sql = Sql::new(
+        "SELECT pi.id, pi.partner_id, b.uuid AS business_uuid, pi.status, pi.created_at, \
+         pi.updated_at FROM partner_integrations pi JOIN businesses b ON b.id = pi.business_id \
+         WHERE pi.partner_id = ANY(",
+    );
+    sql.bind(Bind::I64Array(partner_ids.to_vec())).push(")");
+    if let Some(business_id) = business_id {
+        sql.push(" AND pi.business_id = ").bind(Bind::I64(business_id));
+    }
+    sql.push(" ORDER BY pi.partner_id, pi.id");
+    sql.into_query().load(conn)
+}
+
+/// Values of a new partner.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = partners)]
+pub struct NewPartner {
+    pub name: String,
+    pub description: String,
+    pub email: String,
+    pub logo_url: String,
+    pub website_url: String,
+    pub video_url: String,
+    pub categories: Vec<String>,
+    pub wholesaler_categories: Vec<String>,
+    pub country_codes: Vec<String>,
+    pub tags: Vec<String>,
+    pub status: String,
+    pub active: bool,
+    pub external_id: Option<String>,
+    pub metadata: serde_json::Value,
+}
+
+/// Changed fields of a partner (`None` = unchanged).
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = partners)]
+pub struct PartnerChanges {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub email: Option<String>,
+    pub logo_url: Option<String>,
+    pub website_url: Option<String>,
+    pub video_url: Option<String>,
+    pub categories: Option<Vec<String>>,
+    pub wholesaler_categories: Option<Vec<String>>,
+    pub country_codes: Option<Vec<String>>,
+    pub tags: Option<Vec<String>>,
+    pub status: Option<String>,
+    pub active: Option<bool>,
+    pub external_id: Option<Option<String>>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// Inserts a partner and returns its id.
+pub fn insert(conn: &mut PgConnection, new: &NewPartner) -> QueryResult<i64> {
+    diesel::insert_into(partners::table)
+        .values(new)
+        .returning(partners::id)
+        .get_result(conn)
+}
+
+/// Applies changes to a live partner; false when it does not exist.
+pub fn update(conn: &mut PgConnection, id: i64, changes: &PartnerChanges) -> QueryResult<bool> {
+    let n = diesel::update(
+        partners::table
+            .filter(partners::id.eq(id))
+            .filter(partners::deleted_at.is_null()),
+    )
+    .set((changes, partners::updated_at.eq(diesel::dsl::now)))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Soft-deletes a live partner (and frees its external id); false when it does not exist.
+pub fn soft_delete(conn: &mut PgConnection, id: i64) -> QueryResult<bool> {
+    let n = diesel::update(
+        partners::table
+            .filter(partners::id.eq(id))
+            .filter(partners::deleted_at.is_null()),
+    )
+    .set((
+        partners::deleted_at.eq(diesel::dsl::now),
+        partners::updated_at.eq(diesel::dsl::now),
+        partners::external_id.eq(None::<String>),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
