@@ -147,6 +147,9 @@ fn main() -> ExitCode {
             println!("service_key={}", keys.service_key);
             println!("user_key={}", keys.user_key);
             println!("business_uuid={}", keys.business_uuid);
+            if let Some(id) = keys.partner_ids.first() {
+                println!("partner_id={id}");
+            }
             Ok(())
         }),
         Command::Keys(command) => keys(&cli.db, command),

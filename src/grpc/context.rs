@@ -21,6 +21,9 @@ use crate::model::{business, partner::Scope};
 /// Metadata key naming the user a service key acts for.
 pub const USER_HEADER: &str = "x-user-uuid";
 
+/// `(user id, business id, business uuid)` of a user.
+type UserIds = (i64, i64, Uuid);
+
 /// State shared by every handler.
 #[derive(Clone)]
 pub struct AppState {
@@ -28,7 +31,7 @@ pub struct AppState {
     pub auth: Authenticator,
     pub clicks: ClickIngest,
     businesses: Arc<TtlCache<Uuid, Option<i64>>>,
-    users: Arc<TtlCache<Uuid, Option<(i64, i64, Uuid)>>>,
+    users: Arc<TtlCache<Uuid, Option<UserIds>>>,
 }
 
 impl AppState {
@@ -127,7 +130,7 @@ impl AppState {
     }
 
     /// `(user id, business id, business uuid)` of a user by uuid (cached for the key TTL).
-    async fn user(&self, uuid: Uuid) -> Result<Option<(i64, i64, Uuid)>> {
+    async fn user(&self, uuid: Uuid) -> Result<Option<UserIds>> {
         if let Some(hit) = self.users.get(&uuid) {
             return Ok(hit);
         }

@@ -1,0 +1,10 @@
+//! Integration tests: one binary, real Postgres (a database per test), the real server on
+//! 127.0.0.1:0, the generated tonic clients (and the real grpcurl binary).
+
+mod admin;
+mod auth;
+mod clicks;
+mod connect;
+mod reads;
+mod server;
+mod support;
