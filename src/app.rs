@@ -37,7 +37,11 @@ pub struct RunningApp {
 }
 
 /// Starts the service on an already bound gRPC listener.
-pub async fn start(db_config: &DbConfig, limits: &ServerLimits, grpc_listener: TcpListener) -> Result<RunningApp> {
+pub async fn start(
+    db_config: &DbConfig,
+    limits: &ServerLimits,
+    grpc_listener: TcpListener,
+) -> Result<RunningApp> {
     let db = Db::new(db_config);
     let clicks = ClickIngest::start(db.clone(), CLICK_BATCH, CLICK_QUEUE);
     let state = AppState::new(db.clone(), limits.key_cache_ttl(), clicks);
@@ -107,7 +111,9 @@ impl RunningApp {
             }
             Ok(Ok(Err(e))) => Err(Error::Internal(format!("gRPC server: {e}"))),
             Ok(Err(e)) => Err(Error::Internal(format!("gRPC task: {e}"))),
-            Err(_) => Err(Error::Internal("drain deadline passed with calls in flight".into())),
+            Err(_) => Err(Error::Internal(
+                "drain deadline passed with calls in flight".into(),
+            )),
         }
     }
 }

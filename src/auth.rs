@@ -175,7 +175,13 @@ mod tests {
 
     #[test]
     fn malformed_keys_are_rejected() {
-        for bad in ["", "pk_", "pk_abc_def", "sk_0123456789ab_0123456789abcdef0123", "pk_0123456789AB_0123456789abcdef0123"] {
+        for bad in [
+            "",
+            "pk_",
+            "pk_abc_def",
+            "sk_0123456789ab_0123456789abcdef0123",
+            "pk_0123456789AB_0123456789abcdef0123",
+        ] {
             assert!(parse_key(bad).is_none(), "{bad}");
         }
         assert_eq!(bearer(Some("Bearer abc")), Some("abc"));

@@ -49,7 +49,10 @@ impl DbConfig {
                 url.push_str(&value);
             }
         };
-        add("connect_timeout", self.db_connect_timeout_s.max(1).to_string());
+        add(
+            "connect_timeout",
+            self.db_connect_timeout_s.max(1).to_string(),
+        );
         add("tcp_user_timeout", self.db_tcp_user_timeout_ms.to_string());
         add("keepalives_idle", "10".to_owned());
         add("keepalives_interval", "5".to_owned());

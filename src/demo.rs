@@ -39,18 +39,114 @@ struct DemoPartner {
 }
 
 const PARTNERS: &[DemoPartner] = &[
-    DemoPartner { external_id: "demo-cashflow", name: "CashFlow POS", categories: &["pos"], wholesaler_categories: &[], countries: &["DE", "AT"], status: "available", active: true },
-    DemoPartner { external_id: "demo-ledgerly", name: "Ledgerly", categories: &["accounting"], wholesaler_categories: &[], countries: &["DE", "GB"], status: "available", active: true },
-    DemoPartner { external_id: "demo-paynow", name: "PayNow", categories: &["payments", "pos"], wholesaler_categories: &[], countries: &["GB", "FR"], status: "available", active: true },
-    DemoPartner { external_id: "demo-fastfood-delivery", name: "FastFood Delivery", categories: &["delivery"], wholesaler_categories: &[], countries: &["DE"], status: "coming_soon", active: true },
-    DemoPartner { external_id: "demo-metro-drinks", name: "Metro Drinks", categories: &["wholesaler"], wholesaler_categories: &["beverages"], countries: &["DE", "AT"], status: "available", active: true },
-    DemoPartner { external_id: "demo-green-produce", name: "Green Produce Co", categories: &["wholesaler", "delivery"], wholesaler_categories: &["produce", "dairy"], countries: &["DE"], status: "available", active: true },
-    DemoPartner { external_id: "demo-bakery-supply", name: "Bakery Supply 100%", categories: &["wholesaler"], wholesaler_categories: &["bakery"], countries: &["FR"], status: "coming_soon", active: true },
-    DemoPartner { external_id: "demo-taxmate", name: "TaxMate", categories: &["accounting"], wholesaler_categories: &[], countries: &["AT"], status: "unavailable", active: true },
-    DemoPartner { external_id: "demo-oldpos", name: "OldPOS Classic", categories: &["pos"], wholesaler_categories: &[], countries: &["DE"], status: "available", active: false },
-    DemoPartner { external_id: "demo-reserve-it", name: "Reserve_It", categories: &["reservations"], wholesaler_categories: &[], countries: &["GB", "DE"], status: "available", active: true },
-    DemoPartner { external_id: "demo-staffplan", name: "StaffPlan", categories: &["scheduling"], wholesaler_categories: &[], countries: &["DE", "GB", "FR"], status: "coming_soon", active: true },
-    DemoPartner { external_id: "demo-wine-direct", name: "Wine Direct", categories: &["wholesaler"], wholesaler_categories: &["beverages", "wine"], countries: &["FR", "DE"], status: "available", active: false },
+    DemoPartner {
+        external_id: "demo-cashflow",
+        name: "CashFlow POS",
+        categories: &["pos"],
+        wholesaler_categories: &[],
+        countries: &["DE", "AT"],
+        status: "available",
+        active: true,
+    },
+    DemoPartner {
+        external_id: "demo-ledgerly",
+        name: "Ledgerly",
+        categories: &["accounting"],
+        wholesaler_categories: &[],
+        countries: &["DE", "GB"],
+        status: "available",
+        active: true,
+    },
+    DemoPartner {
+        external_id: "demo-paynow",
+        name: "PayNow",
+        categories: &["payments", "pos"],
+        wholesaler_categories: &[],
+        countries: &["GB", "FR"],
+        status: "available",
+        active: true,
+    },
+    DemoPartner {
+        external_id: "demo-fastfood-delivery",
+        name: "FastFood Delivery",
+        categories: &["delivery"],
+        wholesaler_categories: &[],
+        countries: &["DE"],
+        status: "coming_soon",
+        active: true,
+    },
+    DemoPartner {
+        external_id: "demo-metro-drinks",
+        name: "Metro Drinks",
+        categories: &["wholesaler"],
+        wholesaler_categories: &["beverages"],
+        countries: &["DE", "AT"],
+        status: "available",
+        active: true,
+    },
+    DemoPartner {
+        external_id: "demo-green-produce",
+        name: "Green Produce Co",
+        categories: &["wholesaler", "delivery"],
+        wholesaler_categories: &["produce", "dairy"],
+        countries: &["DE"],
+        status: "available",
+        active: true,
+    },
+    DemoPartner {
+        external_id: "demo-bakery-supply",
+        name: "Bakery Supply 100%",
+        categories: &["wholesaler"],
+        wholesaler_categories: &["bakery"],
+        countries: &["FR"],
+        status: "coming_soon",
+        active: true,
+    },
+    DemoPartner {
+        external_id: "demo-taxmate",
+        name: "TaxMate",
+        categories: &["accounting"],
+        wholesaler_categories: &[],
+        countries: &["AT"],
+        status: "unavailable",
+        active: true,
+    },
+    DemoPartner {
+        external_id: "demo-oldpos",
+        name: "OldPOS Classic",
+        categories: &["pos"],
+        wholesaler_categories: &[],
+        countries: &["DE"],
+        status: "available",
+        active: false,
+    },
+    DemoPartner {
+        external_id: "demo-reserve-it",
+        name: "Reserve_It",
+        categories: &["reservations"],
+        wholesaler_categories: &[],
+        countries: &["GB", "DE"],
+        status: "available",
+        active: true,
+    },
+    DemoPartner {
+        external_id: "demo-staffplan",
+        name: "StaffPlan",
+        categories: &["scheduling"],
+        wholesaler_categories: &[],
+        countries: &["DE", "GB", "FR"],
+        status: "coming_soon",
+        active: true,
+    },
+    DemoPartner {
+        external_id: "demo-wine-direct",
+        name: "Wine Direct",
+        categories: &["wholesaler"],
+        wholesaler_categories: &["beverages", "wine"],
+        countries: &["FR", "DE"],
+        status: "available",
+        active: false,
+    },
 ];
 
 fn strings(values: &[&str]) -> Vec<String> {
@@ -127,25 +223,38 @@ pub fn seed(conn: &mut PgConnection) -> Result<DemoKeys> {
         relation::connect(conn, ids[0], rival.id)?;
         relation::connect(conn, ids[4], user.id)?;
 
-        let clicks: Vec<NewClickEvent> = [(0, "website"), (0, "website"), (0, "video"), (4, "website")]
-            .iter()
-            .enumerate()
-            .map(|(n, (i, kind))| NewClickEvent {
-                partner_id: ids[*i],
-                user_id: Some(user.id),
-                business_id: Some(demo.id),
-                event_type: (*kind).to_owned(),
-                principal: "service:seed-demo".to_owned(),
-                idempotency_key: Some(format!("seed-demo-{n}")),
-                fingerprint: format!("seed-demo-{n}"),
-            })
-            .collect();
+        let clicks: Vec<NewClickEvent> =
+            [(0, "website"), (0, "website"), (0, "video"), (4, "website")]
+                .iter()
+                .enumerate()
+                .map(|(n, (i, kind))| NewClickEvent {
+                    partner_id: ids[*i],
+                    user_id: Some(user.id),
+                    business_id: Some(demo.id),
+                    event_type: (*kind).to_owned(),
+                    principal: "service:seed-demo".to_owned(),
+                    idempotency_key: Some(format!("seed-demo-{n}")),
+                    fingerprint: format!("seed-demo-{n}"),
+                })
+                .collect();
         click_event::insert_batch(conn, &clicks)?;
 
         let service = auth::generate_key()?;
-        api_key::insert(conn, &service.prefix, &service.secret_hash, None, "seed-demo")?;
+        api_key::insert(
+            conn,
+            &service.prefix,
+            &service.secret_hash,
+            None,
+            "seed-demo",
+        )?;
         let user_key = auth::generate_key()?;
-        api_key::insert(conn, &user_key.prefix, &user_key.secret_hash, Some(user.id), "seed-demo user")?;
+        api_key::insert(
+            conn,
+            &user_key.prefix,
+            &user_key.secret_hash,
+            Some(user.id),
+            "seed-demo user",
+        )?;
         Ok(DemoKeys {
             service_key: service.key,
             user_key: user_key.key,

@@ -12,7 +12,11 @@ use partners::{app, auth, db, demo, telemetry};
 use uuid::Uuid;
 
 #[derive(Debug, Parser)]
-#[command(name = "partners", version, about = "Partner directory service (gRPC + REST gateway)")]
+#[command(
+    name = "partners",
+    version,
+    about = "Partner directory service (gRPC + REST gateway)"
+)]
 struct Cli {
     #[command(flatten)]
     db: DbConfig,
@@ -109,16 +113,24 @@ fn keys(config: &DbConfig, command: KeysCommand) -> Result<(), Error> {
             let (user_id, name) = match (service, user) {
                 (Some(name), _) => (None, name),
                 (None, Some(uuid)) => {
-                    let user = business::user_by_uuid(&mut conn, uuid)?
-                        .ok_or(Error::NotFound("user"))?;
+                    let user =
+                        business::user_by_uuid(&mut conn, uuid)?.ok_or(Error::NotFound("user"))?;
                     (Some(user.id), format!("user {uuid}"))
                 }
-                (None, None) => return Err(Error::invalid("service", "--service or --user is required")),
+                (None, None) => {
+                    return Err(Error::invalid("service", "--service or --user is required"));
+                }
             };
             if name.trim().is_empty() {
                 return Err(Error::invalid("service", "must not be empty"));
             }
-            api_key::insert(&mut conn, &generated.prefix, &generated.secret_hash, user_id, &name)?;
+            api_key::insert(
+                &mut conn,
+                &generated.prefix,
+                &generated.secret_hash,
+                user_id,
+                &name,
+            )?;
             println!("{}", generated.key);
             Ok(())
         }

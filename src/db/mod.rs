@@ -90,13 +90,14 @@ impl Db {
         if !self.is_healthy() {
             return Err(Error::Unavailable("database unreachable"));
         }
-        let permit = tokio::time::timeout(self.checkout_timeout, self.permits.clone().acquire_owned())
-            .await
-            .map_err(|_| Error::ResourceExhausted {
-                message: "server busy: all database connections are in use",
-                retry_after: Duration::from_secs(1),
-            })?
-            .map_err(|_| Error::Unavailable("database pool closed"))?;
+        let permit =
+            tokio::time::timeout(self.checkout_timeout, self.permits.clone().acquire_owned())
+                .await
+                .map_err(|_| Error::ResourceExhausted {
+                    message: "server busy: all database connections are in use",
+                    retry_after: Duration::from_secs(1),
+                })?
+                .map_err(|_| Error::Unavailable("database pool closed"))?;
         let pool = self.pool.clone();
         let timeout = self.checkout_timeout;
         let joined = tokio::task::spawn_blocking(move || {

@@ -58,7 +58,10 @@ async fn existing_business(state: &AppState, uuid: uuid::Uuid) -> Result<i64> {
 
 #[tonic::async_trait]
 impl PartnerAdminService for AdminApi {
-    async fn create_partner(&self, request: Request<pb::CreatePartnerRequest>) -> RpcResult<pb::Partner> {
+    async fn create_partner(
+        &self,
+        request: Request<pb::CreatePartnerRequest>,
+    ) -> RpcResult<pb::Partner> {
         self.state
             .rpc("CreatePartner", request, |caller, req| async move {
                 caller.require_service()?;
@@ -73,7 +76,10 @@ impl PartnerAdminService for AdminApi {
             .await
     }
 
-    async fn update_partner(&self, request: Request<pb::UpdatePartnerRequest>) -> RpcResult<pb::Partner> {
+    async fn update_partner(
+        &self,
+        request: Request<pb::UpdatePartnerRequest>,
+    ) -> RpcResult<pb::Partner> {
         self.state
             .rpc("UpdatePartner", request, |caller, req| async move {
                 caller.require_service()?;
@@ -112,7 +118,10 @@ impl PartnerAdminService for AdminApi {
             .await
     }
 
-    async fn upsert_business(&self, request: Request<pb::UpsertBusinessRequest>) -> RpcResult<pb::Business> {
+    async fn upsert_business(
+        &self,
+        request: Request<pb::UpsertBusinessRequest>,
+    ) -> RpcResult<pb::Business> {
         self.state
             .rpc("UpsertBusiness", request, |caller, req| async move {
                 caller.require_service()?;
@@ -136,7 +145,15 @@ impl PartnerAdminService for AdminApi {
                 let row = caller
                     .state
                     .db
-                    .run(move |conn| Ok(business::upsert_user(conn, uuid, business_id, &email, &name)?))
+                    .run(move |conn| {
+                        Ok(business::upsert_user(
+                            conn,
+                            uuid,
+                            business_id,
+                            &email,
+                            &name,
+                        )?)
+                    })
                     .await?;
                 caller.state.forget_user(uuid);
                 Ok(convert::user(row))
@@ -160,7 +177,12 @@ impl PartnerAdminService for AdminApi {
                         if !partner::exists(conn, partner_id)? {
                             return Err(Error::NotFound("partner"));
                         }
-                        Ok(relation::set_integration(conn, business_id, partner_id, status)?)
+                        Ok(relation::set_integration(
+                            conn,
+                            business_id,
+                            partner_id,
+                            status,
+                        )?)
                     })
                     .await?;
                 Ok(pb::PartnerIntegration {
@@ -192,7 +214,12 @@ impl PartnerAdminService for AdminApi {
                         if !partner::exists(conn, partner_id)? {
                             return Err(Error::NotFound("partner"));
                         }
-                        Ok(relation::set_preference(conn, business_id, partner_id, preferred)?)
+                        Ok(relation::set_preference(
+                            conn,
+                            business_id,
+                            partner_id,
+                            preferred,
+                        )?)
                     })
                     .await?;
                 Ok(pb::SetPartnerPreferenceResponse {

@@ -79,12 +79,12 @@ impl AppState {
             span.record("duration_ms", started.elapsed().as_secs_f64() * 1000.0);
             match code {
                 Code::Internal | Code::Unknown | Code::DataLoss => {
-                    tracing::error!(rpc.method = method, "rpc failed")
+                    tracing::error!("{method} failed")
                 }
                 Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => {
-                    tracing::warn!(rpc.method = method, "rpc not served")
+                    tracing::warn!("{method} not served")
                 }
-                _ => tracing::info!(rpc.method = method, "rpc"),
+                _ => tracing::info!("{method} done"),
             }
             outcome.map(Response::new).map_err(Error::into_status)
         }
@@ -93,14 +93,15 @@ impl AppState {
     }
 
     async fn caller(&self, metadata: &MetadataMap) -> Result<Caller> {
-        let authorization = metadata
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
+        let authorization = metadata.get("authorization").and_then(|v| v.to_str().ok());
         let principal = self.auth.authenticate(authorization).await?;
         let acting_user = match metadata.get(USER_HEADER) {
             None => None,
             Some(value) => {
-                let parsed = value.to_str().ok().and_then(|s| Uuid::parse_str(s.trim()).ok());
+                let parsed = value
+                    .to_str()
+                    .ok()
+                    .and_then(|s| Uuid::parse_str(s.trim()).ok());
                 match parsed {
                     Some(uuid) => Some(uuid),
                     None => return Err(Error::invalid(USER_HEADER, "must be a UUID")),
@@ -185,7 +186,11 @@ impl Caller {
     /// Resolves the call's scope from the requested business (if any). A user key, or a service
     /// key acting for a user, may only name the user's own business: anything else is NOT_FOUND.
     /// With `business_required`, a service key not acting for a user must name a business.
-    pub async fn scope(&self, requested: Option<Uuid>, business_required: bool) -> Result<CallScope> {
+    pub async fn scope(
+        &self,
+        requested: Option<Uuid>,
+        business_required: bool,
+    ) -> Result<CallScope> {
         let user = match &self.principal {
             Principal::User {
                 user_id,

@@ -50,7 +50,12 @@ pub async fn set_health(reporter: &HealthReporter, serving: bool) {
 }
 
 /// Every gRPC service of the process: the API, health and reflection.
-pub fn routes(state: AppState, health: tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>) -> Result<Routes, tonic_reflection::server::Error> {
+pub fn routes(
+    state: AppState,
+    health: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
+) -> Result<Routes, tonic_reflection::server::Error> {
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)

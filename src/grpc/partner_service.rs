@@ -198,47 +198,54 @@ impl PartnerService for PartnerApi {
         request: Request<pb::CreatePartnerClickEventRequest>,
     ) -> RpcResult<pb::ClickEvent> {
         self.state
-            .rpc("CreatePartnerClickEvent", request, |caller, req| async move {
-                let valid = validate::click_event(&req)?;
-                let scope = caller.scope(valid.business_uuid, false).await?;
-                let mut event = NewClickEvent {
-                    partner_id: valid.partner_id,
-                    user_id: scope.scope.user_id,
-                    business_id: scope.scope.business_id,
-                    event_type: valid.event_type.to_owned(),
-                    principal: caller.principal.idempotency_scope(),
-                    idempotency_key: valid.request_id,
-                    fingerprint: String::new(),
-                };
-                event.fingerprint = fingerprint(&event);
-                let (id, created_at) = match caller.state.clicks.record(event).await? {
-                    ClickOutcome::Created { id, created_at }
-                    | ClickOutcome::Replayed { id, created_at } => (id, created_at),
-                    ClickOutcome::KeyConflict => {
-                        return Err(Error::AlreadyExists {
-                            reason: "IDEMPOTENCY_KEY_REUSED",
-                            message: "request_id was already used for a different click event"
-                                .into(),
-                        });
-                    }
-                    ClickOutcome::PartnerNotFound => return Err(Error::NotFound("partner")),
-                };
-                Ok(pb::ClickEvent {
-                    id,
-                    partner_id: valid.partner_id,
-                    event_type: convert::event_type(valid.event_type) as i32,
-                    user_uuid: scope.user_uuid.map(|u| u.to_string()).unwrap_or_default(),
-                    business_uuid: scope
-                        .business_uuid
-                        .map(|u| u.to_string())
-                        .unwrap_or_default(),
-                    created_at: Some(convert::timestamp(created_at)),
-                })
-            })
+            .rpc(
+                "CreatePartnerClickEvent",
+                request,
+                |caller, req| async move {
+                    let valid = validate::click_event(&req)?;
+                    let scope = caller.scope(valid.business_uuid, false).await?;
+                    let mut event = NewClickEvent {
+                        partner_id: valid.partner_id,
+                        user_id: scope.scope.user_id,
+                        business_id: scope.scope.business_id,
+                        event_type: valid.event_type.to_owned(),
+                        principal: caller.principal.idempotency_scope(),
+                        idempotency_key: valid.request_id,
+                        fingerprint: String::new(),
+                    };
+                    event.fingerprint = fingerprint(&event);
+                    let (id, created_at) = match caller.state.clicks.record(event).await? {
+                        ClickOutcome::Created { id, created_at }
+                        | ClickOutcome::Replayed { id, created_at } => (id, created_at),
+                        ClickOutcome::KeyConflict => {
+                            return Err(Error::AlreadyExists {
+                                reason: "IDEMPOTENCY_KEY_REUSED",
+                                message: "request_id was already used for a different click event"
+                                    .into(),
+                            });
+                        }
+                        ClickOutcome::PartnerNotFound => return Err(Error::NotFound("partner")),
+                    };
+                    Ok(pb::ClickEvent {
+                        id,
+                        partner_id: valid.partner_id,
+                        event_type: convert::event_type(valid.event_type) as i32,
+                        user_uuid: scope.user_uuid.map(|u| u.to_string()).unwrap_or_default(),
+                        business_uuid: scope
+                            .business_uuid
+                            .map(|u| u.to_string())
+                            .unwrap_or_default(),
+                        created_at: Some(convert::timestamp(created_at)),
+                    })
+                },
+            )
             .await
     }
 
-    async fn connect_user(&self, request: Request<pb::ConnectUserRequest>) -> RpcResult<pb::Partner> {
+    async fn connect_user(
+        &self,
+        request: Request<pb::ConnectUserRequest>,
+    ) -> RpcResult<pb::Partner> {
         self.state
             .rpc("ConnectUser", request, |caller, req| async move {
                 let id = validate::partner_id(req.id)?;

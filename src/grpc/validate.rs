@@ -110,7 +110,10 @@ impl Checker {
 
     fn list(&mut self, field: &str, values: &[String]) -> Vec<String> {
         if values.len() > MAX_FILTER_VALUES {
-            self.add(field, format!("must have at most {MAX_FILTER_VALUES} values"));
+            self.add(
+                field,
+                format!("must have at most {MAX_FILTER_VALUES} values"),
+            );
             return Vec::new();
         }
         for value in values {
@@ -135,7 +138,10 @@ impl Checker {
 
     fn country_codes(&mut self, field: &str, values: &[String]) -> Vec<String> {
         if values.len() > MAX_FILTER_VALUES {
-            self.add(field, format!("must have at most {MAX_FILTER_VALUES} values"));
+            self.add(
+                field,
+                format!("must have at most {MAX_FILTER_VALUES} values"),
+            );
             return Vec::new();
         }
         if values
@@ -160,9 +166,7 @@ impl Checker {
                 other => {
                     self.add(
                         "include",
-                        format!(
-                            "unknown value {other:?}; allowed: users, partner_integrations"
-                        ),
+                        format!("unknown value {other:?}; allowed: users, partner_integrations"),
                     );
                     break;
                 }
@@ -343,7 +347,11 @@ pub fn list_available(req: &pb::ListAvailablePartnersRequest) -> Result<ListRequ
     let mut c = Checker::default();
     let business_uuid = c.optional_uuid("business_uuid", &req.business_uuid);
     let includes = c.includes(&req.include);
-    let mut query = list_query(ListKind::Available, c.page(req.page), c.per_page(req.per_page));
+    let mut query = list_query(
+        ListKind::Available,
+        c.page(req.page),
+        c.per_page(req.per_page),
+    );
     query.search = c.search(&req.search);
     query.sort = c.sort(&req.sort);
     if let Some(f) = &req.filter {
@@ -457,7 +465,10 @@ fn external_id(c: &mut Checker, value: &Option<String>) -> Option<String> {
     match value.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(v) if v.chars().count() > 200 || v.chars().any(char::is_control) => {
-            c.add("partner.external_id", "must have 1 to 200 printable characters");
+            c.add(
+                "partner.external_id",
+                "must have 1 to 200 printable characters",
+            );
             None
         }
         Some(v) => Some(v.to_owned()),
@@ -489,7 +500,10 @@ pub fn create_partner(req: &pb::CreatePartnerRequest) -> Result<NewPartner> {
         "available"
     } else {
         status_name(p.status).unwrap_or_else(|| {
-            c.add("partner.status", "must be available, coming_soon or unavailable");
+            c.add(
+                "partner.status",
+                "must be available, coming_soon or unavailable",
+            );
             "available"
         })
     };
@@ -541,10 +555,8 @@ pub fn update_partner(req: &pb::UpdatePartnerRequest) -> Result<(i64, PartnerCha
             "video_url" => ch.video_url = Some(c.url("partner.video_url", &p.video_url)),
             "categories" => ch.categories = Some(c.list("partner.categories", &p.categories)),
             "wholesaler_categories" => {
-                ch.wholesaler_categories = Some(c.list(
-                    "partner.wholesaler_categories",
-                    &p.wholesaler_categories,
-                ))
+                ch.wholesaler_categories =
+                    Some(c.list("partner.wholesaler_categories", &p.wholesaler_categories))
             }
             "country_codes" => {
                 ch.country_codes = Some(c.country_codes("partner.country_codes", &p.country_codes))
@@ -592,7 +604,9 @@ pub fn upsert_user(req: &pb::UpsertUserRequest) -> Result<(Uuid, Uuid, String, S
 }
 
 /// A validated SetPartnerIntegration: `(partner id, business uuid, status)`.
-pub fn set_integration(req: &pb::SetPartnerIntegrationRequest) -> Result<(i64, Uuid, &'static str)> {
+pub fn set_integration(
+    req: &pb::SetPartnerIntegrationRequest,
+) -> Result<(i64, Uuid, &'static str)> {
     let mut c = Checker::default();
     let partner_id = c.positive_id("partner_id", req.partner_id);
     let business = c.required_uuid("business_uuid", &req.business_uuid);

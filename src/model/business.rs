@@ -66,7 +66,16 @@ pub fn upsert(
         .get_result(conn)
 }
 
-type UserTuple = (i64, Uuid, i64, Uuid, String, String, DateTime<Utc>, DateTime<Utc>);
+type UserTuple = (
+    i64,
+    Uuid,
+    i64,
+    Uuid,
+    String,
+    String,
+    DateTime<Utc>,
+    DateTime<Utc>,
+);
 
 fn user_from_tuple(t: UserTuple) -> UserWithBusiness {
     UserWithBusiness {

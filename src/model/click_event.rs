@@ -104,15 +104,30 @@ pub fn insert_batch(
         .bind::<Array<Nullable<BigInt>>, _>(
             events.iter().map(|e| e.business_id).collect::<Vec<_>>(),
         )
-        .bind::<Array<Text>, _>(events.iter().map(|e| e.event_type.clone()).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(events.iter().map(|e| e.principal.clone()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(
+            events
+                .iter()
+                .map(|e| e.event_type.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Text>, _>(
+            events
+                .iter()
+                .map(|e| e.principal.clone())
+                .collect::<Vec<_>>(),
+        )
         .bind::<Array<Nullable<Text>>, _>(
             events
                 .iter()
                 .map(|e| e.idempotency_key.clone())
                 .collect::<Vec<_>>(),
         )
-        .bind::<Array<Text>, _>(events.iter().map(|e| e.fingerprint.clone()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(
+            events
+                .iter()
+                .map(|e| e.fingerprint.clone())
+                .collect::<Vec<_>>(),
+        )
         .load(conn)?;
 
     let mut outcomes = vec![ClickOutcome::PartnerNotFound; events.len()];

@@ -337,7 +337,8 @@ pub fn load_users(
     );
     sql.bind(Bind::I64Array(partner_ids.to_vec())).push(")");
     if let Some(business_id) = business_id {
-        sql.push(" AND u.business_id = ").bind(Bind::I64(business_id));
+        sql.push(" AND u.business_id = ")
+            .bind(Bind::I64(business_id));
     }
     sql.push(" ORDER BY pu.partner_id, u.name, u.id");
     sql.into_query().load(conn)
@@ -373,7 +374,8 @@ pub fn load_integrations(
     );
     sql.bind(Bind::I64Array(partner_ids.to_vec())).push(")");
     if let Some(business_id) = business_id {
-        sql.push(" AND pi.business_id = ").bind(Bind::I64(business_id));
+        sql.push(" AND pi.business_id = ")
+            .bind(Bind::I64(business_id));
     }
     sql.push(" ORDER BY pi.partner_id, pi.id");
     sql.into_query().load(conn)

@@ -100,7 +100,9 @@ mod tests {
     #[test]
     fn binds_are_numbered_in_order() {
         let mut sql = Sql::new("SELECT 1 WHERE a = ");
-        sql.bind(Bind::I64(1)).push(" AND b = ").bind(Bind::Text("x".into()));
+        sql.bind(Bind::I64(1))
+            .push(" AND b = ")
+            .bind(Bind::Text("x".into()));
         assert_eq!(sql.text(), "SELECT 1 WHERE a = $1::bigint AND b = $2::text");
     }
 

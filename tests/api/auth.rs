@@ -11,26 +11,70 @@ async fn every_rpc(t: &TestApp, auth: Option<&str>) -> Vec<Result<(), Status>> {
     fn req<T>(message: T, auth: Option<&str>) -> Request<T> {
         let mut r = Request::new(message);
         if let Some(value) = auth {
-            r.metadata_mut().insert("authorization", MetadataValue::try_from(value).expect("ascii"));
+            r.metadata_mut().insert(
+                "authorization",
+                MetadataValue::try_from(value).expect("ascii"),
+            );
         }
         r
     }
     let (mut c, mut a) = (t.client(), t.admin());
     vec![
-        c.list_partners(req(pb::ListPartnersRequest::default(), auth)).await.map(|_| ()),
-        c.list_available_partners(req(pb::ListAvailablePartnersRequest::default(), auth)).await.map(|_| ()),
-        c.list_wholesalers(req(pb::ListWholesalersRequest::default(), auth)).await.map(|_| ()),
-        c.get_partner(req(pb::GetPartnerRequest { id: 1, ..Default::default() }, auth)).await.map(|_| ()),
-        c.create_partner_click_event(req(pb::CreatePartnerClickEventRequest { id: 1, event_type: 1, ..Default::default() }, auth)).await.map(|_| ()),
-        c.connect_user(req(pb::ConnectUserRequest { id: 1 }, auth)).await.map(|_| ()),
-        c.disconnect_user(req(pb::DisconnectUserRequest { id: 1 }, auth)).await.map(|_| ()),
-        a.create_partner(req(pb::CreatePartnerRequest::default(), auth)).await.map(|_| ()),
-        a.update_partner(req(pb::UpdatePartnerRequest::default(), auth)).await.map(|_| ()),
-        a.delete_partner(req(pb::DeletePartnerRequest { id: 1 }, auth)).await.map(|_| ()),
-        a.upsert_business(req(pb::UpsertBusinessRequest::default(), auth)).await.map(|_| ()),
-        a.upsert_user(req(pb::UpsertUserRequest::default(), auth)).await.map(|_| ()),
-        a.set_partner_integration(req(pb::SetPartnerIntegrationRequest::default(), auth)).await.map(|_| ()),
-        a.set_partner_preference(req(pb::SetPartnerPreferenceRequest::default(), auth)).await.map(|_| ()),
+        c.list_partners(req(pb::ListPartnersRequest::default(), auth))
+            .await
+            .map(|_| ()),
+        c.list_available_partners(req(pb::ListAvailablePartnersRequest::default(), auth))
+            .await
+            .map(|_| ()),
+        c.list_wholesalers(req(pb::ListWholesalersRequest::default(), auth))
+            .await
+            .map(|_| ()),
+        c.get_partner(req(
+            pb::GetPartnerRequest {
+                id: 1,
+                ..Default::default()
+            },
+            auth,
+        ))
+        .await
+        .map(|_| ()),
+        c.create_partner_click_event(req(
+            pb::CreatePartnerClickEventRequest {
+                id: 1,
+                event_type: 1,
+                ..Default::default()
+            },
+            auth,
+        ))
+        .await
+        .map(|_| ()),
+        c.connect_user(req(pb::ConnectUserRequest { id: 1 }, auth))
+            .await
+            .map(|_| ()),
+        c.disconnect_user(req(pb::DisconnectUserRequest { id: 1 }, auth))
+            .await
+            .map(|_| ()),
+        a.create_partner(req(pb::CreatePartnerRequest::default(), auth))
+            .await
+            .map(|_| ()),
+        a.update_partner(req(pb::UpdatePartnerRequest::default(), auth))
+            .await
+            .map(|_| ()),
+        a.delete_partner(req(pb::DeletePartnerRequest { id: 1 }, auth))
+            .await
+            .map(|_| ()),
+        a.upsert_business(req(pb::UpsertBusinessRequest::default(), auth))
+            .await
+            .map(|_| ()),
+        a.upsert_user(req(pb::UpsertUserRequest::default(), auth))
+            .await
+            .map(|_| ()),
+        a.set_partner_integration(req(pb::SetPartnerIntegrationRequest::default(), auth))
+            .await
+            .map(|_| ()),
+        a.set_partner_preference(req(pb::SetPartnerPreferenceRequest::default(), auth))
+            .await
+            .map(|_| ()),
     ]
 }
 
@@ -58,18 +102,29 @@ async fn bad_keys_get_the_same_unauthenticated_on_every_rpc() {
             messages.insert(status.message().to_owned());
         }
     }
-    assert_eq!(messages.len(), 1, "one message for every failure: {messages:?}");
+    assert_eq!(
+        messages.len(),
+        1,
+        "one message for every failure: {messages:?}"
+    );
     assert_eq!(t.count("SELECT count(*) AS n FROM partners"), 0);
 }
 
 #[tokio::test]
 async fn revoked_keys_stop_working_within_the_cache_ttl() {
-    let limits = ServerLimits { key_cache_ttl_ms: 200, ..ServerLimits::default() };
+    let limits = ServerLimits {
+        key_cache_ttl_ms: 200,
+        ..ServerLimits::default()
+    };
     let t = TestApp::start_with(limits).await;
     let call = || {
         let mut client = t.client();
         let key = t.world.user_key_a.clone();
-        async move { client.list_wholesalers(with_key(pb::ListWholesalersRequest::default(), &key)).await }
+        async move {
+            client
+                .list_wholesalers(with_key(pb::ListWholesalersRequest::default(), &key))
+                .await
+        }
     };
     call().await.expect("valid key works");
     let (prefix, _) = partners::auth::parse_key(&t.world.user_key_a).expect("parse");
@@ -88,19 +143,31 @@ async fn keys_are_stored_as_hashes_only() {
         "SELECT count(*) AS n FROM api_keys WHERE encode(secret_hash, 'hex') LIKE '%{secret}%' OR name LIKE '%{secret}%'"
     ));
     assert_eq!(leaked, 0);
-    assert_eq!(t.count("SELECT count(*) AS n FROM api_keys WHERE length(secret_hash) = 32"), 4);
+    assert_eq!(
+        t.count("SELECT count(*) AS n FROM api_keys WHERE length(secret_hash) = 32"),
+        4
+    );
 }
 
 #[tokio::test]
 async fn x_user_uuid_must_be_a_known_uuid() {
     let t = TestApp::start().await;
     let mut req = with_key(pb::ListWholesalersRequest::default(), &t.world.service_key);
-    req.metadata_mut().insert("x-user-uuid", MetadataValue::from_static("nope"));
-    let status = t.client().list_wholesalers(req).await.expect_err("malformed");
+    req.metadata_mut()
+        .insert("x-user-uuid", MetadataValue::from_static("nope"));
+    let status = t
+        .client()
+        .list_wholesalers(req)
+        .await
+        .expect_err("malformed");
     assert_invalid(&status, &["x-user-uuid"]);
     let status = t
         .client()
-        .list_wholesalers(as_user(pb::ListWholesalersRequest::default(), &t.world.service_key, uuid::Uuid::new_v4()))
+        .list_wholesalers(as_user(
+            pb::ListWholesalersRequest::default(),
+            &t.world.service_key,
+            uuid::Uuid::new_v4(),
+        ))
         .await
         .expect_err("unknown");
     assert_code(&status, Code::NotFound, "NOT_FOUND");
@@ -109,7 +176,11 @@ async fn x_user_uuid_must_be_a_known_uuid() {
     t.prefer(t.world.business_b, p.id).await;
     let page = t
         .client()
-        .list_wholesalers(as_user(pb::ListWholesalersRequest::default(), &t.world.service_key, t.world.user_b))
+        .list_wholesalers(as_user(
+            pb::ListWholesalersRequest::default(),
+            &t.world.service_key,
+            t.world.user_b,
+        ))
         .await
         .expect("as user b")
         .into_inner();

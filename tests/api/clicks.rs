@@ -20,7 +20,10 @@ async fn click_events_are_stored_and_counted() {
     let p = t.simple_partner("Clicky", &["pos"]).await;
     let event = t
         .client()
-        .create_partner_click_event(with_key(click(p.id, pb::EventType::Website, ""), &t.world.user_key_a))
+        .create_partner_click_event(with_key(
+            click(p.id, pb::EventType::Website, ""),
+            &t.world.user_key_a,
+        ))
         .await
         .expect("click")
         .into_inner();
@@ -30,18 +33,36 @@ async fn click_events_are_stored_and_counted() {
     assert_eq!(event.user_uuid, t.world.user_a.to_string());
     assert_eq!(event.business_uuid, t.world.business_a.to_string());
     t.client()
-        .create_partner_click_event(with_key(click(p.id, pb::EventType::Video, ""), &t.world.user_key_a))
+        .create_partner_click_event(with_key(
+            click(p.id, pb::EventType::Video, ""),
+            &t.world.user_key_a,
+        ))
         .await
         .expect("video");
     let got = t
         .client()
-        .get_partner(with_key(pb::GetPartnerRequest { id: p.id, ..Default::default() }, &t.world.user_key_a))
+        .get_partner(with_key(
+            pb::GetPartnerRequest {
+                id: p.id,
+                ..Default::default()
+            },
+            &t.world.user_key_a,
+        ))
         .await
         .expect("get")
         .into_inner();
     let stats = got.stats.expect("stats");
-    assert_eq!((stats.clicks, stats.website_clicks, stats.video_clicks), (2, 1, 1));
-    assert_eq!(t.count(&format!("SELECT count(*) AS n FROM partner_click_events WHERE partner_id = {}", p.id)), 2);
+    assert_eq!(
+        (stats.clicks, stats.website_clicks, stats.video_clicks),
+        (2, 1, 1)
+    );
+    assert_eq!(
+        t.count(&format!(
+            "SELECT count(*) AS n FROM partner_click_events WHERE partner_id = {}",
+            p.id
+        )),
+        2
+    );
 }
 
 #[tokio::test]
@@ -50,27 +71,39 @@ async fn request_id_makes_click_events_idempotent() {
     let p = t.simple_partner("Once", &["pos"]).await;
     let first = t
         .client()
-        .create_partner_click_event(with_key(click(p.id, pb::EventType::Website, "req-1"), &t.world.user_key_a))
+        .create_partner_click_event(with_key(
+            click(p.id, pb::EventType::Website, "req-1"),
+            &t.world.user_key_a,
+        ))
         .await
         .expect("first")
         .into_inner();
     let replay = t
         .client()
-        .create_partner_click_event(with_key(click(p.id, pb::EventType::Website, "req-1"), &t.world.user_key_a))
+        .create_partner_click_event(with_key(
+            click(p.id, pb::EventType::Website, "req-1"),
+            &t.world.user_key_a,
+        ))
         .await
         .expect("replay")
         .into_inner();
     assert_eq!(replay, first);
     let conflict = t
         .client()
-        .create_partner_click_event(with_key(click(p.id, pb::EventType::Video, "req-1"), &t.world.user_key_a))
+        .create_partner_click_event(with_key(
+            click(p.id, pb::EventType::Video, "req-1"),
+            &t.world.user_key_a,
+        ))
         .await
         .expect_err("different body");
     assert_code(&conflict, Code::AlreadyExists, "IDEMPOTENCY_KEY_REUSED");
     // Keys are per caller: another user may use the same key.
     let other = t
         .client()
-        .create_partner_click_event(with_key(click(p.id, pb::EventType::Website, "req-1"), &t.world.user_key_b))
+        .create_partner_click_event(with_key(
+            click(p.id, pb::EventType::Website, "req-1"),
+            &t.world.user_key_b,
+        ))
         .await
         .expect("other user")
         .into_inner();
@@ -89,11 +122,17 @@ async fn concurrent_click_events_keep_counters_equal_to_events() {
         let mut client = t.client();
         let key = t.world.user_key_a.clone();
         let id = if i % 3 == 0 { a.id } else { b.id };
-        let kind = if i % 2 == 0 { pb::EventType::Website } else { pb::EventType::Video };
+        let kind = if i % 2 == 0 {
+            pb::EventType::Website
+        } else {
+            pb::EventType::Video
+        };
         // Every 10th request is sent twice with the same key.
         let request_id = format!("k{}", i - i % 10 * ((i % 10 == 1) as i32));
         tasks.push(tokio::spawn(async move {
-            client.create_partner_click_event(with_key(click(id, kind, &request_id), &key)).await
+            client
+                .create_partner_click_event(with_key(click(id, kind, &request_id), &key))
+                .await
         }));
     }
     let mut ok = 0;
@@ -103,7 +142,10 @@ async fn concurrent_click_events_keep_counters_equal_to_events() {
             Err(status) => assert_eq!(status.code(), Code::AlreadyExists, "{status:?}"),
         }
     }
-    assert_eq!(ok, 108, "each reused key with a different body is rejected once");
+    assert_eq!(
+        ok, 108,
+        "each reused key with a different body is rejected once"
+    );
     let events = t.count("SELECT count(*) AS n FROM partner_click_events");
     let counted = t.count("SELECT sum(website_clicks + video_clicks)::bigint AS n FROM partners");
     assert_eq!(events, counted);
@@ -122,9 +164,24 @@ async fn click_event_errors() {
     let cases = [
         (click(0, pb::EventType::Website, ""), "id"),
         (click(p.id, pb::EventType::Unspecified, ""), "event_type"),
-        (pb::CreatePartnerClickEventRequest { event_type: 7, ..click(p.id, pb::EventType::Website, "") }, "event_type"),
-        (click(p.id, pb::EventType::Website, &"k".repeat(201)), "request_id"),
-        (pb::CreatePartnerClickEventRequest { business_uuid: "nope".into(), ..click(p.id, pb::EventType::Website, "") }, "business_uuid"),
+        (
+            pb::CreatePartnerClickEventRequest {
+                event_type: 7,
+                ..click(p.id, pb::EventType::Website, "")
+            },
+            "event_type",
+        ),
+        (
+            click(p.id, pb::EventType::Website, &"k".repeat(201)),
+            "request_id",
+        ),
+        (
+            pb::CreatePartnerClickEventRequest {
+                business_uuid: "nope".into(),
+                ..click(p.id, pb::EventType::Website, "")
+            },
+            "business_uuid",
+        ),
     ];
     for (req, field) in cases {
         let status = t
@@ -136,7 +193,10 @@ async fn click_event_errors() {
     }
     let missing = t
         .client()
-        .create_partner_click_event(with_key(click(p.id + 99, pb::EventType::Video, "x"), &t.world.user_key_a))
+        .create_partner_click_event(with_key(
+            click(p.id + 99, pb::EventType::Video, "x"),
+            &t.world.user_key_a,
+        ))
         .await
         .expect_err("missing");
     assert_code(&missing, Code::NotFound, "NOT_FOUND");
@@ -176,7 +236,11 @@ async fn service_keys_click_with_or_without_a_user() {
     assert_eq!(anonymous.business_uuid, t.world.business_b.to_string());
     let for_user = t
         .client()
-        .create_partner_click_event(as_user(click(p.id, pb::EventType::Video, ""), &t.world.service_key, t.world.user_a))
+        .create_partner_click_event(as_user(
+            click(p.id, pb::EventType::Video, ""),
+            &t.world.service_key,
+            t.world.user_a,
+        ))
         .await
         .expect("as user")
         .into_inner();

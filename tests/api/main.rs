@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod clicks;
 mod connect;
+mod migrations;
 mod reads;
 mod server;
 mod support;

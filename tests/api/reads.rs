@@ -20,39 +20,58 @@ async fn list_partners_puts_preferred_first_and_carries_business_context() {
     let mid = t.simple_partner("Mid Books", &["accounting"]).await;
     t.prefer(t.world.business_a, zeta.id).await;
     t.prefer(t.world.business_b, alpha.id).await;
-    t.integrate(t.world.business_a, alpha.id, pb::IntegrationStatus::Active).await;
+    t.integrate(t.world.business_a, alpha.id, pb::IntegrationStatus::Active)
+        .await;
     t.connect(&t.world.user_key_a, mid.id).await;
 
     let page = t
         .client()
-        .list_partners(with_key(pb::ListPartnersRequest::default(), &t.world.user_key_a))
+        .list_partners(with_key(
+            pb::ListPartnersRequest::default(),
+            &t.world.user_key_a,
+        ))
         .await
         .expect("list")
         .into_inner();
-    assert_eq!(names(&page.partners), ["Zeta Pay", "Alpha POS", "Mid Books"]);
+    assert_eq!(
+        names(&page.partners),
+        ["Zeta Pay", "Alpha POS", "Mid Books"]
+    );
     let p = &page.partners;
     assert_eq!(
         (p[0].preferred, p[1].preferred, p[2].preferred),
         (Some(true), Some(false), Some(false))
     );
-    assert_eq!(p[1].integration_status, pb::IntegrationStatus::Active as i32);
-    assert_eq!(p[0].integration_status, pb::IntegrationStatus::Unspecified as i32);
     assert_eq!(
-        (p[0].connected, p[2].connected),
-        (Some(false), Some(true))
+        p[1].integration_status,
+        pb::IntegrationStatus::Active as i32
     );
+    assert_eq!(
+        p[0].integration_status,
+        pb::IntegrationStatus::Unspecified as i32
+    );
+    assert_eq!((p[0].connected, p[2].connected), (Some(false), Some(true)));
     assert_eq!(p[2].stats.as_ref().expect("stats").users_count, 1);
     let meta = page.meta.expect("meta");
-    assert_eq!((meta.page, meta.per_page, meta.total, meta.total_pages), (1, 25, 3, 1));
+    assert_eq!(
+        (meta.page, meta.per_page, meta.total, meta.total_pages),
+        (1, 25, 3, 1)
+    );
 
     // The same list for business B: its own preference, no user context for a service key.
     let page = t
         .client()
-        .list_partners(with_key(list_req(&t.world.business_b), &t.world.service_key))
+        .list_partners(with_key(
+            list_req(&t.world.business_b),
+            &t.world.service_key,
+        ))
         .await
         .expect("list b")
         .into_inner();
-    assert_eq!(names(&page.partners), ["Alpha POS", "Mid Books", "Zeta Pay"]);
+    assert_eq!(
+        names(&page.partners),
+        ["Alpha POS", "Mid Books", "Zeta Pay"]
+    );
     assert_eq!(page.partners[0].preferred, Some(true));
     assert_eq!(page.partners[0].integration_status, 0);
     assert_eq!(page.partners[0].connected, None);
@@ -61,35 +80,89 @@ async fn list_partners_puts_preferred_first_and_carries_business_context() {
 #[tokio::test]
 async fn list_partners_filters_combine_as_documented() {
     let t = TestApp::start().await;
-    let mk = |name: &str, cats: &[&str], wcats: &[&str], countries: &[&str], active: bool| pb::Partner {
-        name: name.into(),
-        categories: cats.iter().map(|s| s.to_string()).collect(),
-        wholesaler_categories: wcats.iter().map(|s| s.to_string()).collect(),
-        country_codes: countries.iter().map(|s| s.to_string()).collect(),
-        active,
-        ..Default::default()
-    };
+    let mk =
+        |name: &str, cats: &[&str], wcats: &[&str], countries: &[&str], active: bool| pb::Partner {
+            name: name.into(),
+            categories: cats.iter().map(|s| s.to_string()).collect(),
+            wholesaler_categories: wcats.iter().map(|s| s.to_string()).collect(),
+            country_codes: countries.iter().map(|s| s.to_string()).collect(),
+            active,
+            ..Default::default()
+        };
     let pos = t.partner(mk("Pos One", &["pos"], &[], &["DE"], true)).await;
-    t.partner(mk("Books Two", &["accounting"], &[], &["GB"], true)).await;
-    t.partner(mk("Drinks Three", &["wholesaler"], &["beverages"], &["AT", "DE"], true)).await;
-    t.partner(mk("Old Four", &["pos", "legacy"], &[], &["FR"], false)).await;
+    t.partner(mk("Books Two", &["accounting"], &[], &["GB"], true))
+        .await;
+    t.partner(mk(
+        "Drinks Three",
+        &["wholesaler"],
+        &["beverages"],
+        &["AT", "DE"],
+        true,
+    ))
+    .await;
+    t.partner(mk("Old Four", &["pos", "legacy"], &[], &["FR"], false))
+        .await;
     t.prefer(t.world.business_a, pos.id).await;
 
     let cases: Vec<(pb::ListPartnersFilter, Vec<&str>)> = vec![
-        (pb::ListPartnersFilter { categories: vec!["pos".into(), "accounting".into()], ..Default::default() },
-         vec!["Pos One", "Books Two", "Old Four"]),
-        (pb::ListPartnersFilter { excluded_categories: vec!["legacy".into(), "wholesaler".into()], ..Default::default() },
-         vec!["Pos One", "Books Two"]),
-        (pb::ListPartnersFilter { wholesaler_categories: vec!["beverages".into()], ..Default::default() },
-         vec!["Drinks Three"]),
-        (pb::ListPartnersFilter { country_codes: vec!["de".into()], ..Default::default() },
-         vec!["Pos One", "Drinks Three"]),
-        (pb::ListPartnersFilter { preferred: Some(true), ..Default::default() }, vec!["Pos One"]),
-        (pb::ListPartnersFilter { preferred: Some(false), ..Default::default() },
-         vec!["Books Two", "Drinks Three", "Old Four"]),
-        (pb::ListPartnersFilter { active: Some(false), ..Default::default() }, vec!["Old Four"]),
-        (pb::ListPartnersFilter { categories: vec!["pos".into()], active: Some(true), country_codes: vec!["DE".into()], ..Default::default() },
-         vec!["Pos One"]),
+        (
+            pb::ListPartnersFilter {
+                categories: vec!["pos".into(), "accounting".into()],
+                ..Default::default()
+            },
+            vec!["Pos One", "Books Two", "Old Four"],
+        ),
+        (
+            pb::ListPartnersFilter {
+                excluded_categories: vec!["legacy".into(), "wholesaler".into()],
+                ..Default::default()
+            },
+            vec!["Pos One", "Books Two"],
+        ),
+        (
+            pb::ListPartnersFilter {
+                wholesaler_categories: vec!["beverages".into()],
+                ..Default::default()
+            },
+            vec!["Drinks Three"],
+        ),
+        (
+            pb::ListPartnersFilter {
+                country_codes: vec!["de".into()],
+                ..Default::default()
+            },
+            vec!["Pos One", "Drinks Three"],
+        ),
+        (
+            pb::ListPartnersFilter {
+                preferred: Some(true),
+                ..Default::default()
+            },
+            vec!["Pos One"],
+        ),
+        (
+            pb::ListPartnersFilter {
+                preferred: Some(false),
+                ..Default::default()
+            },
+            vec!["Books Two", "Drinks Three", "Old Four"],
+        ),
+        (
+            pb::ListPartnersFilter {
+                active: Some(false),
+                ..Default::default()
+            },
+            vec!["Old Four"],
+        ),
+        (
+            pb::ListPartnersFilter {
+                categories: vec!["pos".into()],
+                active: Some(true),
+                country_codes: vec!["DE".into()],
+                ..Default::default()
+            },
+            vec!["Pos One"],
+        ),
     ];
     for (filter, expected) in cases {
         let mut req = list_req(&t.world.business_a);
@@ -108,7 +181,13 @@ async fn list_partners_filters_combine_as_documented() {
 #[tokio::test]
 async fn search_is_a_case_insensitive_literal_substring() {
     let t = TestApp::start().await;
-    for name in ["100% Organic", "100 Percent", "a_b Supplies", "axb Supplies", r"Back\Slash"] {
+    for name in [
+        "100% Organic",
+        "100 Percent",
+        "a_b Supplies",
+        "axb Supplies",
+        r"Back\Slash",
+    ] {
         t.simple_partner(name, &["x"]).await;
     }
     let cases = [
@@ -152,8 +231,15 @@ async fn paging_has_exact_totals_and_stable_order() {
             .expect("list")
             .into_inner();
         let meta = page.meta.expect("meta");
-        assert_eq!((meta.page, meta.per_page, meta.total, meta.total_pages), (page_no, 3, 7, 3));
-        let expected_len = match page_no { 1 | 2 => 3, 3 => 1, _ => 0 };
+        assert_eq!(
+            (meta.page, meta.per_page, meta.total, meta.total_pages),
+            (page_no, 3, 7, 3)
+        );
+        let expected_len = match page_no {
+            1 | 2 => 3,
+            3 => 1,
+            _ => 0,
+        };
         assert_eq!(page.partners.len(), expected_len);
         seen.extend(page.partners.iter().map(|p| p.id));
     }
@@ -188,7 +274,14 @@ async fn sort_orders_by_the_given_keys_with_id_last() {
         let key = t.world.service_key.clone();
         async move {
             let mut client = client;
-            names(&client.list_partners(with_key(req, &key)).await.expect("list").into_inner().partners)
+            names(
+                &client
+                    .list_partners(with_key(req, &key))
+                    .await
+                    .expect("list")
+                    .into_inner()
+                    .partners,
+            )
         }
     };
     assert_eq!(order("-clicks").await, ["Baker", "Charlie", "Able"]);
@@ -202,21 +295,96 @@ async fn sort_orders_by_the_given_keys_with_id_last() {
 async fn list_partners_rejects_each_bad_field() {
     let t = TestApp::start().await;
     let base = || list_req(&uuid::Uuid::nil());
-    let filter = |f: pb::ListPartnersFilter| pb::ListPartnersRequest { filter: Some(f), ..base() };
+    let filter = |f: pb::ListPartnersFilter| pb::ListPartnersRequest {
+        filter: Some(f),
+        ..base()
+    };
     let too_many: Vec<String> = (0..51).map(|i| format!("c{i}")).collect();
     let cases: Vec<(pb::ListPartnersRequest, &str)> = vec![
-        (pb::ListPartnersRequest { business_uuid: "not-a-uuid".into(), ..base() }, "business_uuid"),
-        (pb::ListPartnersRequest { page: Some(0), ..base() }, "page"),
-        (pb::ListPartnersRequest { per_page: Some(0), ..base() }, "per_page"),
-        (pb::ListPartnersRequest { per_page: Some(101), ..base() }, "per_page"),
-        (pb::ListPartnersRequest { search: "   ".into(), ..base() }, "search"),
-        (pb::ListPartnersRequest { search: "x".repeat(101), ..base() }, "search"),
-        (pb::ListPartnersRequest { include: vec!["owners".into()], ..base() }, "include"),
-        (pb::ListPartnersRequest { sort: "price".into(), ..base() }, "sort"),
-        (filter(pb::ListPartnersFilter { categories: too_many.clone(), ..Default::default() }), "filter.categories"),
-        (filter(pb::ListPartnersFilter { excluded_categories: vec!["".into()], ..Default::default() }), "filter.excluded_categories"),
-        (filter(pb::ListPartnersFilter { wholesaler_categories: vec!["x".repeat(65)], ..Default::default() }), "filter.wholesaler_categories"),
-        (filter(pb::ListPartnersFilter { country_codes: vec!["DEU".into()], ..Default::default() }), "filter.country_codes"),
+        (
+            pb::ListPartnersRequest {
+                business_uuid: "not-a-uuid".into(),
+                ..base()
+            },
+            "business_uuid",
+        ),
+        (
+            pb::ListPartnersRequest {
+                page: Some(0),
+                ..base()
+            },
+            "page",
+        ),
+        (
+            pb::ListPartnersRequest {
+                per_page: Some(0),
+                ..base()
+            },
+            "per_page",
+        ),
+        (
+            pb::ListPartnersRequest {
+                per_page: Some(101),
+                ..base()
+            },
+            "per_page",
+        ),
+        (
+            pb::ListPartnersRequest {
+                search: "   ".into(),
+                ..base()
+            },
+            "search",
+        ),
+        (
+            pb::ListPartnersRequest {
+                search: "x".repeat(101),
+                ..base()
+            },
+            "search",
+        ),
+        (
+            pb::ListPartnersRequest {
+                include: vec!["owners".into()],
+                ..base()
+            },
+            "include",
+        ),
+        (
+            pb::ListPartnersRequest {
+                sort: "price".into(),
+                ..base()
+            },
+            "sort",
+        ),
+        (
+            filter(pb::ListPartnersFilter {
+                categories: too_many.clone(),
+                ..Default::default()
+            }),
+            "filter.categories",
+        ),
+        (
+            filter(pb::ListPartnersFilter {
+                excluded_categories: vec!["".into()],
+                ..Default::default()
+            }),
+            "filter.excluded_categories",
+        ),
+        (
+            filter(pb::ListPartnersFilter {
+                wholesaler_categories: vec!["x".repeat(65)],
+                ..Default::default()
+            }),
+            "filter.wholesaler_categories",
+        ),
+        (
+            filter(pb::ListPartnersFilter {
+                country_codes: vec!["DEU".into()],
+                ..Default::default()
+            }),
+            "filter.country_codes",
+        ),
     ];
     for (req, field) in cases {
         let status = t
@@ -235,14 +403,20 @@ async fn business_context_rules_for_service_and_user_keys() {
     // A service key must name the business of ListPartners.
     let status = t
         .client()
-        .list_partners(with_key(pb::ListPartnersRequest::default(), &t.world.service_key))
+        .list_partners(with_key(
+            pb::ListPartnersRequest::default(),
+            &t.world.service_key,
+        ))
         .await
         .expect_err("required");
     assert_invalid(&status, &["business_uuid"]);
     // An unknown business is NOT_FOUND.
     let status = t
         .client()
-        .list_partners(with_key(list_req(&uuid::Uuid::new_v4()), &t.world.service_key))
+        .list_partners(with_key(
+            list_req(&uuid::Uuid::new_v4()),
+            &t.world.service_key,
+        ))
         .await
         .expect_err("unknown");
     assert_code(&status, Code::NotFound, "NOT_FOUND");
@@ -265,7 +439,10 @@ async fn business_context_rules_for_service_and_user_keys() {
     let status = t
         .client()
         .list_wholesalers(with_key(
-            pb::ListWholesalersRequest { business_uuid: t.world.business_b.to_string(), ..Default::default() },
+            pb::ListWholesalersRequest {
+                business_uuid: t.world.business_b.to_string(),
+                ..Default::default()
+            },
             &t.world.user_key_a,
         ))
         .await
@@ -280,14 +457,19 @@ async fn includes_carry_only_the_business_in_context() {
     t.connect(&t.world.user_key_a, p.id).await;
     t.connect(&t.world.user_key_a2, p.id).await;
     t.connect(&t.world.user_key_b, p.id).await;
-    t.integrate(t.world.business_a, p.id, pb::IntegrationStatus::Pending).await;
-    t.integrate(t.world.business_b, p.id, pb::IntegrationStatus::Failed).await;
+    t.integrate(t.world.business_a, p.id, pb::IntegrationStatus::Pending)
+        .await;
+    t.integrate(t.world.business_b, p.id, pb::IntegrationStatus::Failed)
+        .await;
     let include = vec!["users".to_owned(), "partner_integrations".to_owned()];
 
     let page = t
         .client()
         .list_partners(with_key(
-            pb::ListPartnersRequest { include: include.clone(), ..Default::default() },
+            pb::ListPartnersRequest {
+                include: include.clone(),
+                ..Default::default()
+            },
             &t.world.user_key_a,
         ))
         .await
@@ -299,15 +481,26 @@ async fn includes_carry_only_the_business_in_context() {
     let mut expected = vec![t.world.user_a.to_string(), t.world.user_a2.to_string()];
     expected.sort();
     assert_eq!(users, expected);
-    assert!(got.users.iter().all(|u| u.business_uuid == t.world.business_a.to_string()));
+    assert!(
+        got.users
+            .iter()
+            .all(|u| u.business_uuid == t.world.business_a.to_string())
+    );
     assert_eq!(got.partner_integrations.len(), 1);
-    assert_eq!(got.partner_integrations[0].business_uuid, t.world.business_a.to_string());
+    assert_eq!(
+        got.partner_integrations[0].business_uuid,
+        t.world.business_a.to_string()
+    );
     assert_eq!(got.stats.as_ref().expect("stats").users_count, 3);
 
     let one = t
         .client()
         .get_partner(with_key(
-            pb::GetPartnerRequest { id: p.id, include, ..Default::default() },
+            pb::GetPartnerRequest {
+                id: p.id,
+                include,
+                ..Default::default()
+            },
             &t.world.user_key_b,
         ))
         .await
@@ -315,12 +508,21 @@ async fn includes_carry_only_the_business_in_context() {
         .into_inner();
     assert_eq!(one.users.len(), 1);
     assert_eq!(one.users[0].uuid, t.world.user_b.to_string());
-    assert_eq!(one.partner_integrations[0].status, pb::IntegrationStatus::Failed as i32);
+    assert_eq!(
+        one.partner_integrations[0].status,
+        pb::IntegrationStatus::Failed as i32
+    );
 
     // Without an include nothing is loaded.
     let bare = t
         .client()
-        .get_partner(with_key(pb::GetPartnerRequest { id: p.id, ..Default::default() }, &t.world.user_key_b))
+        .get_partner(with_key(
+            pb::GetPartnerRequest {
+                id: p.id,
+                ..Default::default()
+            },
+            &t.world.user_key_b,
+        ))
         .await
         .expect("get")
         .into_inner();
@@ -337,29 +539,70 @@ async fn available_lists_active_available_and_coming_soon_only() {
         categories: vec![cat.into()],
         ..Default::default()
     };
-    t.partner(mk("A Ready", pb::PartnerStatus::Available, true, "pos")).await;
-    t.partner(mk("B Soon", pb::PartnerStatus::ComingSoon, true, "pos")).await;
-    t.partner(mk("C Gone", pb::PartnerStatus::Unavailable, true, "pos")).await;
-    t.partner(mk("D Inactive", pb::PartnerStatus::Available, false, "pos")).await;
-    t.partner(mk("E Books", pb::PartnerStatus::Available, true, "accounting")).await;
+    t.partner(mk("A Ready", pb::PartnerStatus::Available, true, "pos"))
+        .await;
+    t.partner(mk("B Soon", pb::PartnerStatus::ComingSoon, true, "pos"))
+        .await;
+    t.partner(mk("C Gone", pb::PartnerStatus::Unavailable, true, "pos"))
+        .await;
+    t.partner(mk("D Inactive", pb::PartnerStatus::Available, false, "pos"))
+        .await;
+    t.partner(mk(
+        "E Books",
+        pb::PartnerStatus::Available,
+        true,
+        "accounting",
+    ))
+    .await;
     let list = |filter: Option<pb::ListAvailablePartnersFilter>, search: &str| {
         let mut client = t.client();
-        let req = pb::ListAvailablePartnersRequest { filter, search: search.into(), ..Default::default() };
+        let req = pb::ListAvailablePartnersRequest {
+            filter,
+            search: search.into(),
+            ..Default::default()
+        };
         let key = t.world.user_key_a.clone();
         async move {
-            client.list_available_partners(with_key(req, &key)).await.map(|r| names(&r.into_inner().partners))
+            client
+                .list_available_partners(with_key(req, &key))
+                .await
+                .map(|r| names(&r.into_inner().partners))
         }
     };
-    assert_eq!(list(None, "").await.expect("all"), ["A Ready", "B Soon", "E Books"]);
-    let soon = pb::ListAvailablePartnersFilter { status: vec![pb::PartnerStatus::ComingSoon as i32], ..Default::default() };
+    assert_eq!(
+        list(None, "").await.expect("all"),
+        ["A Ready", "B Soon", "E Books"]
+    );
+    let soon = pb::ListAvailablePartnersFilter {
+        status: vec![pb::PartnerStatus::ComingSoon as i32],
+        ..Default::default()
+    };
     assert_eq!(list(Some(soon), "").await.expect("soon"), ["B Soon"]);
-    let pos = pb::ListAvailablePartnersFilter { categories: vec!["pos".into()], ..Default::default() };
-    assert_eq!(list(Some(pos), "").await.expect("pos"), ["A Ready", "B Soon"]);
+    let pos = pb::ListAvailablePartnersFilter {
+        categories: vec!["pos".into()],
+        ..Default::default()
+    };
+    assert_eq!(
+        list(Some(pos), "").await.expect("pos"),
+        ["A Ready", "B Soon"]
+    );
     assert_eq!(list(None, "books").await.expect("search"), ["E Books"]);
-    let bad = pb::ListAvailablePartnersFilter { status: vec![pb::PartnerStatus::Unavailable as i32], ..Default::default() };
-    assert_invalid(&list(Some(bad), "").await.expect_err("bad status"), &["filter.status"]);
-    let bad = pb::ListAvailablePartnersFilter { categories: vec!["".into()], ..Default::default() };
-    assert_invalid(&list(Some(bad), "").await.expect_err("bad category"), &["filter.categories"]);
+    let bad = pb::ListAvailablePartnersFilter {
+        status: vec![pb::PartnerStatus::Unavailable as i32],
+        ..Default::default()
+    };
+    assert_invalid(
+        &list(Some(bad), "").await.expect_err("bad status"),
+        &["filter.status"],
+    );
+    let bad = pb::ListAvailablePartnersFilter {
+        categories: vec!["".into()],
+        ..Default::default()
+    };
+    assert_invalid(
+        &list(Some(bad), "").await.expect_err("bad category"),
+        &["filter.categories"],
+    );
 }
 
 #[tokio::test]
@@ -372,7 +615,11 @@ async fn wholesalers_lists_only_wholesalers_with_paging() {
     let page = t
         .client()
         .list_wholesalers(with_key(
-            pb::ListWholesalersRequest { page: Some(2), per_page: Some(2), ..Default::default() },
+            pb::ListWholesalersRequest {
+                page: Some(2),
+                per_page: Some(2),
+                ..Default::default()
+            },
             &t.world.user_key_a,
         ))
         .await
@@ -383,7 +630,10 @@ async fn wholesalers_lists_only_wholesalers_with_paging() {
     let status = t
         .client()
         .list_wholesalers(with_key(
-            pb::ListWholesalersRequest { per_page: Some(1000), ..Default::default() },
+            pb::ListWholesalersRequest {
+                per_page: Some(1000),
+                ..Default::default()
+            },
             &t.world.user_key_a,
         ))
         .await
@@ -392,7 +642,10 @@ async fn wholesalers_lists_only_wholesalers_with_paging() {
     let status = t
         .client()
         .list_wholesalers(with_key(
-            pb::ListWholesalersRequest { include: vec!["users,".into()], ..Default::default() },
+            pb::ListWholesalersRequest {
+                include: vec!["users,".into()],
+                ..Default::default()
+            },
             &t.world.user_key_a,
         ))
         .await
@@ -406,7 +659,13 @@ async fn get_partner_finds_live_partners_only() {
     let p = t.simple_partner("Findable", &["pos"]).await;
     let got = t
         .client()
-        .get_partner(with_key(pb::GetPartnerRequest { id: p.id, ..Default::default() }, &t.world.user_key_a))
+        .get_partner(with_key(
+            pb::GetPartnerRequest {
+                id: p.id,
+                ..Default::default()
+            },
+            &t.world.user_key_a,
+        ))
         .await
         .expect("get")
         .into_inner();
@@ -415,25 +674,64 @@ async fn get_partner_finds_live_partners_only() {
     assert_eq!(got.connected, Some(false));
     let missing = t
         .client()
-        .get_partner(with_key(pb::GetPartnerRequest { id: p.id + 1000, ..Default::default() }, &t.world.user_key_a))
+        .get_partner(with_key(
+            pb::GetPartnerRequest {
+                id: p.id + 1000,
+                ..Default::default()
+            },
+            &t.world.user_key_a,
+        ))
         .await
         .expect_err("missing");
     assert_code(&missing, Code::NotFound, "NOT_FOUND");
     for (req, field) in [
-        (pb::GetPartnerRequest { id: 0, ..Default::default() }, "id"),
-        (pb::GetPartnerRequest { id: p.id, business_uuid: "x".into(), ..Default::default() }, "business_uuid"),
-        (pb::GetPartnerRequest { id: p.id, include: vec!["nope".into()], ..Default::default() }, "include"),
+        (
+            pb::GetPartnerRequest {
+                id: 0,
+                ..Default::default()
+            },
+            "id",
+        ),
+        (
+            pb::GetPartnerRequest {
+                id: p.id,
+                business_uuid: "x".into(),
+                ..Default::default()
+            },
+            "business_uuid",
+        ),
+        (
+            pb::GetPartnerRequest {
+                id: p.id,
+                include: vec!["nope".into()],
+                ..Default::default()
+            },
+            "include",
+        ),
     ] {
-        let status = t.client().get_partner(with_key(req, &t.world.user_key_a)).await.expect_err(field);
+        let status = t
+            .client()
+            .get_partner(with_key(req, &t.world.user_key_a))
+            .await
+            .expect_err(field);
         assert_invalid(&status, &[field]);
     }
     t.admin()
-        .delete_partner(with_key(pb::DeletePartnerRequest { id: p.id }, &t.world.service_key))
+        .delete_partner(with_key(
+            pb::DeletePartnerRequest { id: p.id },
+            &t.world.service_key,
+        ))
         .await
         .expect("delete");
     let gone = t
         .client()
-        .get_partner(with_key(pb::GetPartnerRequest { id: p.id, ..Default::default() }, &t.world.user_key_a))
+        .get_partner(with_key(
+            pb::GetPartnerRequest {
+                id: p.id,
+                ..Default::default()
+            },
+            &t.world.user_key_a,
+        ))
         .await
         .expect_err("deleted");
     assert_code(&gone, Code::NotFound, "NOT_FOUND");

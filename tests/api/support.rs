@@ -68,7 +68,10 @@ fn drop_stale_templates(conn: &mut PgConnection) {
     for db in stale {
         let pid = db.datname.trim_start_matches("partners_tpl_");
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.datname));
+            let _ = conn.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                db.datname
+            ));
         }
     }
 }
