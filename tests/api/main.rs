@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod cli;
 mod clicks;
 mod connect;
 mod migrations;
