@@ -15,6 +15,7 @@ use tonic_health::server::HealthReporter;
 use crate::config::{DbConfig, ServerLimits};
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::gateway::{self, Gateway};
 use crate::grpc::{self, context::AppState};
 use crate::ingest::ClickIngest;
 
@@ -27,6 +28,9 @@ pub const CLICK_QUEUE: usize = 8192;
 pub struct RunningApp {
     /// Where gRPC listens.
     pub grpc_addr: SocketAddr,
+    /// Where the REST gateway listens, when started.
+    pub http_addr: Option<SocketAddr>,
+    http: Option<(oneshot::Sender<()>, JoinHandle<std::io::Result<()>>)>,
     /// Shared state (database handle, caches).
     pub state: AppState,
     reporter: HealthReporter,
@@ -36,11 +40,13 @@ pub struct RunningApp {
     drain_timeout: Duration,
 }
 
-/// Starts the service on an already bound gRPC listener.
+/// Starts the service on an already bound gRPC listener, and the REST gateway (calling the
+/// service in process) on `http_listener` when given.
 pub async fn start(
     db_config: &DbConfig,
     limits: &ServerLimits,
     grpc_listener: TcpListener,
+    http_listener: Option<TcpListener>,
 ) -> Result<RunningApp> {
     let db = Db::new(db_config);
     let clicks = ClickIngest::start(db.clone(), CLICK_BATCH, CLICK_QUEUE);
@@ -53,6 +59,21 @@ pub async fn start(
 
     let routes = grpc::routes(state.clone(), health)
         .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
+    let (http_addr, http) = match http_listener {
+        None => (None, None),
+        Some(listener) => {
+            let addr = listener
+                .local_addr()
+                .map_err(|e| Error::Internal(format!("listener: {e}")))?;
+            let gateway = Gateway::in_process(routes.clone(), limits.request_timeout());
+            let (stop, stopped) = oneshot::channel::<()>();
+            let task = tokio::spawn(gateway::serve(listener, gateway::router(gateway), async {
+                let _ = stopped.await;
+            }));
+            tracing::info!(http.addr = %addr, "REST gateway listening on {addr}");
+            (Some(addr), Some((stop, task)))
+        }
+    };
     let grpc_addr = grpc_listener
         .local_addr()
         .map_err(|e| Error::Internal(format!("listener: {e}")))?;
@@ -72,6 +93,8 @@ pub async fn start(
 
     Ok(RunningApp {
         grpc_addr,
+        http_addr,
+        http,
         state,
         reporter,
         probe,
@@ -104,7 +127,21 @@ impl RunningApp {
         self.probe.abort();
         grpc::set_health(&self.reporter, false).await;
         let _ = self.grpc_shutdown.send(());
-        match tokio::time::timeout(self.drain_timeout, self.grpc_task).await {
+        let deadline = tokio::time::Instant::now() + self.drain_timeout;
+        if let Some((stop, task)) = self.http {
+            let _ = stop.send(());
+            match tokio::time::timeout_at(deadline, task).await {
+                Ok(Ok(Ok(()))) => tracing::info!("REST gateway drained"),
+                Ok(Ok(Err(e))) => return Err(Error::Internal(format!("REST gateway: {e}"))),
+                Ok(Err(e)) => return Err(Error::Internal(format!("REST task: {e}"))),
+                Err(_) => {
+                    return Err(Error::Internal(
+                        "drain deadline passed with REST calls in flight".into(),
+                    ));
+                }
+            }
+        }
+        match tokio::time::timeout_at(deadline, self.grpc_task).await {
             Ok(Ok(Ok(()))) => {
                 tracing::info!("gRPC server drained");
                 Ok(())

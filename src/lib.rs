@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod demo;
 pub mod error;
+pub mod gateway;
 pub mod grpc;
 pub mod ingest;
 pub mod model;

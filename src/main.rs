@@ -32,9 +32,47 @@ enum Command {
     Migrate,
     /// Load the demo data set (idempotent) and print a new service key, user key and business uuid.
     SeedDemo,
+    /// Run the REST gateway alone, calling a remote gRPC server.
+    Gateway(GatewayArgs),
     /// Create or revoke API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct GatewayArgs {
+    /// URL of the gRPC server, e.g. http://127.0.0.1:50051.
+    #[arg(long, env = "PARTNERS_UPSTREAM")]
+    upstream: String,
+    /// Address of the REST listener.
+    #[arg(long, env = "PARTNERS_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    http_addr: std::net::SocketAddr,
+    /// Number of HTTP/2 connections to the upstream.
+    #[arg(long, env = "PARTNERS_UPSTREAM_CHANNELS", default_value_t = 4)]
+    channels: usize,
+    /// Deadline of each upstream call, in milliseconds.
+    #[arg(long, env = "PARTNERS_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    request_timeout_ms: u64,
+}
+
+async fn gateway_only(args: GatewayArgs) -> Result<(), Error> {
+    let gateway = partners::gateway::Gateway::remote(
+        &args.upstream,
+        args.channels,
+        std::time::Duration::from_millis(args.request_timeout_ms.max(1)),
+    )
+    .map_err(Error::Internal)?;
+    let listener = tokio::net::TcpListener::bind(args.http_addr)
+        .await
+        .map_err(|e| Error::Internal(format!("cannot bind {}: {e}", args.http_addr)))?;
+    tracing::info!(http.addr = %args.http_addr, upstream = %args.upstream, "REST gateway listening");
+    partners::gateway::serve(
+        listener,
+        partners::gateway::router(gateway),
+        shutdown_signal(),
+    )
+    .await
+    .map_err(|e| Error::Internal(format!("REST gateway: {e}")))
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,7 +116,10 @@ async fn serve(db_config: DbConfig, config: ServeConfig) -> Result<(), Error> {
     let listener = tokio::net::TcpListener::bind(config.grpc_addr)
         .await
         .map_err(|e| Error::Internal(format!("cannot bind {}: {e}", config.grpc_addr)))?;
-    let running = app::start(&db_config, &config.limits, listener).await?;
+    let http_listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .map_err(|e| Error::Internal(format!("cannot bind {}: {e}", config.http_addr)))?;
+    let running = app::start(&db_config, &config.limits, listener, Some(http_listener)).await?;
     shutdown_signal().await;
     tracing::info!("shutdown requested: draining");
     running.shutdown().await
@@ -151,6 +192,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(config) => match tokio::runtime::Runtime::new() {
             Ok(runtime) => runtime.block_on(serve(cli.db, config)),
+            Err(e) => Err(Error::Internal(format!("tokio runtime: {e}"))),
+        },
+        Command::Gateway(args) => match tokio::runtime::Runtime::new() {
+            Ok(runtime) => runtime.block_on(gateway_only(args)),
             Err(e) => Err(Error::Internal(format!("tokio runtime: {e}"))),
         },
         Command::Migrate => prepare_database(&cli.db),

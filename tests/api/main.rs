@@ -8,5 +8,6 @@ mod clicks;
 mod connect;
 mod migrations;
 mod reads;
+mod rest;
 mod server;
 mod support;

@@ -168,7 +168,10 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
-        let app = app::start(&DbConfig::for_url(&db.url), &limits, listener)
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind http");
+        let app = app::start(&DbConfig::for_url(&db.url), &limits, listener, Some(http))
             .await
             .expect("start app");
         let channel = Channel::from_shared(format!("http://{}", app.grpc_addr))
@@ -186,6 +189,17 @@ impl TestApp {
 
     pub fn grpc_addr(&self) -> std::net::SocketAddr {
         self.app.as_ref().expect("running").grpc_addr
+    }
+
+    /// Base URL of the REST gateway.
+    pub fn http(&self) -> String {
+        let addr = self
+            .app
+            .as_ref()
+            .expect("running")
+            .http_addr
+            .expect("gateway started");
+        format!("http://{addr}")
     }
 
     pub fn client(&self) -> PartnerServiceClient<Channel> {
@@ -334,4 +348,26 @@ pub fn assert_code(status: &Status, code: Code, reason: &str) {
 /// Names of a page of partners, in order.
 pub fn names(partners: &[pb::Partner]) -> Vec<String> {
     partners.iter().map(|p| p.name.clone()).collect()
+}
+
+/// Replaces timestamps (any `created_at` / `updated_at` string) with "<time>", for whole-document
+/// comparisons.
+pub fn normalize(mut value: serde_json::Value) -> serde_json::Value {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    if (k == "created_at" || k == "updated_at") && v.is_string() {
+                        *v = serde_json::Value::String("<time>".into());
+                    } else {
+                        walk(v);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut value);
+    value
 }
