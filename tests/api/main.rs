@@ -7,6 +7,7 @@ mod cli;
 mod clicks;
 mod connect;
 mod migrations;
+mod readme;
 mod reads;
 mod rest;
 mod server;

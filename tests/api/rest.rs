@@ -697,3 +697,46 @@ async fn remote_gateway_calls_the_grpc_server_over_tcp() {
     let _ = stop.send(());
     server.await.expect("join").expect("serve");
 }
+
+#[tokio::test]
+async fn openapi_lists_every_route_the_router_serves() {
+    let t = TestApp::start().await;
+    let rest = Rest::new(&t);
+    let (status, _, served) = rest
+        .send(rest.http.get(format!("{}/api/v1/openapi.json", t.http())))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(served, partners::gateway::openapi::document());
+    for (method, path) in partners::gateway::ROUTES {
+        let operation = &served["paths"][*path][method.to_ascii_lowercase()];
+        assert!(
+            operation.is_object(),
+            "{method} {path} is missing from openapi.json"
+        );
+        // The route really exists in the router: neither "no such route" nor 405.
+        let url = path.replace("{id}", "1");
+        let method = Method::from_bytes(method.as_bytes()).expect("method");
+        let (status, _, body) = rest
+            .send(rest.request(method.clone(), &url, &t.world.service_key))
+            .await;
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {url}");
+        assert_ne!(
+            body["errors"][0]["detail"], "no such route",
+            "{method} {url}"
+        );
+    }
+    // And nothing in openapi.json is missing from the route list.
+    let documented: usize = served["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .map(|item| {
+            item.as_object()
+                .expect("path item")
+                .keys()
+                .filter(|k| *k != "parameters")
+                .count()
+        })
+        .sum();
+    assert_eq!(documented, partners::gateway::ROUTES.len());
+}
