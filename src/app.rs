@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::gateway::{self, Gateway};
 use crate::grpc::{self, context::AppState};
 use crate::ingest::ClickIngest;
+use crate::rate_limit::RateLimiter;
 
 /// Largest number of click events written in one transaction.
 pub const CLICK_BATCH: usize = 256;
@@ -50,7 +51,8 @@ pub async fn start(
 ) -> Result<RunningApp> {
     let db = Db::new(db_config);
     let clicks = ClickIngest::start(db.clone(), CLICK_BATCH, CLICK_QUEUE);
-    let state = AppState::new(db.clone(), limits.key_cache_ttl(), clicks);
+    let limiter = RateLimiter::new(limits.rate_limit_per_second, limits.rate_limit_burst);
+    let state = AppState::new(db.clone(), limits.key_cache_ttl(), clicks, limiter);
 
     let (reporter, health) = tonic_health::server::health_reporter();
     let up = db.ping(grpc::PROBE_TIMEOUT).await;
@@ -85,6 +87,7 @@ pub async fn start(
         .timeout(limits.request_timeout())
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .layer(grpc::limits::OversizeLayer)
         .add_routes(routes);
     let grpc_task = tokio::spawn(server.serve_with_incoming_shutdown(incoming, async {
         let _ = shutdown_rx.await;

@@ -89,6 +89,12 @@ pub struct ServerLimits {
     /// How long a revoked or newly created key may take to be noticed, in milliseconds.
     #[arg(long, env = "PARTNERS_KEY_CACHE_TTL_MS", default_value_t = 5_000)]
     pub key_cache_ttl_ms: u64,
+    /// Calls per second allowed per API key (0 = unlimited).
+    #[arg(long, env = "PARTNERS_RATE_LIMIT_PER_SECOND", default_value_t = 20_000)]
+    pub rate_limit_per_second: u32,
+    /// Burst of calls allowed per API key above the rate.
+    #[arg(long, env = "PARTNERS_RATE_LIMIT_BURST", default_value_t = 40_000)]
+    pub rate_limit_burst: u32,
 }
 
 impl ServerLimits {
@@ -114,6 +120,8 @@ impl Default for ServerLimits {
             request_timeout_ms: 10_000,
             drain_timeout_ms: 10_000,
             key_cache_ttl_ms: 5_000,
+            rate_limit_per_second: 20_000,
+            rate_limit_burst: 40_000,
         }
     }
 }

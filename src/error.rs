@@ -62,6 +62,9 @@ pub enum Error {
         /// Suggested delay before retrying.
         retry_after: Duration,
     },
+    /// A request message is larger than the server accepts.
+    #[error("request message larger than 1 MiB")]
+    MessageTooLarge,
     /// The database is unreachable or overloaded.
     #[error("service unavailable: {0}")]
     Unavailable(&'static str),
@@ -95,6 +98,7 @@ impl Error {
             Error::AlreadyExists { reason, .. } => reason,
             Error::FailedPrecondition { reason, .. } => reason,
             Error::ResourceExhausted { .. } => "RESOURCE_EXHAUSTED",
+            Error::MessageTooLarge => "MESSAGE_TOO_LARGE",
             Error::Unavailable(_) => "UNAVAILABLE",
             Error::DeadlineExceeded => "DEADLINE_EXCEEDED",
             Error::Internal(_) => "INTERNAL",
@@ -110,7 +114,7 @@ impl Error {
             Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::AlreadyExists { .. } => Code::AlreadyExists,
             Error::FailedPrecondition { .. } => Code::FailedPrecondition,
-            Error::ResourceExhausted { .. } => Code::ResourceExhausted,
+            Error::ResourceExhausted { .. } | Error::MessageTooLarge => Code::ResourceExhausted,
             Error::Unavailable(_) => Code::Unavailable,
             Error::DeadlineExceeded => Code::DeadlineExceeded,
             Error::Internal(_) => Code::Internal,

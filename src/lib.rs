@@ -16,4 +16,5 @@ pub mod gateway;
 pub mod grpc;
 pub mod ingest;
 pub mod model;
+pub mod rate_limit;
 pub mod telemetry;

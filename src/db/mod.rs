@@ -4,7 +4,6 @@
 pub mod schema;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -12,7 +11,7 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 use crate::config::DbConfig;
 use crate::error::{Error, Result};
@@ -32,10 +31,10 @@ pub struct Db {
     pool: PgPool,
     permits: Arc<Semaphore>,
     checkout_timeout: Duration,
-    healthy: Arc<AtomicBool>,
+    health: Arc<watch::Sender<bool>>,
     probe_conn: Arc<std::sync::Mutex<Option<PgConnection>>>,
     url: Arc<str>,
-    statement_timeout_ms: u64,
+    statement_timeout: Duration,
 }
 
 #[derive(Debug)]
@@ -72,10 +71,10 @@ impl Db {
             pool,
             permits: Arc::new(Semaphore::new(size as usize)),
             checkout_timeout: config.checkout_timeout(),
-            healthy: Arc::new(AtomicBool::new(true)),
+            health: Arc::new(watch::Sender::new(true)),
             probe_conn: Arc::default(),
             url: url.into(),
-            statement_timeout_ms: config.db_statement_timeout_ms,
+            statement_timeout: Duration::from_millis(config.db_statement_timeout_ms),
         }
     }
 
@@ -100,16 +99,24 @@ impl Db {
                 .map_err(|_| Error::Unavailable("database pool closed"))?;
         let pool = self.pool.clone();
         let timeout = self.checkout_timeout;
-        let joined = tokio::task::spawn_blocking(move || {
+        let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let mut conn = pool.get_timeout(timeout)?;
             f(&mut conn)
-        })
-        .await;
-        match joined {
-            Ok(result) => result,
-            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-            Err(_) => Err(Error::Unavailable("shutting down")),
+        });
+        // A call never waits on a database that stopped answering: it ends when the probe sees
+        // the outage, or at the latest after two statement timeouts (a black-holed network does
+        // not end a statement by itself until `tcp_user_timeout`).
+        let mut health = self.health.subscribe();
+        let limit = self.checkout_timeout + self.statement_timeout * 2 + Duration::from_secs(1);
+        tokio::select! {
+            joined = task => match joined {
+                Ok(result) => result,
+                Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+                Err(_) => Err(Error::Unavailable("shutting down")),
+            },
+            _ = health.wait_for(|up| !*up) => Err(Error::Unavailable("database unreachable")),
+            () = tokio::time::sleep(limit) => Err(Error::Unavailable("database did not answer in time")),
         }
     }
 
@@ -124,7 +131,7 @@ impl Db {
 
     /// Whether the last probe reached the database.
     pub fn is_healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
+        *self.health.borrow()
     }
 
     /// Pings the database on a dedicated connection (not the pool, so a saturated pool does not
@@ -149,13 +156,14 @@ impl Db {
             ok
         });
         let up = matches!(tokio::time::timeout(timeout, ping).await, Ok(Ok(true)));
-        self.healthy.store(up, Ordering::Relaxed);
+        self.health
+            .send_if_modified(|current| std::mem::replace(current, up) != up);
         up
     }
 
-    /// Statement timeout applied to pooled connections, in milliseconds.
-    pub fn statement_timeout_ms(&self) -> u64 {
-        self.statement_timeout_ms
+    /// Statement timeout applied to pooled connections.
+    pub fn statement_timeout(&self) -> Duration {
+        self.statement_timeout
     }
 }
 

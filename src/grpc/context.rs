@@ -17,6 +17,7 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::ingest::ClickIngest;
 use crate::model::{business, partner::Scope};
+use crate::rate_limit::RateLimiter;
 
 /// Metadata key naming the user a service key acts for.
 pub const USER_HEADER: &str = "x-user-uuid";
@@ -30,14 +31,16 @@ pub struct AppState {
     pub db: Db,
     pub auth: Authenticator,
     pub clicks: ClickIngest,
+    limiter: Arc<RateLimiter>,
     businesses: Arc<TtlCache<Uuid, Option<i64>>>,
     users: Arc<TtlCache<Uuid, Option<UserIds>>>,
 }
 
 impl AppState {
     /// Builds the state; `ttl` bounds how stale key and user lookups may be.
-    pub fn new(db: Db, ttl: Duration, clicks: ClickIngest) -> Self {
+    pub fn new(db: Db, ttl: Duration, clicks: ClickIngest, limiter: RateLimiter) -> Self {
         AppState {
+            limiter: Arc::new(limiter),
             auth: Authenticator::new(db.clone(), ttl),
             businesses: Arc::new(TtlCache::new(ttl.max(Duration::from_secs(60)), 100_000)),
             users: Arc::new(TtlCache::new(ttl, 100_000)),
@@ -64,8 +67,16 @@ impl AppState {
             rpc.code = field::Empty,
             duration_ms = field::Empty,
             principal = field::Empty,
+            request_id = field::Empty,
         );
         let started = Instant::now();
+        if let Some(id) = request
+            .metadata()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+        {
+            span.record("request_id", id);
+        }
         async move {
             let outcome = async {
                 let caller = self.caller(request.metadata()).await?;
@@ -95,6 +106,11 @@ impl AppState {
     async fn caller(&self, metadata: &MetadataMap) -> Result<Caller> {
         let authorization = metadata.get("authorization").and_then(|v| v.to_str().ok());
         let principal = self.auth.authenticate(authorization).await?;
+        if let Some((prefix, _)) =
+            crate::auth::bearer(authorization).and_then(crate::auth::parse_key)
+        {
+            self.limiter.check(prefix)?;
+        }
         let acting_user = match metadata.get(USER_HEADER) {
             None => None,
             Some(value) => {

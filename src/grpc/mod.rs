@@ -4,6 +4,7 @@
 pub mod admin_service;
 pub mod context;
 pub mod convert;
+pub mod limits;
 pub mod partner_service;
 pub mod validate;
 

@@ -6,6 +6,7 @@ mod auth;
 mod cli;
 mod clicks;
 mod connect;
+mod limits;
 mod migrations;
 mod readme;
 mod reads;
