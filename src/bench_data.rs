@@ -607,8 +607,14 @@ pub fn create_keys(conn: &mut PgConnection) -> Result<Vec<(String, String)>> {
     .map_err(|e| internal("find the user", e))?
     .ok_or_else(|| Error::Internal("seed-bench keys: no user in the first business".into()))?;
     let service = auth::generate_key()?;
-    api_key::insert(conn, &service.prefix, &service.secret_hash, None, "seed-bench")
-        .map_err(|e| internal("service key", e))?;
+    api_key::insert(
+        conn,
+        &service.prefix,
+        &service.secret_hash,
+        None,
+        "seed-bench",
+    )
+    .map_err(|e| internal("service key", e))?;
     let user_key = auth::generate_key()?;
     api_key::insert(
         conn,
@@ -644,12 +650,11 @@ pub fn seed(conn: &mut PgConnection, scale: &Scale) -> Result<Vec<(String, Strin
     tracing::info!(?scale, "seed-bench: loading");
     let steps = generation_steps(scale);
     conn.transaction::<_, Error, _>(|conn| {
-        let superuser = diesel::sql_query(
-            "SELECT rolsuper AS v FROM pg_roles WHERE rolname = current_user",
-        )
-        .get_result::<Flag>(conn)
-        .map(|f| f.v)
-        .unwrap_or(false);
+        let superuser =
+            diesel::sql_query("SELECT rolsuper AS v FROM pg_roles WHERE rolname = current_user")
+                .get_result::<Flag>(conn)
+                .map(|f| f.v)
+                .unwrap_or(false);
         step(
             conn,
             "settings and helpers",
@@ -691,8 +696,14 @@ pub fn seed(conn: &mut PgConnection, scale: &Scale) -> Result<Vec<(String, Strin
     let counts = [
         ("businesses", "SELECT count(*) AS n FROM businesses"),
         ("users", "SELECT count(*) AS n FROM users"),
-        ("integrations", "SELECT count(*) AS n FROM partner_integrations"),
-        ("preferences", "SELECT count(*) AS n FROM partner_preferences"),
+        (
+            "integrations",
+            "SELECT count(*) AS n FROM partner_integrations",
+        ),
+        (
+            "preferences",
+            "SELECT count(*) AS n FROM partner_preferences",
+        ),
         ("links", "SELECT count(*) AS n FROM partner_users"),
         ("clicks", "SELECT count(*) AS n FROM partner_click_events"),
         (
@@ -705,9 +716,7 @@ pub fn seed(conn: &mut PgConnection, scale: &Scale) -> Result<Vec<(String, Strin
     }
     let search_matches = count(
         conn,
-        &format!(
-            "SELECT count(*) AS n FROM partners WHERE lower(name) LIKE '%{SEARCH_WORD}%'"
-        ),
+        &format!("SELECT count(*) AS n FROM partners WHERE lower(name) LIKE '%{SEARCH_WORD}%'"),
     )?;
     out.push(("search_word".into(), SEARCH_WORD.to_owned()));
     out.push(("search_matches".into(), search_matches.to_string()));
@@ -724,7 +733,13 @@ mod tests {
     #[test]
     fn the_search_word_is_only_in_its_own_name_word() {
         let word = SEARCH_WORD.to_lowercase();
-        let lists: [&[&str]; 5] = [&NAME_FIRST, &NAME_SECOND, &NAME_RARE, &NAME_THIRD, &NAME_CITY];
+        let lists: [&[&str]; 5] = [
+            &NAME_FIRST,
+            &NAME_SECOND,
+            &NAME_RARE,
+            &NAME_THIRD,
+            &NAME_CITY,
+        ];
         let holders: Vec<&str> = lists
             .iter()
             .flat_map(|l| l.iter())

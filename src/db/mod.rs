@@ -9,7 +9,7 @@ use std::time::Duration;
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, ManageConnection, Pool};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use tokio::sync::{Semaphore, watch};
 
@@ -22,7 +22,38 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 /// Advisory lock key held while migrating, so concurrent starts do not race.
 const MIGRATION_LOCK_KEY: i64 = 0x7061_7274_6e65_7273; // "partners"
 
-type PgPool = Pool<ConnectionManager<PgConnection>>;
+type PgPool = Pool<Manager>;
+
+/// A pooled connection plus a flag set when a call saw it fail at the transport level, so the
+/// pool drops it instead of handing a dead connection to the next call (Diesel only reports
+/// connections with a broken transaction).
+pub struct PoolConn {
+    pg: PgConnection,
+    broken: bool,
+}
+
+/// Diesel's connection manager, with [`PoolConn::broken`] honoured.
+struct Manager(ConnectionManager<PgConnection>);
+
+impl ManageConnection for Manager {
+    type Connection = PoolConn;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<PoolConn, Self::Error> {
+        Ok(PoolConn {
+            pg: self.0.connect()?,
+            broken: false,
+        })
+    }
+
+    fn is_valid(&self, conn: &mut PoolConn) -> Result<(), Self::Error> {
+        self.0.is_valid(&mut conn.pg)
+    }
+
+    fn has_broken(&self, conn: &mut PoolConn) -> bool {
+        conn.broken || self.0.has_broken(&mut conn.pg)
+    }
+}
 
 /// Shared handle to the database: a pool plus a semaphore sized like it, so blocking threads never
 /// pile up waiting for connections, and the health flag kept by the probe.
@@ -42,13 +73,14 @@ struct SessionSettings {
     statement_timeout_ms: u64,
 }
 
-impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings {
-    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute(&format!(
-            "SET statement_timeout = {}; SET application_name = 'partners'",
-            self.statement_timeout_ms
-        ))
-        .map_err(diesel::r2d2::Error::QueryError)
+impl CustomizeConnection<PoolConn, diesel::r2d2::Error> for SessionSettings {
+    fn on_acquire(&self, conn: &mut PoolConn) -> Result<(), diesel::r2d2::Error> {
+        conn.pg
+            .batch_execute(&format!(
+                "SET statement_timeout = {}; SET application_name = 'partners'",
+                self.statement_timeout_ms
+            ))
+            .map_err(diesel::r2d2::Error::QueryError)
     }
 }
 
@@ -56,7 +88,7 @@ impl Db {
     /// Builds the pool without waiting for the database (connections are made on demand).
     pub fn new(config: &DbConfig) -> Db {
         let url = config.connection_url();
-        let manager = ConnectionManager::<PgConnection>::new(url.clone());
+        let manager = Manager(ConnectionManager::<PgConnection>::new(url.clone()));
         let size = config.db_pool_size.max(1);
         let pool = Pool::builder()
             .max_size(size)
@@ -102,7 +134,11 @@ impl Db {
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let mut conn = pool.get_timeout(timeout)?;
-            f(&mut conn)
+            let result = f(&mut conn.pg);
+            if matches!(result, Err(Error::Unavailable(_))) {
+                conn.broken = true;
+            }
+            result
         });
         // A call never waits on a database that stopped answering: it ends when the probe sees
         // the outage, or at the latest after two statement timeouts (a black-holed network does

@@ -8,6 +8,8 @@ mod clicks;
 mod connect;
 mod limits;
 mod migrations;
+mod outage;
+mod proxy;
 mod readme;
 mod reads;
 mod rest;

@@ -163,7 +163,16 @@ impl TestApp {
     }
 
     pub async fn start_with(limits: ServerLimits) -> TestApp {
+        Self::start_with_db(limits, |db| DbConfig::for_url(&db.url)).await
+    }
+
+    /// Starts with a database configuration derived from the test database (e.g. via a proxy).
+    pub async fn start_with_db(
+        limits: ServerLimits,
+        config: impl FnOnce(&TestDb) -> DbConfig,
+    ) -> TestApp {
         let db = TestDb::new();
+        let db_config = config(&db);
         let world = make_world(&mut db.conn());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -171,7 +180,7 @@ impl TestApp {
         let http = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind http");
-        let app = app::start(&DbConfig::for_url(&db.url), &limits, listener, Some(http))
+        let app = app::start(&db_config, &limits, listener, Some(http))
             .await
             .expect("start app");
         let channel = Channel::from_shared(format!("http://{}", app.grpc_addr))

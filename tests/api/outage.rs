@@ -1,0 +1,135 @@
+//! Database outages through the proxy: answers stay quick (gRPC UNAVAILABLE, REST 503), health
+//! and readiness follow the database, and everything recovers without a restart.
+
+use std::time::{Duration, Instant};
+
+use partners::config::{DbConfig, ServerLimits};
+use partners::grpc::pb;
+use tonic::Code;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+
+use crate::proxy::{Mode, Proxy};
+use crate::support::*;
+
+async fn via_proxy() -> (TestApp, Proxy) {
+    let proxy = Proxy::start("127.0.0.1:5432".parse().expect("addr")).await;
+    let addr = proxy.addr;
+    let t = TestApp::start_with_db(ServerLimits::default(), |db| {
+        DbConfig::for_url(format!("postgres://postgres@{addr}/{}", db.name))
+    })
+    .await;
+    (t, proxy)
+}
+
+async fn serving(t: &TestApp) -> bool {
+    HealthClient::new(t.channel.clone())
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner().status == ServingStatus::Serving as i32)
+        .unwrap_or(false)
+}
+
+async fn ready(t: &TestApp) -> u16 {
+    reqwest::get(format!("{}/readyz", t.http()))
+        .await
+        .expect("readyz")
+        .status()
+        .as_u16()
+}
+
+/// Polls `check` until it holds, returning how long it took (panics after `limit`).
+async fn within<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < limit,
+            "{what} did not happen within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    started.elapsed()
+}
+
+async fn outage_and_recovery(mode: Mode) {
+    let (t, proxy) = via_proxy().await;
+    let p = t.simple_partner("Survivor", &["pos"]).await;
+    let get = || {
+        let mut client = t.client();
+        let key = t.world.user_key_a.clone();
+        async move {
+            client
+                .get_partner(with_key(
+                    pb::GetPartnerRequest {
+                        id: p.id,
+                        ..Default::default()
+                    },
+                    &key,
+                ))
+                .await
+        }
+    };
+    get().await.expect("healthy");
+
+    proxy.set(mode);
+    let started = Instant::now();
+    let status = get().await.expect_err("database cut");
+    let grpc_answer = started.elapsed();
+    assert_code(&status, Code::Unavailable, "UNAVAILABLE");
+    assert!(
+        grpc_answer < Duration::from_secs(4),
+        "gRPC answered after {grpc_answer:?}"
+    );
+    let started = Instant::now();
+    let rest = reqwest::Client::new()
+        .get(format!("{}/api/v1/partners/{}", t.http(), p.id))
+        .bearer_auth(&t.world.user_key_a)
+        .send()
+        .await
+        .expect("http");
+    let rest_answer = started.elapsed();
+    assert_eq!(rest.status().as_u16(), 503);
+    assert!(
+        rest_answer < Duration::from_secs(4),
+        "REST answered after {rest_answer:?}"
+    );
+    let not_serving = within(Duration::from_secs(5), "NOT_SERVING", || async {
+        !serving(&t).await
+    })
+    .await;
+    assert_eq!(ready(&t).await, 503);
+
+    proxy.set(Mode::Pass);
+    let recovered = within(Duration::from_secs(5), "recovery", || async {
+        get().await.is_ok()
+    })
+    .await;
+    within(Duration::from_secs(5), "SERVING", || async {
+        serving(&t).await
+    })
+    .await;
+    assert_eq!(ready(&t).await, 200);
+    // Every pooled connection works again (dead ones were dropped, not handed out).
+    for _ in 0..40 {
+        get().await.expect("after recovery");
+    }
+    eprintln!(
+        "outage {mode:?}: gRPC answer {grpc_answer:?}, REST answer {rest_answer:?}, NOT_SERVING after {not_serving:?}, recovered after {recovered:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_database_gives_quick_unavailable_and_recovers() {
+    outage_and_recovery(Mode::Refuse).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blackholed_database_gives_quick_unavailable_and_recovers() {
+    outage_and_recovery(Mode::Blackhole).await;
+}
