@@ -133,3 +133,128 @@ async fn refused_database_gives_quick_unavailable_and_recovers() {
 async fn blackholed_database_gives_quick_unavailable_and_recovers() {
     outage_and_recovery(Mode::Blackhole).await;
 }
+
+/// Outcome counts of the write-loss test.
+#[derive(Debug, Default)]
+struct Tally {
+    sent: usize,
+    acknowledged: usize,
+    failed: usize,
+    unknown: usize,
+    retries: usize,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_acknowledged_click_is_lost_when_the_database_is_cut() {
+    let (t, proxy) = via_proxy().await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(t.simple_partner(&format!("P{i}"), &["pos"]).await.id);
+    }
+    let stop_at = Instant::now() + Duration::from_millis(4500);
+    let mut workers = Vec::new();
+    for w in 0..16 {
+        let mut client = t.client();
+        let key = t.world.user_key_a.clone();
+        let ids = ids.clone();
+        workers.push(tokio::spawn(async move {
+            let mut tally = Tally::default();
+            let mut acked = Vec::new();
+            let mut i = 0;
+            while Instant::now() < stop_at {
+                i += 1;
+                let request_id = format!("w{w}-{i}");
+                let partner = ids[(w + i) % ids.len()];
+                tally.sent += 1;
+                let mut outcome = None;
+                // A client that retries with the same key until it gets a definite answer.
+                for attempt in 0..30 {
+                    if attempt > 0 {
+                        tally.retries += 1;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    let request = pb::CreatePartnerClickEventRequest {
+                        id: partner,
+                        event_type: pb::EventType::Website as i32,
+                        request_id: request_id.clone(),
+                        ..Default::default()
+                    };
+                    match client
+                        .create_partner_click_event(with_key(request, &key))
+                        .await
+                    {
+                        Ok(event) => {
+                            outcome = Some(Ok(event.into_inner().id));
+                            break;
+                        }
+                        Err(s)
+                            if matches!(
+                                s.code(),
+                                Code::Unavailable
+                                    | Code::DeadlineExceeded
+                                    | Code::ResourceExhausted
+                            ) =>
+                        {
+                            outcome = Some(Err(true));
+                        }
+                        Err(s) => panic!("unexpected answer: {s:?}"),
+                    }
+                }
+                match outcome {
+                    Some(Ok(id)) => {
+                        tally.acknowledged += 1;
+                        acked.push((request_id, id));
+                    }
+                    Some(Err(_)) | None => tally.unknown += 1,
+                }
+            }
+            (tally, acked)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.set(Mode::Refuse);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    proxy.set(Mode::Pass);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    proxy.set(Mode::Blackhole);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    proxy.set(Mode::Pass);
+
+    let mut total = Tally::default();
+    let mut acked = Vec::new();
+    for worker in workers {
+        let (tally, mut list) = worker.await.expect("worker");
+        total.sent += tally.sent;
+        total.acknowledged += tally.acknowledged;
+        total.failed += tally.failed;
+        total.unknown += tally.unknown;
+        total.retries += tally.retries;
+        acked.append(&mut list);
+    }
+    let stored = t.count("SELECT count(*) AS n FROM partner_click_events");
+    let distinct = t.count("SELECT count(DISTINCT idempotency_key) AS n FROM partner_click_events");
+    let mut lost = 0;
+    for (key, id) in &acked {
+        let found = t.count(&format!(
+            "SELECT count(*) AS n FROM partner_click_events WHERE idempotency_key = '{key}' AND id = {id}"
+        ));
+        if found != 1 {
+            lost += 1;
+        }
+    }
+    let duplicated = stored - distinct;
+    let mismatched = t.count(
+        "SELECT count(*) AS n FROM partners p WHERE p.website_clicks <> \
+         (SELECT count(*) FROM partner_click_events e WHERE e.partner_id = p.id)",
+    );
+    eprintln!(
+        "write-loss: sent {} acknowledged {} failed {} unknown {} retries {} stored {} lost {lost} duplicated {duplicated} counter mismatches {mismatched}",
+        total.sent, total.acknowledged, total.failed, total.unknown, total.retries, stored
+    );
+    assert!(total.retries > 0, "the cut was felt");
+    assert!(total.acknowledged > 0);
+    assert_eq!(lost, 0);
+    assert_eq!(duplicated, 0);
+    assert_eq!(mismatched, 0);
+    assert!(stored as usize >= total.acknowledged && stored as usize <= total.sent);
+}
