@@ -84,10 +84,11 @@ pub async fn start(
         .with_keepalive(Some(Duration::from_secs(60)));
     let (grpc_shutdown, shutdown_rx) = oneshot::channel::<()>();
     let server = Server::builder()
-        .timeout(limits.request_timeout())
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .layer(grpc::limits::OversizeLayer)
+        .layer(grpc::transport_status::TransportStatusLayer {
+            timeout: limits.request_timeout(),
+        })
         .add_routes(routes);
     let grpc_task = tokio::spawn(server.serve_with_incoming_shutdown(incoming, async {
         let _ = shutdown_rx.await;

@@ -4,8 +4,8 @@
 pub mod admin_service;
 pub mod context;
 pub mod convert;
-pub mod limits;
 pub mod partner_service;
+pub mod transport_status;
 pub mod validate;
 
 use std::time::Duration;

@@ -13,5 +13,6 @@ mod proxy;
 mod readme;
 mod reads;
 mod rest;
+mod robustness;
 mod server;
 mod support;
