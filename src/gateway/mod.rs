@@ -555,17 +555,10 @@ fn check_partner_relationship(
     check(errors)
 }
 
-async fn click_event(
-    State(gw): State<Gateway>,
-    path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    body: Body,
-) -> Reply {
-    let params = Params::from_query(query.as_deref().unwrap_or(""), &CONTEXT_ONLY)?;
-    let id = partner_id(path)?;
-    let body = read_json(&headers, body).await?;
-    let data = data_object(&body, "partner_click_events")?;
+/// Decodes a click-event document (`relationships.partner` as `{id, type}` or `{data: {id, type}}`)
+/// into the event type value sent to gRPC (unknown names become -1, rejected there).
+pub fn click_event_type(body: &Option<Value>, id: i64) -> Result<i32, ApiErrors> {
+    let data = data_object(body, "partner_click_events")?;
     let event_type = match data.get("attributes").and_then(|a| a.get("event_type")) {
         None | Some(Value::Null) => pb::EventType::Unspecified as i32,
         Some(Value::String(s)) => match s.as_str() {
@@ -580,6 +573,20 @@ async fn click_event(
         }
     };
     check_partner_relationship(data, id)?;
+    Ok(event_type)
+}
+
+async fn click_event(
+    State(gw): State<Gateway>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Reply {
+    let params = Params::from_query(query.as_deref().unwrap_or(""), &CONTEXT_ONLY)?;
+    let id = partner_id(path)?;
+    let body = read_json(&headers, body).await?;
+    let event_type = click_event_type(&body, id)?;
     let request_id = match headers.get("idempotency-key") {
         None => String::new(),
         Some(v) => v
@@ -654,7 +661,7 @@ async fn connect(
 }
 
 /// Decodes partner attributes into a message and the list of attributes present.
-fn partner_from_attributes(
+pub fn partner_from_attributes(
     data: &serde_json::Map<String, Value>,
 ) -> Result<(pb::Partner, Vec<String>), ApiErrors> {
     let mut partner = pb::Partner::default();
@@ -946,4 +953,70 @@ pub async fn serve(
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// Arbitrary JSON values, a few levels deep.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            ".{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    "(data|type|attributes|relationships|partner|id|event_type|name|.{0,6})",
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn click_body_decoding_never_panics_and_only_reports_400(body in any_json(), id in any::<i64>()) {
+            if let Err(errors) = click_event_type(&Some(body), id) {
+                prop_assert!(errors.errors.iter().all(|e| e.status == StatusCode::BAD_REQUEST));
+                prop_assert!(errors.errors.iter().all(|e| matches!(e.source, Source::Pointer(_))));
+            }
+        }
+
+        #[test]
+        fn well_formed_click_documents_decode(
+            id in 1i64..i64::MAX,
+            kind in prop_oneof![Just("website"), Just("video")],
+            nested in any::<bool>(),
+        ) {
+            let partner = json!({"id": id.to_string(), "type": "partner"});
+            let relationship = if nested { json!({"data": partner}) } else { partner };
+            let body = json!({"data": {"type": "partner_click_events", "attributes": {"event_type": kind},
+                "relationships": {"partner": relationship}}});
+            let expected = if kind == "website" { pb::EventType::Website } else { pb::EventType::Video };
+            prop_assert_eq!(click_event_type(&Some(body), id).ok(), Some(expected as i32));
+        }
+
+        #[test]
+        fn partner_attribute_decoding_never_panics(attributes in any_json()) {
+            let data = json!({"type": "partner", "attributes": attributes});
+            let object = data.as_object().expect("object");
+            if let Ok((_, present)) = partner_from_attributes(object) {
+                let keys: Vec<String> = data["attributes"]
+                    .as_object()
+                    .map(|m| m.keys().cloned().collect())
+                    .unwrap_or_default();
+                prop_assert!(present.iter().all(|p| keys.contains(p)));
+            }
+        }
+    }
 }

@@ -345,3 +345,73 @@ mod tests {
         assert_eq!(errors.len(), 2);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const ACCEPTS: Accepts = Accepts {
+        scalars: &[
+            "business_uuid",
+            "include",
+            "search",
+            "page",
+            "per_page",
+            "sort",
+        ],
+        array_filters: &["categories", "country_codes"],
+        bool_filters: &["preferred", "active"],
+    };
+
+    fn query_piece() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            Just("page".to_owned()),
+            Just("per_page".to_owned()),
+            Just("search".to_owned()),
+            Just("filter[categories][]".to_owned()),
+            Just("filter[categories]".to_owned()),
+            Just("filter[preferred]".to_owned()),
+            Just("filter[".to_owned()),
+            "[a-z\\[\\]%]{0,12}",
+        ];
+        (key, "[ -~]{0,12}").prop_map(|(k, v)| format!("{k}={v}"))
+    }
+
+    proptest! {
+        #[test]
+        fn any_query_string_parses_or_names_its_parameters(raw in "[ -~]{0,80}") {
+            match Params::from_query(&raw, &ACCEPTS) {
+                Ok(params) => {
+                    let mut errors = Vec::new();
+                    let _ = params.int("page", &mut errors);
+                    let _ = params.boolean("filter[preferred]", &mut errors);
+                    prop_assert!(errors.iter().all(|e| matches!(e.source, Source::Parameter(_))));
+                }
+                Err(errors) => {
+                    prop_assert!(!errors.is_empty());
+                    prop_assert!(errors.iter().all(|e| matches!(&e.source, Source::Parameter(p) if !p.is_empty() || raw.contains('='))));
+                }
+            }
+        }
+
+        #[test]
+        fn bracket_queries_keep_every_filter_value(pieces in prop::collection::vec(query_piece(), 0..8)) {
+            let raw = pieces.join("&");
+            if let Ok(params) = Params::from_query(&raw, &ACCEPTS) {
+                let expected: usize = form_urlencoded::parse(raw.as_bytes())
+                    .filter(|(k, _)| k == "filter[categories][]" || k == "filter[categories]")
+                    .map(|(_, v)| v.split(',').count())
+                    .sum();
+                prop_assert_eq!(params.list("filter[categories]").len(), expected);
+            }
+        }
+
+        #[test]
+        fn json_bodies_never_panic(body in prop::collection::btree_map("(filter|page|search|include|[a-z]{1,5})", "[ -~]{0,8}", 0..5)) {
+            let value = serde_json::Value::Object(body.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect());
+            let _ = Params::from_body(&value, &ACCEPTS);
+        }
+    }
+}

@@ -6,6 +6,7 @@ mod auth;
 mod cli;
 mod clicks;
 mod connect;
+mod hostile;
 mod limits;
 mod migrations;
 mod outage;
