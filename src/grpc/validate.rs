@@ -98,6 +98,10 @@ impl Checker {
         }
         let trimmed = search.trim();
         let chars = trimmed.chars().count();
+        if trimmed.chars().any(char::is_control) {
+            self.add("search", "must not contain control characters");
+            return None;
+        }
         if chars == 0 || chars > MAX_SEARCH_CHARS {
             self.add(
                 "search",
@@ -231,6 +235,16 @@ impl Checker {
     fn text(&mut self, field: &str, value: &str, min: usize, max: usize) -> String {
         let trimmed = value.trim();
         let chars = trimmed.chars().count();
+        // Multi-line text (descriptions) may hold newlines and tabs; nothing may hold NUL or other
+        // control characters (Postgres text cannot store NUL at all).
+        let multi_line = max > 200;
+        if trimmed
+            .chars()
+            .any(|c| c.is_control() && !(multi_line && matches!(c, '\n' | '\r' | '\t')))
+        {
+            self.add(field, "must not contain control characters");
+            return trimmed.to_owned();
+        }
         if chars < min || chars > max {
             if min > 0 {
                 self.add(field, format!("must have {min} to {max} characters"));
@@ -250,7 +264,7 @@ impl Checker {
             && trimmed
                 .split_once('@')
                 .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
-            && !trimmed.chars().any(char::is_whitespace);
+            && !trimmed.chars().any(|c| c.is_whitespace() || c.is_control());
         if !valid {
             self.add(field, "must be an e-mail address");
         }
@@ -475,12 +489,24 @@ fn external_id(c: &mut Checker, value: &Option<String>) -> Option<String> {
     }
 }
 
+/// Whether a JSON value holds a NUL character anywhere (Postgres `jsonb` cannot store it).
+fn holds_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(holds_nul),
+        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
+}
+
 fn metadata(c: &mut Checker, value: &Option<prost_types::Struct>) -> serde_json::Value {
     let json = value
         .as_ref()
         .map(super::convert::struct_to_json)
         .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
-    if json.to_string().len() > MAX_METADATA_BYTES {
+    if holds_nul(&json) {
+        c.add("partner.metadata", "must not contain NUL characters");
+    } else if json.to_string().len() > MAX_METADATA_BYTES {
         c.add(
             "partner.metadata",
             format!("must serialize to at most {MAX_METADATA_BYTES} bytes"),

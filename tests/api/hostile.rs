@@ -93,3 +93,56 @@ async fn malformed_requests_on_every_route_never_get_a_5xx() {
         .expect("still serving");
     assert_eq!(ok.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn nul_and_control_characters_are_client_errors_not_500s() {
+    let t = TestApp::start().await;
+    let http = reqwest::Client::new();
+    let b = t.world.business_a;
+    for query in [
+        "search=a%00b",
+        "search=%07",
+        "filter[categories][]=a%00",
+        "sort=name%00",
+    ] {
+        let status = http
+            .get(format!(
+                "{}/api/v1/partners?business_uuid={b}&{query}",
+                t.http()
+            ))
+            .bearer_auth(&t.world.service_key)
+            .send()
+            .await
+            .expect("answer")
+            .status();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+    }
+    for attributes in [
+        serde_json::json!({"name": "a\u{0}b"}),
+        serde_json::json!({"name": "ok", "description": "line\u{0}"}),
+        serde_json::json!({"name": "ok", "email": "a\u{0}@b.example"}),
+        serde_json::json!({"name": "ok", "metadata": {"k": "a\u{0}b"}}),
+        serde_json::json!({"name": "ok", "metadata": {"k\u{0}": 1}}),
+        serde_json::json!({"name": "ok", "external_id": "x\u{0}"}),
+    ] {
+        let status = http
+            .post(format!("{}/api/v1/partners", t.http()))
+            .bearer_auth(&t.world.service_key)
+            .json(&serde_json::json!({"data": {"type": "partner", "attributes": attributes}}))
+            .send()
+            .await
+            .expect("answer")
+            .status();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{attributes}");
+    }
+    // Newlines and tabs are fine in a description.
+    let status = http
+        .post(format!("{}/api/v1/partners", t.http()))
+        .bearer_auth(&t.world.service_key)
+        .json(&serde_json::json!({"data": {"type": "partner", "attributes": {"name": "ok", "description": "a\nb\tc"}}}))
+        .send()
+        .await
+        .expect("answer")
+        .status();
+    assert_eq!(status, StatusCode::CREATED);
+}
