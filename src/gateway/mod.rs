@@ -505,12 +505,9 @@ fn data_object<'a>(
     }
 }
 
+/// A JSON:API resource id (always a string).
 fn id_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
+    value.as_str().map(str::to_owned)
 }
 
 /// Checks `relationships.partner` (`{id, type}` or `{data: {id, type}}`) against the path id.
@@ -518,7 +515,14 @@ fn check_partner_relationship(
     data: &serde_json::Map<String, Value>,
     id: i64,
 ) -> Result<(), ApiErrors> {
-    let Some(partner) = data.get("relationships").and_then(|r| r.get("partner")) else {
+    let relationships = match data.get("relationships") {
+        None => return Ok(()),
+        Some(Value::Object(r)) => r,
+        Some(_) => {
+            return Err(ApiError::bad_pointer("/data/relationships", "must be an object").into());
+        }
+    };
+    let Some(partner) = relationships.get("partner") else {
         return Ok(());
     };
     let (object, base) = match partner.get("data") {

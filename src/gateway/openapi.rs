@@ -154,7 +154,7 @@ fn constant(value: &str) -> Value {
 
 /// A decimal resource id.
 fn numeric_id() -> Value {
-    json!({"type": "string", "pattern": "^[1-9][0-9]*$", "examples": ["42"]})
+    json!({"type": "string", "pattern": "^[1-9][0-9]*$"})
 }
 
 /// `schema` or `null`.
@@ -162,9 +162,36 @@ fn or_null(schema: Value) -> Value {
     json!({"oneOf": [schema, {"type": "null"}]})
 }
 
+/// Characters no text field may hold (C0 and C1 controls; Postgres cannot store NUL).
+const NO_CONTROLS: &str = "\\u0000-\\u001F\\u007F-\\u009F";
+
+/// A single-line text without control characters, with at least one non-space character.
+fn single_line(min: usize, max: usize) -> Value {
+    let pattern = if min == 0 {
+        format!("^[^{NO_CONTROLS}]*$")
+    } else {
+        format!("^[^{NO_CONTROLS}]*[^\\s{NO_CONTROLS}][^{NO_CONTROLS}]*$")
+    };
+    json!({"type": "string", "minLength": min, "maxLength": max, "pattern": pattern})
+}
+
 /// One value of an array filter or label list.
 fn label() -> Value {
-    json!({"type": "string", "minLength": 1, "maxLength": 64})
+    json!({"type": "string", "minLength": 1, "maxLength": 64, "pattern": format!("^[^{NO_CONTROLS}]+$")})
+}
+
+/// Any JSON value without NUL characters (the `metadata` values).
+fn json_value() -> Value {
+    json!({
+        "anyOf": [
+            {"type": "string", "pattern": "^[^\\u0000]*$"},
+            {"type": "number"},
+            {"type": "boolean"},
+            {"type": "null"},
+            {"type": "array", "items": schema_ref("JsonValue")},
+            schema_ref("JsonObject"),
+        ]
+    })
 }
 
 /// Response headers: `X-Request-Id`, then the named ones (component names drop the dashes).
@@ -270,7 +297,6 @@ fn paths() -> Value {
             LIST_PARAMETERS.as_slice(),
             &[
                 "FilterCategories",
-                "FilterCategoriesList",
                 "FilterExcludedCategories",
                 "FilterWholesalerCategories",
                 "FilterCountryCodes",
@@ -296,7 +322,6 @@ fn paths() -> Value {
             LIST_PARAMETERS.as_slice(),
             &[
                 "FilterCategories",
-                "FilterCategoriesList",
                 "FilterStatus",
                 "XUserUuid",
                 "XRequestId",
@@ -541,7 +566,7 @@ fn bool_filter(name: &str, description: &str) -> Value {
     query(
         name,
         &format!("{description} Accepts `true`, `false`, `1` or `0`."),
-        json!({"type": "boolean"}),
+        json!({"type": "string", "enum": ["true", "false", "1", "0"]}),
     )
 }
 
@@ -562,8 +587,8 @@ fn parameters() -> Value {
             query(
                 "business_uuid",
                 "Business in context. Required for service keys; user keys default to their own \
-                 business.",
-                uuid(),
+                 business. Empty means none.",
+                json!({"anyOf": [uuid(), {"type": "string", "maxLength": 0}]}),
             ),
         ),
         (
@@ -573,7 +598,10 @@ fn parameters() -> Value {
                 "in": "query",
                 "description": "Comma-separated related resources to include: `users`, \
                                 `partner_integrations`.",
-                "schema": {"type": "string"},
+                "schema": {
+                    "type": "string",
+                    "pattern": "^((users|partner_integrations)(,(users|partner_integrations))*)?$",
+                },
                 "example": "users,partner_integrations",
             }),
         ),
@@ -582,8 +610,12 @@ fn parameters() -> Value {
             query(
                 "search",
                 "Case-insensitive substring of the partner name; 1 to 100 characters after \
-                 trimming. `%`, `_` and `\\` match literally.",
-                json!({"type": "string", "minLength": 1, "maxLength": 100}),
+                 trimming (empty means no search). `%`, `_` and `\\` match literally.",
+                json!({
+                    "type": "string",
+                    "maxLength": 100,
+                    "pattern": format!("^([^{NO_CONTROLS}]*[^\\s{NO_CONTROLS}][^{NO_CONTROLS}]*)?$"),
+                }),
             ),
         ),
         (
@@ -615,7 +647,10 @@ fn parameters() -> Value {
                 "in": "query",
                 "description": "Comma-separated sort keys, each once: `name`, `created_at`, \
                                 `updated_at`, `clicks`, `users_count`; prefix `-` for descending.",
-                "schema": {"type": "string"},
+                "schema": {
+                    "type": "string",
+                    "pattern": "^(-?(name|created_at|updated_at|clicks|users_count)(,-?(name|created_at|updated_at|clicks|users_count))*)?$",
+                },
                 "example": "-clicks,name",
             }),
         ),
@@ -623,20 +658,10 @@ fn parameters() -> Value {
             "FilterCategories",
             array_filter(
                 "filter[categories][]",
-                "Partners in any of these categories.",
+                "Partners in any of these categories. `filter[categories]=a,b` (comma-separated) \
+                 is accepted as well and merges with this form.",
                 label(),
             ),
-        ),
-        (
-            "FilterCategoriesList",
-            json!({
-                "name": "filter[categories]",
-                "in": "query",
-                "description": "Comma-separated form of `filter[categories][]`; both forms merge.",
-                "style": "form",
-                "explode": false,
-                "schema": {"type": "array", "items": label(), "maxItems": 50},
-            }),
         ),
         (
             "FilterExcludedCategories",
@@ -706,7 +731,7 @@ fn parameters() -> Value {
                 "Idempotency-Key",
                 "Makes the request idempotent: a replay with the same body returns the first \
                  result; a different body with the same key is a 409.",
-                json!({"type": "string", "minLength": 1, "maxLength": 200}),
+                json!({"type": "string", "maxLength": 200, "pattern": "^[!-~ ]*$"}),
             ),
         ),
     ])
@@ -770,6 +795,15 @@ fn error_responses() -> Value {
 
 fn schemas() -> Value {
     object([
+        ("JsonValue", json_value()),
+        (
+            "JsonObject",
+            json!({
+                "type": "object",
+                "propertyNames": {"pattern": "^[^\\u0000]*$"},
+                "additionalProperties": schema_ref("JsonValue"),
+            }),
+        ),
         ("Partner", partner()),
         ("PartnerAttributes", partner_attributes()),
         (
@@ -1059,23 +1093,30 @@ fn partner_list() -> Value {
 }
 
 fn partner_write_attributes() -> Value {
-    let labels = json!({"type": "array", "items": label(), "maxItems": 50});
+    let labels = json!({"type": ["array", "null"], "items": label(), "maxItems": 50});
     let url = json!({
-        "type": "string",
+        "type": ["string", "null"],
         "maxLength": 2048,
-        "pattern": "^(https?://\\S+)?$",
-        "description": "An http(s) URL, or empty.",
+        "pattern": format!("^(https?://[^\\s{NO_CONTROLS}]+)?$"),
+        "description": "An http(s) URL, or empty/null for none.",
     });
+    let mut name = single_line(1, 200);
+    name["description"] = json!("Display name (trimmed).");
     json!({
         "type": "object",
+        "additionalProperties": false,
         "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 200},
-            "description": {"type": "string", "maxLength": 5000},
+            "name": name,
+            "description": {
+                "type": ["string", "null"],
+                "maxLength": 5000,
+                "pattern": "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$",
+            },
             "email": {
-                "type": "string",
+                "type": ["string", "null"],
                 "maxLength": 320,
-                "anyOf": [{"format": "email"}, {"maxLength": 0}],
-                "description": "An e-mail address, or empty.",
+                "pattern": format!("^([^@\\s{NO_CONTROLS}]+@[^\\s{NO_CONTROLS}]+)?$"),
+                "description": "An e-mail address, or empty/null for none.",
             },
             "logo_url": url,
             "website_url": url,
@@ -1084,17 +1125,22 @@ fn partner_write_attributes() -> Value {
             "wholesaler_categories": labels,
             "tags": labels,
             "country_codes": {
-                "type": "array",
+                "type": ["array", "null"],
                 "maxItems": 50,
                 "items": {"type": "string", "pattern": "^[A-Za-z]{2}$"},
                 "description": "ISO 3166-1 alpha-2 codes, any case; stored upper-case.",
             },
             "status": schema_ref("PartnerStatus"),
             "active": {"type": "boolean"},
-            "external_id": {"type": ["string", "null"], "minLength": 1, "maxLength": 200},
+            "external_id": {
+                "type": ["string", "null"],
+                "maxLength": 200,
+                "pattern": format!("^[^{NO_CONTROLS}]*$"),
+                "description": "The caller's own reference; empty or null clears it.",
+            },
             "metadata": {
-                "type": "object",
-                "description": "Free-form JSON object of at most 16 KiB serialized.",
+                "anyOf": [schema_ref("JsonObject"), {"type": "null"}],
+                "description": "Free-form JSON object of at most 16 KiB serialized (no NUL characters).",
             },
         },
     })

@@ -190,11 +190,9 @@ impl Checker {
                 None => (false, part),
             };
             match SortField::parse(name) {
+                // A repeated key adds nothing: the first occurrence decides.
                 Some(field) if !keys.iter().any(|(f, _)| *f == field) => keys.push((field, desc)),
-                Some(_) => {
-                    self.add("sort", format!("key {name:?} appears twice"));
-                    return Vec::new();
-                }
+                Some(_) => {}
                 None => {
                     self.add(
                         "sort",
