@@ -8,6 +8,7 @@ mod clicks;
 mod connect;
 mod hostile;
 mod limits;
+mod logs;
 mod migrations;
 mod outage;
 mod proxy;
