@@ -7,6 +7,7 @@ mod cli;
 mod clicks;
 mod connect;
 mod hostile;
+mod isolation;
 mod limits;
 mod logs;
 mod migrations;
