@@ -1,9 +1,12 @@
-//! A small builder for dynamic SQL with positional binds, run through Diesel's boxed `sql_query`.
-//! Used by the list queries, whose WHERE and ORDER BY clauses depend on the request.
+//! A small builder for dynamic SQL with positional binds, used by the partner reads, whose WHERE
+//! and ORDER BY clauses depend on the request. Unlike Diesel's `sql_query`, the built query is a
+//! cacheable prepared statement (keyed by its text and bind types): Postgres parses and plans each
+//! distinct shape once per connection instead of on every call.
 
 use diesel::pg::Pg;
-use diesel::query_builder::BoxedSqlQuery;
-use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Untyped};
+use diesel::{QueryResult, RunQueryDsl};
 
 /// One bound value.
 #[derive(Debug, Clone)]
@@ -22,40 +25,59 @@ pub enum Bind {
     Bool(bool),
 }
 
+/// A piece of SQL: text, or the index of a bind.
+#[derive(Debug, Clone)]
+enum Part {
+    Text(String),
+    Bind(usize),
+}
+
 /// SQL text plus its binds, numbered `$1..` in push order.
 #[derive(Debug, Default, Clone)]
 pub struct Sql {
     text: String,
+    parts: Vec<Part>,
     binds: Vec<Bind>,
 }
 
-impl Sql {
-    /// Starts with the given text.
-    pub fn new(text: &str) -> Self {
-        Sql {
-            text: text.to_owned(),
-            binds: Vec::new(),
-        }
-    }
-
-    /// Appends raw SQL text.
-    pub fn push(&mut self, text: &str) -> &mut Self {
-        self.text.push_str(text);
-        self
-    }
-
-    /// Appends a placeholder for `bind` (with an explicit cast, so Postgres never guesses).
-    pub fn bind(&mut self, bind: Bind) -> &mut Self {
-        let cast = match bind {
+impl Bind {
+    fn cast(&self) -> &'static str {
+        match self {
             Bind::I64(_) | Bind::OptI64(_) => "bigint",
             Bind::Text(_) => "text",
             Bind::TextArray(_) => "text[]",
             Bind::I64Array(_) => "bigint[]",
             Bind::Bool(_) => "boolean",
-        };
+        }
+    }
+}
+
+impl Sql {
+    /// Starts with the given text.
+    pub fn new(text: &str) -> Self {
+        let mut sql = Sql::default();
+        sql.push(text);
+        sql
+    }
+
+    /// Appends raw SQL text.
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        match self.parts.last_mut() {
+            Some(Part::Text(last)) => last.push_str(text),
+            _ => self.parts.push(Part::Text(text.to_owned())),
+        }
+        self
+    }
+
+    /// Appends a placeholder for `bind` (with an explicit cast, so Postgres never guesses).
+    pub fn bind(&mut self, bind: Bind) -> &mut Self {
+        let cast = bind.cast();
         self.binds.push(bind);
-        self.text
-            .push_str(&format!("${}::{cast}", self.binds.len()));
+        let n = self.binds.len();
+        self.text.push_str(&format!("${n}::{cast}"));
+        self.parts.push(Part::Bind(n - 1));
+        self.parts.push(Part::Text(format!("::{cast}")));
         self
     }
 
@@ -64,20 +86,43 @@ impl Sql {
         &self.text
     }
 
-    /// Builds the Diesel query.
-    pub fn into_query(self) -> BoxedSqlQuery<'static, Pg, diesel::query_builder::SqlQuery> {
-        let mut query = diesel::sql_query(self.text).into_boxed::<Pg>();
-        for bind in self.binds {
-            query = match bind {
-                Bind::I64(v) => query.bind::<BigInt, _>(v),
-                Bind::OptI64(v) => query.bind::<Nullable<BigInt>, _>(v),
-                Bind::Text(v) => query.bind::<Text, _>(v),
-                Bind::TextArray(v) => query.bind::<Array<Text>, _>(v),
-                Bind::I64Array(v) => query.bind::<Array<BigInt>, _>(v),
-                Bind::Bool(v) => query.bind::<Bool, _>(v),
-            };
+    /// Builds the Diesel query (a cacheable prepared statement).
+    pub fn into_query(self) -> Prepared {
+        Prepared(self)
+    }
+}
+
+/// A [`Sql`] ready to run; Diesel caches its prepared statement per connection.
+#[derive(Debug, Clone)]
+pub struct Prepared(Sql);
+
+impl QueryId for Prepared {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl Query for Prepared {
+    type SqlType = Untyped;
+}
+
+impl<Conn> RunQueryDsl<Conn> for Prepared {}
+
+impl QueryFragment<Pg> for Prepared {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        for part in &self.0.parts {
+            match part {
+                Part::Text(text) => out.push_sql(text),
+                Part::Bind(i) => match &self.0.binds[*i] {
+                    Bind::I64(v) => out.push_bind_param::<BigInt, _>(v)?,
+                    Bind::OptI64(v) => out.push_bind_param::<Nullable<BigInt>, _>(v)?,
+                    Bind::Text(v) => out.push_bind_param::<Text, _>(v)?,
+                    Bind::TextArray(v) => out.push_bind_param::<Array<Text>, _>(v)?,
+                    Bind::I64Array(v) => out.push_bind_param::<Array<BigInt>, _>(v)?,
+                    Bind::Bool(v) => out.push_bind_param::<Bool, _>(v)?,
+                },
+            }
         }
-        query
+        Ok(())
     }
 }
 

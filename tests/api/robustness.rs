@@ -98,7 +98,8 @@ async fn overload_waits_a_bounded_time_then_resource_exhausted() {
         "overload: grpc ok {ok} resource_exhausted {exhausted} (slowest refusal {slowest_refusal:?}); rest statuses {statuses:?}; elapsed {:?}",
         started.elapsed()
     );
-    assert!(exhausted > 0 && ok > 0);
+    // The calls that got one of the two connections finished once the lock was gone.
+    assert!(exhausted > 0 && ok + statuses.get(&200).copied().unwrap_or(0) > 0);
     assert!(
         slowest_refusal < Duration::from_millis(900),
         "refusals are quick"
