@@ -71,6 +71,9 @@ pub struct PartnerRecord {
     /// Connected to the user in scope (false without a user).
     #[diesel(sql_type = Bool)]
     pub connected: bool,
+    /// Exact size of the whole list, when the page query could tell it.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub total_count: Option<i64>,
 }
 
 /// Which of the three list operations.
@@ -159,13 +162,19 @@ const PARTNER_COLUMNS: &str = "p.id, p.name, p.description, p.email, p.logo_url,
      p.active, p.external_id, p.metadata, p.website_clicks, p.video_clicks, p.users_count, \
      p.created_at, p.updated_at";
 
-/// Appends the context columns and joins for `scope` to a query selecting from `partners p`.
-fn push_context(sql: &mut Sql, scope: Scope) {
-    sql.push(", (pp.partner_id IS NOT NULL) AS preferred, pi.status AS integration_status, ")
-        .push("(pu.user_id IS NOT NULL) AS connected FROM partners p ")
-        .push("LEFT JOIN partner_preferences pp ON pp.partner_id = p.id AND pp.business_id = ")
-        .bind(Bind::OptI64(scope.business_id))
-        .push(" LEFT JOIN partner_integrations pi ON pi.partner_id = p.id AND pi.business_id = ")
+/// The context columns (`preferred`, `integration_status`, `connected`) of `partners p`.
+const CONTEXT_COLUMNS: &str = ", (pp.partner_id IS NOT NULL) AS preferred, \
+     pi.status AS integration_status, (pu.user_id IS NOT NULL) AS connected";
+
+fn push_preference_join(sql: &mut Sql, scope: Scope) {
+    sql.push(" LEFT JOIN partner_preferences pp ON pp.partner_id = p.id AND pp.business_id = ")
+        .bind(Bind::OptI64(scope.business_id));
+}
+
+/// Appends the joins behind [`CONTEXT_COLUMNS`] for `scope`.
+fn push_context_joins(sql: &mut Sql, scope: Scope) {
+    push_preference_join(sql, scope);
+    sql.push(" LEFT JOIN partner_integrations pi ON pi.partner_id = p.id AND pi.business_id = ")
         .bind(Bind::OptI64(scope.business_id))
         .push(" LEFT JOIN partner_users pu ON pu.partner_id = p.id AND pu.user_id = ")
         .bind(Bind::OptI64(scope.user_id));
@@ -237,17 +246,39 @@ fn push_order(sql: &mut Sql, q: &ListQuery) {
     sql.push("p.id");
 }
 
-/// The page query of a list (exposed for EXPLAIN in benchmarks).
+/// Whether the page's ids depend on the preference (default order of ListPartners, or a filter).
+fn preference_decides(q: &ListQuery) -> bool {
+    q.preferred.is_some() || (q.kind == ListKind::All && q.sort.is_empty())
+}
+
+/// The page query of a list (exposed for EXPLAIN in benchmarks). The page's ids are found first,
+/// ordered, offset and limited on `partners` alone (plus the preference when it orders or
+/// filters); only those rows are then joined with their context, so a deep page does not pay the
+/// joins of the rows it skips. With a search the matching set is small and read whole anyway, so
+/// the exact total comes from the same scan (`count(*) OVER ()`) instead of a second query.
 pub fn list_page_sql(q: &ListQuery) -> Sql {
     let mut sql = Sql::new("SELECT ");
-    sql.push(PARTNER_COLUMNS);
-    push_context(&mut sql, q.scope);
+    sql.push(PARTNER_COLUMNS)
+        .push(CONTEXT_COLUMNS)
+        .push(", page.total_count FROM (SELECT p.id, ")
+        .push(if q.search.is_some() {
+            "count(*) OVER () AS total_count"
+        } else {
+            "NULL::bigint AS total_count"
+        })
+        .push(" FROM partners p");
+    if preference_decides(q) {
+        push_preference_join(&mut sql, q.scope);
+    }
     push_filters(&mut sql, q);
     push_order(&mut sql, q);
     sql.push(" LIMIT ")
         .bind(Bind::I64(q.per_page))
         .push(" OFFSET ")
-        .bind(Bind::I64((q.page - 1).saturating_mul(q.per_page)));
+        .bind(Bind::I64((q.page - 1).saturating_mul(q.per_page)))
+        .push(") page JOIN partners p ON p.id = page.id");
+    push_context_joins(&mut sql, q.scope);
+    push_order(&mut sql, q);
     sql
 }
 
@@ -272,8 +303,10 @@ struct Total {
 pub fn list(conn: &mut PgConnection, q: &ListQuery) -> QueryResult<(Vec<PartnerRecord>, i64)> {
     let rows: Vec<PartnerRecord> = list_page_sql(q).into_query().load(conn)?;
     let first = (q.page - 1).saturating_mul(q.per_page);
-    // A short first page already tells the total: skip the count query.
-    let total = if q.page == 1 && (rows.len() as i64) < q.per_page {
+    let total = if let Some(total) = rows.first().and_then(|r| r.total_count) {
+        total
+    } else if q.page == 1 && (rows.len() as i64) < q.per_page {
+        // A short first page already tells the total.
         rows.len() as i64
     } else {
         list_count_sql(q)
@@ -288,8 +321,10 @@ pub fn list(conn: &mut PgConnection, q: &ListQuery) -> QueryResult<(Vec<PartnerR
 /// One live partner with its context columns.
 pub fn find(conn: &mut PgConnection, id: i64, scope: Scope) -> QueryResult<Option<PartnerRecord>> {
     let mut sql = Sql::new("SELECT ");
-    sql.push(PARTNER_COLUMNS);
-    push_context(&mut sql, scope);
+    sql.push(PARTNER_COLUMNS)
+        .push(CONTEXT_COLUMNS)
+        .push(", NULL::bigint AS total_count FROM partners p");
+    push_context_joins(&mut sql, scope);
     sql.push(" WHERE p.deleted_at IS NULL AND p.id = ")
         .bind(Bind::I64(id));
     sql.into_query().get_result(conn).optional()
