@@ -76,6 +76,9 @@ pub enum Error {
     Internal(String),
 }
 
+/// Message of the UNAVAILABLE given for a serialization failure or deadlock (safe to retry).
+pub const CONFLICT: &str = "database conflict, retry";
+
 /// Result alias used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -178,8 +181,9 @@ impl From<diesel::result::Error> for Error {
             D::DatabaseError(Kind::ClosedConnection, _) => {
                 Error::Unavailable("database connection lost")
             }
-            D::DatabaseError(Kind::SerializationFailure, _) => {
-                Error::Unavailable("database conflict, retry")
+            D::DatabaseError(Kind::SerializationFailure, _) => Error::Unavailable(CONFLICT),
+            D::DatabaseError(_, info) if info.message().contains("deadlock detected") => {
+                Error::Unavailable(CONFLICT)
             }
             D::DatabaseError(_, info) if is_statement_timeout(info.message()) => {
                 Error::DeadlineExceeded
