@@ -289,6 +289,22 @@ fn page_link(path: &str, params: &Params) -> impl Fn(i32) -> String {
 
 type Reply = Result<Response, ApiErrors>;
 
+/// A list document with links to the other pages of the same request.
+fn list_response(
+    path: &str,
+    params: &Params,
+    included: Included,
+    partners: &[pb::Partner],
+    meta: Option<pb::PageMeta>,
+) -> Response {
+    let meta = meta.unwrap_or_default();
+    let link = page_link(path, params);
+    json_api(
+        StatusCode::OK,
+        &document::list_document(partners, &meta, included, &link),
+    )
+}
+
 const LIST_PARTNERS: Accepts = Accepts {
     scalars: &[
         "business_uuid",
@@ -340,11 +356,12 @@ async fn list_partners(
             &params_source(&params),
         )
         .await?;
-    let meta = page.meta.unwrap_or_default();
-    let link = page_link("/api/v1/partners", &params);
-    Ok(json_api(
-        StatusCode::OK,
-        &document::list_document(&page.partners, &meta, included, &link),
+    Ok(list_response(
+        "/api/v1/partners",
+        &params,
+        included,
+        &page.partners,
+        page.meta,
     ))
 }
 
@@ -395,11 +412,12 @@ async fn list_available(
             &params_source(&params),
         )
         .await?;
-    let meta = page.meta.unwrap_or_default();
-    let link = page_link("/api/v1/partners/available", &params);
-    Ok(json_api(
-        StatusCode::OK,
-        &document::list_document(&page.partners, &meta, included, &link),
+    Ok(list_response(
+        "/api/v1/partners/available",
+        &params,
+        included,
+        &page.partners,
+        page.meta,
     ))
 }
 
@@ -433,11 +451,12 @@ async fn list_wholesalers(
             &params_source(&params),
         )
         .await?;
-    let meta = page.meta.unwrap_or_default();
-    let link = page_link("/api/v1/partners/wholesalers", &params);
-    Ok(json_api(
-        StatusCode::OK,
-        &document::list_document(&page.partners, &meta, included, &link),
+    Ok(list_response(
+        "/api/v1/partners/wholesalers",
+        &params,
+        included,
+        &page.partners,
+        page.meta,
     ))
 }
 
