@@ -5,7 +5,9 @@
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
+
+use super::sql::{Bind, Sql};
 
 /// An event to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,11 +61,18 @@ struct Existing {
     created_at: DateTime<Utc>,
 }
 
-const INSERT_BATCH: &str = "\
-WITH input AS (
+/// The batch statement; its binds are the batch's columns as arrays, in this order.
+const INSERT_BATCH: [&str; 8] = [
+    "WITH input AS (
     SELECT nextval('partner_click_events_id_seq') AS id, t.*
-    FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
-        WITH ORDINALITY AS t(partner_id, user_id, business_id, event_type, principal, idempotency_key, fingerprint, ord)
+    FROM unnest(",
+    ", ",
+    ", ",
+    ", ",
+    ", ",
+    ", ",
+    ", ",
+    ") WITH ORDINALITY AS t(partner_id, user_id, business_id, event_type, principal, idempotency_key, fingerprint, ord)
 ), ins AS (
     INSERT INTO partner_click_events
         (id, partner_id, user_id, business_id, event_type, principal, idempotency_key, fingerprint)
@@ -84,13 +93,40 @@ WITH input AS (
 )
 SELECT i.ord, ins.id AS event_id, ins.created_at
 FROM input i LEFT JOIN ins ON ins.id = i.id
-ORDER BY i.ord";
+ORDER BY i.ord",
+];
 
-const FIND_BY_KEYS: &str = "\
-SELECT e.principal, e.idempotency_key, e.id, e.fingerprint, e.created_at
-FROM partner_click_events e
-JOIN unnest($1::text[], $2::text[]) AS k(principal, idempotency_key)
-  ON e.principal = k.principal AND e.idempotency_key = k.idempotency_key";
+fn insert_batch_sql(events: &[NewClickEvent]) -> Sql {
+    let binds = [
+        Bind::I64Array(events.iter().map(|e| e.partner_id).collect()),
+        Bind::OptI64Array(events.iter().map(|e| e.user_id).collect()),
+        Bind::OptI64Array(events.iter().map(|e| e.business_id).collect()),
+        Bind::TextArray(events.iter().map(|e| e.event_type.clone()).collect()),
+        Bind::TextArray(events.iter().map(|e| e.principal.clone()).collect()),
+        Bind::OptTextArray(events.iter().map(|e| e.idempotency_key.clone()).collect()),
+        Bind::TextArray(events.iter().map(|e| e.fingerprint.clone()).collect()),
+    ];
+    let mut sql = Sql::new(INSERT_BATCH[0]);
+    for (bind, text) in binds.into_iter().zip(&INSERT_BATCH[1..]) {
+        sql.bind(bind).push(text);
+    }
+    sql
+}
+
+fn find_by_keys_sql(keys: &[(usize, String, String)]) -> Sql {
+    let mut sql = Sql::new(
+        "SELECT e.principal, e.idempotency_key, e.id, e.fingerprint, e.created_at \
+         FROM partner_click_events e JOIN unnest(",
+    );
+    sql.bind(Bind::TextArray(keys.iter().map(|k| k.1.clone()).collect()))
+        .push(", ")
+        .bind(Bind::TextArray(keys.iter().map(|k| k.2.clone()).collect()))
+        .push(
+            ") AS k(principal, idempotency_key) \
+             ON e.principal = k.principal AND e.idempotency_key = k.idempotency_key",
+        );
+    sql
+}
 
 /// Inserts a batch whose idempotency keys are distinct per principal; outcomes in input order.
 /// Run inside a transaction: the counters and the events commit together.
@@ -98,37 +134,7 @@ pub fn insert_batch(
     conn: &mut PgConnection,
     events: &[NewClickEvent],
 ) -> QueryResult<Vec<ClickOutcome>> {
-    let rows: Vec<Inserted> = diesel::sql_query(INSERT_BATCH)
-        .bind::<Array<BigInt>, _>(events.iter().map(|e| e.partner_id).collect::<Vec<_>>())
-        .bind::<Array<Nullable<BigInt>>, _>(events.iter().map(|e| e.user_id).collect::<Vec<_>>())
-        .bind::<Array<Nullable<BigInt>>, _>(
-            events.iter().map(|e| e.business_id).collect::<Vec<_>>(),
-        )
-        .bind::<Array<Text>, _>(
-            events
-                .iter()
-                .map(|e| e.event_type.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind::<Array<Text>, _>(
-            events
-                .iter()
-                .map(|e| e.principal.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind::<Array<Nullable<Text>>, _>(
-            events
-                .iter()
-                .map(|e| e.idempotency_key.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind::<Array<Text>, _>(
-            events
-                .iter()
-                .map(|e| e.fingerprint.clone())
-                .collect::<Vec<_>>(),
-        )
-        .load(conn)?;
+    let rows: Vec<Inserted> = insert_batch_sql(events).into_query().load(conn)?;
 
     let mut outcomes = vec![ClickOutcome::PartnerNotFound; events.len()];
     let mut skipped_keys = Vec::new();
@@ -148,10 +154,7 @@ pub fn insert_batch(
     if skipped_keys.is_empty() {
         return Ok(outcomes);
     }
-    let existing: Vec<Existing> = diesel::sql_query(FIND_BY_KEYS)
-        .bind::<Array<Text>, _>(skipped_keys.iter().map(|k| k.1.clone()).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(skipped_keys.iter().map(|k| k.2.clone()).collect::<Vec<_>>())
-        .load(conn)?;
+    let existing: Vec<Existing> = find_by_keys_sql(&skipped_keys).into_query().load(conn)?;
     for (index, principal, key) in skipped_keys {
         let found = existing
             .iter()

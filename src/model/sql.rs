@@ -21,6 +21,10 @@ pub enum Bind {
     TextArray(Vec<String>),
     /// `bigint[]`
     I64Array(Vec<i64>),
+    /// `bigint[]` with NULL elements
+    OptI64Array(Vec<Option<i64>>),
+    /// `text[]` with NULL elements
+    OptTextArray(Vec<Option<String>>),
     /// `boolean`
     Bool(bool),
 }
@@ -45,8 +49,8 @@ impl Bind {
         match self {
             Bind::I64(_) | Bind::OptI64(_) => "bigint",
             Bind::Text(_) => "text",
-            Bind::TextArray(_) => "text[]",
-            Bind::I64Array(_) => "bigint[]",
+            Bind::TextArray(_) | Bind::OptTextArray(_) => "text[]",
+            Bind::I64Array(_) | Bind::OptI64Array(_) => "bigint[]",
             Bind::Bool(_) => "boolean",
         }
     }
@@ -118,6 +122,8 @@ impl QueryFragment<Pg> for Prepared {
                     Bind::Text(v) => out.push_bind_param::<Text, _>(v)?,
                     Bind::TextArray(v) => out.push_bind_param::<Array<Text>, _>(v)?,
                     Bind::I64Array(v) => out.push_bind_param::<Array<BigInt>, _>(v)?,
+                    Bind::OptI64Array(v) => out.push_bind_param::<Array<Nullable<BigInt>>, _>(v)?,
+                    Bind::OptTextArray(v) => out.push_bind_param::<Array<Nullable<Text>>, _>(v)?,
                     Bind::Bool(v) => out.push_bind_param::<Bool, _>(v)?,
                 },
             }
