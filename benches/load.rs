@@ -861,6 +861,8 @@ fn run_pgbench(
             "pgbench"
         };
         let mut cmd = Command::new(program);
+        // Like the service on loopback (see `DbConfig::connection_url`): no TLS.
+        cmd.env("PGSSLMODE", "disable");
         cmd.args(["-n", "-M", "prepared"])
             .args(["-c", &concurrency.to_string(), "-j", &threads.to_string()])
             .args(["-T", &seconds.to_string()])
@@ -1283,6 +1285,7 @@ fn collect_plans(
     settings: &Settings,
     data: &DataSet,
     path: &Path,
+    deep_page: i64,
 ) -> BenchResult<Vec<String>> {
     let scope = Scope {
         business_id: Some(data.business_id),
@@ -1308,10 +1311,22 @@ fn collect_plans(
     list_partners.country_codes = vec![COMMON_COUNTRY.to_owned()];
     list_partners.search = Some(SEARCH_WORD.to_owned());
     let queries = [
-        ("ListPartners (scenario filters + search)", list_partners),
-        ("ListAvailablePartners page 1", base(ListKind::Available, 1)),
-        ("ListWholesalers page 1", base(ListKind::Wholesalers, 1)),
-        ("ListWholesalers page 40", base(ListKind::Wholesalers, 40)),
+        (
+            "ListPartners (scenario filters + search)".to_owned(),
+            list_partners,
+        ),
+        (
+            "ListAvailablePartners page 1".to_owned(),
+            base(ListKind::Available, 1),
+        ),
+        (
+            "ListWholesalers page 1".to_owned(),
+            base(ListKind::Wholesalers, 1),
+        ),
+        (
+            format!("ListWholesalers page {deep_page}"),
+            base(ListKind::Wholesalers, deep_page),
+        ),
     ];
     let mut file = std::fs::File::create(path)
         .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
@@ -1377,7 +1392,8 @@ fn collect_plans(
     write(&format!(
         "== GetPartner (id {id}; mirrors partner::find)\n{sql}\n\n{plan}\n"
     ))?;
-    // Include loaders (partner::load_users / load_integrations) for the ListPartners page.
+    // Include loaders for the ListPartners page: mirrors of partner::load_users and
+    // partner::load_integrations, which do not expose their SQL (keep in step).
     let ids = format!(
         "'{{{}}}'::bigint[]",
         page_ids
@@ -1391,9 +1407,10 @@ fn collect_plans(
             "include=users (load_users) for the ListPartners page",
             format!(
                 "SELECT pu.partner_id, u.uuid, b.uuid AS business_uuid, u.email, u.name, \
-                 u.created_at, u.updated_at FROM partner_users pu JOIN users u ON u.id = pu.user_id \
-                 JOIN businesses b ON b.id = u.business_id WHERE pu.partner_id = ANY({ids}) \
-                 AND u.business_id = {} ORDER BY pu.partner_id, u.name, u.id",
+                 u.created_at, u.updated_at FROM (SELECT partner_id, user_id FROM partner_users \
+                 WHERE partner_id = ANY({ids}) OFFSET 0) pu JOIN users u ON u.id = pu.user_id \
+                 JOIN businesses b ON b.id = u.business_id WHERE TRUE AND u.business_id = {} \
+                 ORDER BY pu.partner_id, u.name, u.id",
                 data.business_id
             ),
         ),
@@ -1862,7 +1879,7 @@ fn run(settings: &Settings) -> BenchResult<ExitCode> {
         if !want_plans {
             return None;
         }
-        match collect_plans(conn, settings, &data, path) {
+        match collect_plans(conn, settings, &data, path, i64::from(deep_page)) {
             Ok(s) => Some(s),
             Err(e) => {
                 eprintln!("load: plans not collected: {e}");

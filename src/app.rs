@@ -24,8 +24,6 @@ use crate::rate_limit::RateLimiter;
 pub const CLICK_BATCH: usize = 256;
 /// Most click events waiting for one writer before callers get RESOURCE_EXHAUSTED.
 pub const CLICK_QUEUE: usize = 4096;
-/// Concurrent click writers (each holds one connection while it writes).
-pub const CLICK_WRITERS: usize = 4;
 
 /// A running service.
 pub struct RunningApp {
@@ -52,7 +50,7 @@ pub async fn start(
     http_listener: Option<TcpListener>,
 ) -> Result<RunningApp> {
     let db = Db::new(db_config);
-    let clicks = ClickIngest::start(db.clone(), CLICK_WRITERS, CLICK_BATCH, CLICK_QUEUE);
+    let clicks = ClickIngest::start(db.clone(), limits.click_writers, CLICK_BATCH, CLICK_QUEUE);
     let limiter = RateLimiter::new(limits.rate_limit_per_second, limits.rate_limit_burst);
     let state = AppState::new(db.clone(), limits.key_cache_ttl(), clicks, limiter);
 

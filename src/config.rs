@@ -57,8 +57,27 @@ impl DbConfig {
         add("keepalives_idle", "10".to_owned());
         add("keepalives_interval", "5".to_owned());
         add("keepalives_count", "2".to_owned());
+        // TLS to a database on this machine protects nothing and costs CPU on every call.
+        if is_loopback(&self.database_url) {
+            add("sslmode", "disable".to_owned());
+        }
         url
     }
+}
+
+/// Whether a Postgres URL points at this machine (loopback address, `localhost`, or a socket).
+fn is_loopback(url: &str) -> bool {
+    let Some(rest) = url.split_once("://").map(|(_, r)| r) else {
+        return false;
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    matches!(host, "" | "localhost" | "::1") || host.starts_with("127.")
 }
 
 /// Settings of `partners serve`.
@@ -95,6 +114,9 @@ pub struct ServerLimits {
     /// Burst of calls allowed per API key above the rate.
     #[arg(long, env = "PARTNERS_RATE_LIMIT_BURST", default_value_t = 40_000)]
     pub rate_limit_burst: u32,
+    /// Concurrent click-event writers (group commit; events are sharded by partner).
+    #[arg(long, env = "PARTNERS_CLICK_WRITERS", default_value_t = 1)]
+    pub click_writers: usize,
 }
 
 impl ServerLimits {
@@ -122,6 +144,7 @@ impl Default for ServerLimits {
             key_cache_ttl_ms: 5_000,
             rate_limit_per_second: 20_000,
             rate_limit_burst: 40_000,
+            click_writers: 1,
         }
     }
 }
@@ -137,5 +160,31 @@ impl DbConfig {
             db_connect_timeout_s: 3,
             db_tcp_user_timeout_ms: 5000,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_is_turned_off_only_for_this_machine() {
+        for (url, local) in [
+            ("postgres://postgres@127.0.0.1:5432/db", true),
+            ("postgres://localhost/db", true),
+            ("postgres://u:p@[::1]:5432/db", true),
+            ("postgres:///db", true),
+            ("postgres://db.internal:5432/db", false),
+            ("postgres://u@10.0.0.5/db?sslmode=require", false),
+        ] {
+            assert_eq!(is_loopback(url), local, "{url}");
+        }
+        let config = DbConfig::for_url("postgres://db.internal/db");
+        assert!(!config.connection_url().contains("sslmode"));
+        let config = DbConfig::for_url("postgres://127.0.0.1/db?sslmode=require");
+        assert!(
+            config.connection_url().contains("sslmode=require")
+                && !config.connection_url().contains("disable")
+        );
     }
 }
