@@ -115,7 +115,7 @@ pub struct ServerLimits {
     #[arg(long, env = "PARTNERS_RATE_LIMIT_BURST", default_value_t = 40_000)]
     pub rate_limit_burst: u32,
     /// Concurrent click-event writers (group commit; events are sharded by partner).
-    #[arg(long, env = "PARTNERS_CLICK_WRITERS", default_value_t = 1)]
+    #[arg(long, env = "PARTNERS_CLICK_WRITERS", default_value_t = 2)]
     pub click_writers: usize,
 }
 
@@ -144,7 +144,7 @@ impl Default for ServerLimits {
             key_cache_ttl_ms: 5_000,
             rate_limit_per_second: 20_000,
             rate_limit_burst: 40_000,
-            click_writers: 1,
+            click_writers: 2,
         }
     }
 }

@@ -12,6 +12,9 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::model::click_event::{self, ClickOutcome, NewClickEvent};
 
+/// How long a writer waits for more events after the first one before it writes the batch.
+const GATHER_WINDOW: std::time::Duration = std::time::Duration::from_micros(1500);
+
 struct Job {
     event: NewClickEvent,
     reply: oneshot::Sender<Result<ClickOutcome>>,
@@ -67,10 +70,19 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
                 None => return,
             }
         }
+        // Gather for a short window: callers answered by the previous commit are sending their
+        // next events right now, and one commit for many of them beats one commit each.
+        let window = tokio::time::Instant::now() + GATHER_WINDOW;
         while waiting.len() < max_batch {
             match rx.try_recv() {
                 Ok(job) => waiting.push_back(job),
-                Err(_) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    match tokio::time::timeout_at(window, rx.recv()).await {
+                        Ok(Some(job)) => waiting.push_back(job),
+                        Ok(None) | Err(_) => break,
+                    }
+                }
             }
         }
         let batch = take_batch(&mut waiting, max_batch);
