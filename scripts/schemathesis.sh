@@ -29,7 +29,7 @@ spec="http://127.0.0.1:$http_port/api/v1/openapi.json"
 admin='^(POST /api/v1/partners|PATCH /api/v1/partners/\{id\}|DELETE /api/v1/partners/\{id\})$'
 export PYTHONPATH="$PWD/scripts${PYTHONPATH:+:$PYTHONPATH}"
 export SCHEMATHESIS_HOOKS=schemathesis_hooks
-common=(--checks all --max-examples "${SCHEMATHESIS_EXAMPLES:-40}" --seed "${SCHEMATHESIS_SEED:-20261121}" --workers 2)
+common=(--checks all --max-examples "${SCHEMATHESIS_EXAMPLES:-40}" --seed "${SCHEMATHESIS_SEED:-20261121}" --generation-deterministic --workers 2)
 
 echo "== schemathesis: user key, directory operations"
 schemathesis run "$spec" "${common[@]}" -H "Authorization: Bearer $user_key" --exclude-name-regex "$admin"

@@ -185,7 +185,7 @@ fn json_value() -> Value {
     json!({
         "anyOf": [
             {"type": "string", "pattern": "^[^\\u0000]*$"},
-            {"type": "number"},
+            {"type": "number", "exclusiveMinimum": -1e300, "exclusiveMaximum": 1e300},
             {"type": "boolean"},
             {"type": "null"},
             {"type": "array", "items": schema_ref("JsonValue")},

@@ -487,12 +487,18 @@ fn external_id(c: &mut Checker, value: &Option<String>) -> Option<String> {
     }
 }
 
-/// Whether a JSON value holds a NUL character anywhere (Postgres `jsonb` cannot store it).
-fn holds_nul(value: &serde_json::Value) -> bool {
+/// Largest magnitude of a number in `metadata`: Postgres prints `jsonb` numbers in full decimal,
+/// and numbers near `f64::MAX` would not read back.
+pub const MAX_METADATA_NUMBER: f64 = 1e300;
+
+/// Whether a JSON value holds something `jsonb` cannot store and give back: a NUL character, or a
+/// number of magnitude `MAX_METADATA_NUMBER` or more.
+fn unstorable(value: &serde_json::Value) -> bool {
     match value {
         serde_json::Value::String(s) => s.contains('\0'),
-        serde_json::Value::Array(items) => items.iter().any(holds_nul),
-        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        serde_json::Value::Number(n) => n.as_f64().is_none_or(|f| f.abs() >= MAX_METADATA_NUMBER),
+        serde_json::Value::Array(items) => items.iter().any(unstorable),
+        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || unstorable(v)),
         _ => false,
     }
 }
@@ -502,8 +508,11 @@ fn metadata(c: &mut Checker, value: &Option<prost_types::Struct>) -> serde_json:
         .as_ref()
         .map(super::convert::struct_to_json)
         .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
-    if holds_nul(&json) {
-        c.add("partner.metadata", "must not contain NUL characters");
+    if unstorable(&json) {
+        c.add(
+            "partner.metadata",
+            "must not contain NUL characters or numbers of magnitude 1e300 or more",
+        );
     } else if json.to_string().len() > MAX_METADATA_BYTES {
         c.add(
             "partner.metadata",

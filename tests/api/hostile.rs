@@ -124,6 +124,7 @@ async fn nul_and_control_characters_are_client_errors_not_500s() {
         serde_json::json!({"name": "ok", "metadata": {"k": "a\u{0}b"}}),
         serde_json::json!({"name": "ok", "metadata": {"k\u{0}": 1}}),
         serde_json::json!({"name": "ok", "external_id": "x\u{0}"}),
+        serde_json::json!({"name": "ok", "metadata": {"huge": 1.7976931348623155e308}}),
     ] {
         let status = http
             .post(format!("{}/api/v1/partners", t.http()))
