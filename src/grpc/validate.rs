@@ -498,7 +498,9 @@ fn unstorable(value: &serde_json::Value) -> bool {
         serde_json::Value::String(s) => s.contains('\0'),
         serde_json::Value::Number(n) => n.as_f64().is_none_or(|f| f.abs() >= MAX_METADATA_NUMBER),
         serde_json::Value::Array(items) => items.iter().any(unstorable),
-        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || unstorable(v)),
+        serde_json::Value::Object(map) => {
+            map.iter().any(|(k, v)| k.contains('\0') || unstorable(v))
+        }
         _ => false,
     }
 }
