@@ -31,6 +31,19 @@ impl TableLock {
     }
 }
 
+/// Resident memory of this process (server and clients), in MiB.
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
 fn get(id: i64) -> pb::GetPartnerRequest {
     pb::GetPartnerRequest {
         id,
@@ -48,6 +61,7 @@ async fn overload_waits_a_bounded_time_then_resource_exhausted() {
     .await;
     let p = t.simple_partner("Busy", &["pos"]).await;
     let lock = TableLock::take(&t.db.url);
+    let rss_before = rss_mib();
     let started = Instant::now();
     let mut calls = Vec::new();
     for i in 0..60 {
@@ -94,9 +108,14 @@ async fn overload_waits_a_bounded_time_then_resource_exhausted() {
             .entry(r.await.expect("join").expect("http"))
             .or_insert(0) += 1;
     }
+    let rss_growth = rss_mib() - rss_before;
     eprintln!(
-        "overload: grpc ok {ok} resource_exhausted {exhausted} (slowest refusal {slowest_refusal:?}); rest statuses {statuses:?}; elapsed {:?}",
+        "overload: grpc ok {ok} resource_exhausted {exhausted} (slowest refusal {slowest_refusal:?}); rest statuses {statuses:?}; elapsed {:?}; RSS growth {rss_growth:.1} MiB",
         started.elapsed()
+    );
+    assert!(
+        rss_growth < 64.0,
+        "memory stays bounded under overload: grew {rss_growth:.1} MiB"
     );
     // The calls that got one of the two connections finished once the lock was gone.
     assert!(exhausted > 0 && ok + statuses.get(&200).copied().unwrap_or(0) > 0);
