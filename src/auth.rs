@@ -154,11 +154,6 @@ impl Authenticator {
             _ => Err(Error::Unauthenticated),
         }
     }
-
-    /// Forgets a cached key (after revocation in this process).
-    pub fn forget(&self, prefix: &str) {
-        self.cache.remove(&prefix.to_owned());
-    }
 }
 
 #[cfg(test)]

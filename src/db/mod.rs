@@ -196,11 +196,6 @@ impl Db {
             .send_if_modified(|current| std::mem::replace(current, up) != up);
         up
     }
-
-    /// Statement timeout applied to pooled connections.
-    pub fn statement_timeout(&self) -> Duration {
-        self.statement_timeout
-    }
 }
 
 /// Splits `postgres://…/name?params` into the URL of the `postgres` maintenance database and `name`.
