@@ -14,15 +14,7 @@ use crate::support::*;
 async fn json_logs_name_each_rpc_and_never_contain_keys() {
     let t = TestApp::start().await;
     let p = t.simple_partner("Logged", &["pos"]).await;
-    let ports: Vec<u16> = (0..2)
-        .map(|_| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .expect("port")
-                .local_addr()
-                .expect("addr")
-                .port()
-        })
-        .collect();
+    let ports = free_ports(2);
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_partners"))
         .args([
             "serve",

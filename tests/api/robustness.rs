@@ -261,15 +261,7 @@ async fn shutdown_drains_in_flight_calls_and_refuses_new_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_the_binary_cleanly() {
     let db = TestDb::new();
-    let ports: Vec<u16> = (0..2)
-        .map(|_| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .expect("port")
-                .local_addr()
-                .expect("addr")
-                .port()
-        })
-        .collect();
+    let ports = free_ports(2);
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_partners"))
         .args([
             "serve",

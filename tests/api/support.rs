@@ -380,3 +380,16 @@ pub fn normalize(mut value: serde_json::Value) -> serde_json::Value {
     walk(&mut value);
     value
 }
+
+/// `n` ports free on 127.0.0.1 right now (for starting the real binary).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    (0..n)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .expect("port")
+                .local_addr()
+                .expect("addr")
+                .port()
+        })
+        .collect()
+}
