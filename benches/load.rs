@@ -1291,21 +1291,7 @@ fn collect_plans(
         business_id: Some(data.business_id),
         user_id: Some(data.user_id),
     };
-    let base = |kind: ListKind, page: i64| ListQuery {
-        kind,
-        scope,
-        categories: Vec::new(),
-        excluded_categories: Vec::new(),
-        wholesaler_categories: Vec::new(),
-        country_codes: Vec::new(),
-        statuses: Vec::new(),
-        preferred: None,
-        active: None,
-        search: None,
-        sort: Vec::new(),
-        page,
-        per_page: 25,
-    };
+    let base = |kind: ListKind, page: i64| ListQuery::new(kind, scope, page, 25);
     let mut list_partners = base(ListKind::All, 1);
     list_partners.categories = COMMON_CATEGORIES.iter().map(|c| (*c).to_owned()).collect();
     list_partners.country_codes = vec![COMMON_COUNTRY.to_owned()];

@@ -536,40 +536,42 @@ fn generation_steps(scale: &Scale) -> Vec<(String, String)> {
 
 /// Cheap checks that the generated foreign keys point at existing rows (ranges via indexes).
 fn check_ranges(conn: &mut PgConnection, scale: &Scale) -> Result<()> {
-    let checks = [
+    // (what, table, column, largest valid id)
+    let ranges = [
         (
             "click events outside the partner range",
-            format!(
-                "SELECT count(*) AS n FROM (SELECT min(partner_id) AS lo, max(partner_id) AS hi \
-                 FROM partner_click_events) r WHERE r.lo < 1 OR r.hi > {}",
-                scale.partners
-            ),
+            "partner_click_events",
+            "partner_id",
+            scale.partners,
         ),
         (
             "links outside the partner range",
-            format!(
-                "SELECT count(*) AS n FROM (SELECT min(partner_id) AS lo, max(partner_id) AS hi \
-                 FROM partner_users) r WHERE r.lo < 1 OR r.hi > {}",
-                scale.partners
-            ),
+            "partner_users",
+            "partner_id",
+            scale.partners,
         ),
         (
             "links outside the user range",
-            format!(
-                "SELECT count(*) AS n FROM (SELECT min(user_id) AS lo, max(user_id) AS hi \
-                 FROM partner_users) r WHERE r.lo < 1 OR r.hi > {}",
-                scale.users
-            ),
+            "partner_users",
+            "user_id",
+            scale.users,
         ),
         (
             "users outside the business range",
-            format!(
-                "SELECT count(*) AS n FROM (SELECT min(business_id) AS lo, max(business_id) AS hi \
-                 FROM users) r WHERE r.lo < 1 OR r.hi > {}",
-                scale.businesses
-            ),
+            "users",
+            "business_id",
+            scale.businesses,
         ),
     ];
+    let checks = ranges.map(|(what, table, column, max)| {
+        (
+            what,
+            format!(
+                "SELECT count(*) AS n FROM (SELECT min({column}) AS lo, max({column}) AS hi \
+                 FROM {table}) r WHERE r.lo < 1 OR r.hi > {max}"
+            ),
+        )
+    });
     for (what, sql) in checks {
         if count(conn, &sql)? != 0 {
             return Err(Error::Internal(format!("seed-bench: {what}")));

@@ -313,21 +313,7 @@ pub struct ListRequest {
 }
 
 fn list_query(kind: ListKind, page: i64, per_page: i64) -> ListQuery {
-    ListQuery {
-        kind,
-        scope: Scope::default(),
-        categories: Vec::new(),
-        excluded_categories: Vec::new(),
-        wholesaler_categories: Vec::new(),
-        country_codes: Vec::new(),
-        statuses: Vec::new(),
-        preferred: None,
-        active: None,
-        search: None,
-        sort: Vec::new(),
-        page,
-        per_page,
-    }
+    ListQuery::new(kind, Scope::default(), page, per_page)
 }
 
 /// Validates ListPartners.

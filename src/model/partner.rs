@@ -157,6 +157,27 @@ pub struct ListQuery {
     pub per_page: i64,
 }
 
+impl ListQuery {
+    /// A list of `kind` in `scope` with no filter, no search and the default order.
+    pub fn new(kind: ListKind, scope: Scope, page: i64, per_page: i64) -> Self {
+        ListQuery {
+            kind,
+            scope,
+            categories: Vec::new(),
+            excluded_categories: Vec::new(),
+            wholesaler_categories: Vec::new(),
+            country_codes: Vec::new(),
+            statuses: Vec::new(),
+            preferred: None,
+            active: None,
+            search: None,
+            sort: Vec::new(),
+            page,
+            per_page,
+        }
+    }
+}
+
 const PARTNER_COLUMNS: &str = "p.id, p.name, p.description, p.email, p.logo_url, p.website_url, \
      p.video_url, p.categories, p.wholesaler_categories, p.country_codes, p.tags, p.status, \
      p.active, p.external_id, p.metadata, p.website_clicks, p.video_clicks, p.users_count, \
