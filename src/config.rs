@@ -18,6 +18,10 @@ pub struct DbConfig {
     /// Maximum pooled connections (also the number of concurrent blocking DB tasks).
     #[arg(long, env = "PARTNERS_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: u32,
+    /// How many list queries (searches, filters, deep pages) run on the database at once; 0 = the
+    /// number of CPUs. More only time-slice the database's cores and stretch every list's latency.
+    #[arg(long, env = "PARTNERS_DB_LIST_CONCURRENCY", default_value_t = 0)]
+    pub db_list_concurrency: u32,
     /// How long a call waits for a pooled connection before UNAVAILABLE, in milliseconds.
     #[arg(long, env = "PARTNERS_DB_CHECKOUT_TIMEOUT_MS", default_value_t = 3000)]
     pub db_checkout_timeout_ms: u64,
@@ -33,6 +37,15 @@ pub struct DbConfig {
 }
 
 impl DbConfig {
+    /// The list lane's width: the configured value, else the number of CPUs (at most the pool).
+    pub fn list_concurrency(&self) -> usize {
+        let configured = match self.db_list_concurrency {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n as usize,
+        };
+        configured.clamp(1, self.db_pool_size.max(1) as usize)
+    }
+
     /// Checkout timeout as a `Duration`.
     pub fn checkout_timeout(&self) -> Duration {
         Duration::from_millis(self.db_checkout_timeout_ms.max(1))
@@ -155,6 +168,7 @@ impl DbConfig {
         DbConfig {
             database_url: database_url.into(),
             db_pool_size: 16,
+            db_list_concurrency: 0,
             db_checkout_timeout_ms: 3000,
             db_statement_timeout_ms: 5000,
             db_connect_timeout_s: 3,

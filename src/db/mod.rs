@@ -61,6 +61,7 @@ impl ManageConnection for Manager {
 pub struct Db {
     pool: PgPool,
     permits: Arc<Semaphore>,
+    list_permits: Arc<Semaphore>,
     checkout_timeout: Duration,
     health: Arc<watch::Sender<bool>>,
     probe_conn: Arc<std::sync::Mutex<Option<PgConnection>>>,
@@ -102,6 +103,7 @@ impl Db {
         Db {
             pool,
             permits: Arc::new(Semaphore::new(size as usize)),
+            list_permits: Arc::new(Semaphore::new(config.list_concurrency())),
             checkout_timeout: config.checkout_timeout(),
             health: Arc::new(watch::Sender::new(true)),
             probe_conn: Arc::default(),
@@ -154,6 +156,25 @@ impl Db {
             _ = health.wait_for(|up| !*up) => Err(Error::Unavailable("database unreachable")),
             () = tokio::time::sleep(limit) => Err(Error::Unavailable("database did not answer in time")),
         }
+    }
+
+    /// Runs a list query (see [`Db::run`]) in the list lane: at most `list_concurrency` of them
+    /// at once, the others wait their turn (first come, first served) up to the checkout timeout.
+    /// Lists cost milliseconds of database CPU; run all at once they time-slice the cores and each
+    /// takes as long as the slowest, while point reads and click batches keep their own slots.
+    pub async fn run_list<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let _turn = tokio::time::timeout(self.checkout_timeout, self.list_permits.acquire())
+            .await
+            .map_err(|_| Error::ResourceExhausted {
+                message: "server busy: too many list queries waiting",
+                retry_after: Duration::from_secs(1),
+            })?
+            .map_err(|_| Error::Unavailable("database pool closed"))?;
+        self.run(f).await
     }
 
     /// Runs `f` inside a transaction (see [`Db::run`]).

@@ -27,55 +27,63 @@ impl PartnerApi {
 
 type RpcResult<T> = Result<Response<T>, Status>;
 
-/// Converts records to messages and loads the requested relationships for the whole page with
-/// one query per relationship.
-async fn hydrate(
-    state: &AppState,
+/// Records plus their requested relationships, loaded on one connection.
+struct Loaded {
     records: Vec<PartnerRecord>,
-    scope: CallScope,
+    users: Vec<partner::PartnerUserRecord>,
+    integrations: Vec<partner::IntegrationRecord>,
+}
+
+/// Loads the requested relationships of `records` (one query per relationship, for the whole
+/// page) on the connection that loaded them, so a read is one hand-off to the database.
+fn with_includes(
+    conn: &mut diesel::PgConnection,
+    records: Vec<PartnerRecord>,
+    business_id: Option<i64>,
     includes: Includes,
-) -> Result<Vec<pb::Partner>> {
+) -> Result<Loaded> {
+    let ids: Vec<i64> = records.iter().map(|r| r.id).collect();
+    let wanted = !ids.is_empty();
+    let users = if wanted && includes.users {
+        partner::load_users(conn, &ids, business_id)?
+    } else {
+        Vec::new()
+    };
+    let integrations = if wanted && includes.partner_integrations {
+        partner::load_integrations(conn, &ids, business_id)?
+    } else {
+        Vec::new()
+    };
+    Ok(Loaded {
+        records,
+        users,
+        integrations,
+    })
+}
+
+/// Converts loaded records to messages with their relationships attached.
+fn hydrate(loaded: Loaded, scope: CallScope) -> Vec<pb::Partner> {
     let with_business = scope.scope.business_id.is_some();
     let with_user = scope.scope.user_id.is_some();
-    let mut partners: Vec<pb::Partner> = records
+    let mut partners: Vec<pb::Partner> = loaded
+        .records
         .into_iter()
         .map(|r| convert::partner(r, with_business, with_user))
         .collect();
-    if partners.is_empty() || includes == Includes::default() {
-        return Ok(partners);
-    }
-    let ids: Vec<i64> = partners.iter().map(|p| p.id).collect();
-    let business_id = scope.scope.business_id;
-    let (users, integrations) = state
-        .db
-        .run(move |conn| {
-            let users = if includes.users {
-                partner::load_users(conn, &ids, business_id)?
-            } else {
-                Vec::new()
-            };
-            let integrations = if includes.partner_integrations {
-                partner::load_integrations(conn, &ids, business_id)?
-            } else {
-                Vec::new()
-            };
-            Ok((users, integrations))
-        })
-        .await?;
     let position = |id: i64, partners: &[pb::Partner]| partners.iter().position(|p| p.id == id);
-    for user in users {
+    for user in loaded.users {
         if let Some(i) = position(user.partner_id, &partners) {
             partners[i].users.push(convert::partner_user(user));
         }
     }
-    for integration in integrations {
+    for integration in loaded.integrations {
         if let Some(i) = position(integration.partner_id, &partners) {
             partners[i]
                 .partner_integrations
                 .push(convert::integration(integration));
         }
     }
-    Ok(partners)
+    partners
 }
 
 async fn run_list(
@@ -86,11 +94,16 @@ async fn run_list(
     let mut query = request.query;
     query.scope = scope.scope;
     let (page, per_page) = (query.page, query.per_page);
-    let (records, total) = state
+    let includes = request.includes;
+    let (loaded, total) = state
         .db
-        .run(move |conn| Ok(partner::list(conn, &query)?))
+        .run_list(move |conn| {
+            let (records, total) = partner::list(conn, &query)?;
+            let loaded = with_includes(conn, records, query.scope.business_id, includes)?;
+            Ok((loaded, total))
+        })
         .await?;
-    let partners = hydrate(state, records, scope, request.includes).await?;
+    let partners = hydrate(loaded, scope);
     let total_pages = (total + per_page - 1) / per_page;
     Ok((
         partners,
@@ -110,13 +123,17 @@ async fn load_partner(
     scope: CallScope,
     includes: Includes,
 ) -> Result<pb::Partner> {
-    let record = state
+    let business_id = scope.scope.business_id;
+    let loaded = state
         .db
-        .run(move |conn| Ok(partner::find(conn, id, scope.scope)?))
-        .await?
-        .ok_or(Error::NotFound("partner"))?;
-    let mut partners = hydrate(state, vec![record], scope, includes).await?;
-    partners.pop().ok_or(Error::NotFound("partner"))
+        .run(move |conn| {
+            let record = partner::find(conn, id, scope.scope)?.ok_or(Error::NotFound("partner"))?;
+            with_includes(conn, vec![record], business_id, includes)
+        })
+        .await?;
+    hydrate(loaded, scope)
+        .pop()
+        .ok_or(Error::NotFound("partner"))
 }
 
 fn fingerprint(event: &NewClickEvent) -> String {
