@@ -1,6 +1,6 @@
 //! Click events, written in batches: one statement inserts a whole batch, skips events whose
-//! partner is gone or whose idempotency key is taken, and bumps the partners' counters; the
-//! caller runs it in one transaction (group commit).
+//! partner is gone or whose idempotency key is taken, and bumps the partners' counters, all
+//! committed together (group commit).
 
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
@@ -129,7 +129,8 @@ fn find_by_keys_sql(keys: &[(usize, String, String)]) -> Sql {
 }
 
 /// Inserts a batch whose idempotency keys are distinct per principal; outcomes in input order.
-/// Run inside a transaction: the counters and the events commit together.
+/// The events and the counters are written by one statement, so they commit together even in
+/// autocommit; the follow-up lookup of skipped keys only reads committed events.
 pub fn insert_batch(
     conn: &mut PgConnection,
     events: &[NewClickEvent],
