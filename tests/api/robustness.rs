@@ -137,6 +137,76 @@ async fn overload_waits_a_bounded_time_then_resource_exhausted() {
     }
 }
 
+/// Lists run in a lane of `db_list_concurrency` slots: a list waits there (then
+/// RESOURCE_EXHAUSTED after the checkout timeout) while point reads keep their own connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_queue_in_their_lane_while_point_reads_go_on() {
+    let t = TestApp::start_with_db(ServerLimits::default(), |db| DbConfig {
+        db_pool_size: 4,
+        db_list_concurrency: 1,
+        db_checkout_timeout_ms: 400,
+        ..DbConfig::for_url(&db.url)
+    })
+    .await;
+    let p = t.simple_partner("Lane", &["pos"]).await;
+    let key = t.world.user_key_a.clone();
+    // Warm the key cache: with `businesses` locked below, only the include query blocks.
+    t.client()
+        .get_partner(with_key(get(p.id), &key))
+        .await
+        .expect("warm");
+    let list = || pb::ListPartnersRequest {
+        include: vec!["partner_integrations".into()],
+        ..Default::default()
+    };
+    let mut lock_conn = PgConnection::establish(&t.db.url).expect("lock connection");
+    lock_conn
+        .batch_execute("BEGIN; LOCK TABLE businesses IN ACCESS EXCLUSIVE MODE")
+        .expect("lock");
+
+    let mut first_client = t.client();
+    let first_request = with_key(list(), &key);
+    let first = tokio::spawn(async move { first_client.list_partners(first_request).await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+
+    let waited = Instant::now();
+    let second = t
+        .client()
+        .list_partners(with_key(list(), &key))
+        .await
+        .expect_err("the lane is taken");
+    let waited = waited.elapsed();
+    assert_code(&second, Code::ResourceExhausted, "RESOURCE_EXHAUSTED");
+    assert!(
+        waited >= Duration::from_millis(350) && waited < Duration::from_millis(1500),
+        "the second list waited for the lane about the checkout timeout: {waited:?}"
+    );
+
+    let point = Instant::now();
+    let got = t
+        .client()
+        .get_partner(with_key(get(p.id), &key))
+        .await
+        .expect("point reads do not wait for the lane");
+    assert_eq!(got.into_inner().id, p.id);
+    assert!(point.elapsed() < Duration::from_millis(350));
+
+    lock_conn.batch_execute("COMMIT").expect("unlock");
+    let page = first
+        .await
+        .expect("join")
+        .expect("the first list finishes once unblocked")
+        .into_inner();
+    assert_eq!(
+        page.partners.iter().map(|p| p.id).collect::<Vec<_>>(),
+        vec![p.id]
+    );
+    t.client()
+        .list_partners(with_key(list(), &key))
+        .await
+        .expect("the lane is free again");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_past_its_deadline_ends_at_the_deadline() {
     // The server's own deadline (a client deadline is enforced by the client library too).
