@@ -61,8 +61,10 @@ struct Existing {
     created_at: DateTime<Utc>,
 }
 
-/// The batch statement; its binds are the batch's columns as arrays, in this order.
-const INSERT_BATCH: [&str; 8] = [
+/// The batch statement; its binds are the batch's columns as arrays, in this order (partner ids,
+/// user ids, business ids, event types, principals, idempotency keys, fingerprints). Public for
+/// the load generator, which runs it under pgbench to measure the database's own ceiling.
+pub const INSERT_BATCH: [&str; 8] = [
     "WITH input AS (
     SELECT nextval('partner_click_events_id_seq') AS id, t.*
     FROM unnest(",
