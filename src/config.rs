@@ -19,7 +19,8 @@ pub struct DbConfig {
     #[arg(long, env = "PARTNERS_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: u32,
     /// How many list queries (searches, filters, deep pages) run on the database at once; 0 = the
-    /// number of CPUs. More only time-slice the database's cores and stretch every list's latency.
+    /// number of CPUs + 1 (one more, so the database has work while a finished list's rows are
+    /// decoded). More only time-slice the database's cores and stretch every list's latency.
     #[arg(long, env = "PARTNERS_DB_LIST_CONCURRENCY", default_value_t = 0)]
     pub db_list_concurrency: u32,
     /// How long a call waits for a pooled connection before UNAVAILABLE, in milliseconds.
@@ -37,10 +38,10 @@ pub struct DbConfig {
 }
 
 impl DbConfig {
-    /// The list lane's width: the configured value, else the number of CPUs (at most the pool).
+    /// The list lane's width: the configured value, else the number of CPUs + 1 (at most the pool).
     pub fn list_concurrency(&self) -> usize {
         let configured = match self.db_list_concurrency {
-            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()) + 1,
             n => n as usize,
         };
         configured.clamp(1, self.db_pool_size.max(1) as usize)
