@@ -1459,10 +1459,9 @@ fn collect_plans(
             "include=users (load_users) for the ListPartners page",
             format!(
                 "SELECT pu.partner_id, u.uuid, b.uuid AS business_uuid, u.email, u.name, \
-                 u.created_at, u.updated_at FROM (SELECT partner_id, user_id FROM partner_users \
-                 WHERE partner_id = ANY({ids}) OFFSET 0) pu JOIN users u ON u.id = pu.user_id \
-                 JOIN businesses b ON b.id = u.business_id WHERE TRUE AND u.business_id = {} \
-                 ORDER BY pu.partner_id, u.name, u.id",
+                 u.created_at, u.updated_at FROM partner_users pu JOIN users u ON u.id = pu.user_id \
+                 JOIN businesses b ON b.id = pu.business_id WHERE pu.partner_id = ANY({ids}) \
+                 AND pu.business_id = {} ORDER BY pu.partner_id, u.name, u.id",
                 data.business_id
             ),
         ),

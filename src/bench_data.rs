@@ -452,8 +452,9 @@ fn generation_steps(scale: &Scale) -> Vec<(String, String)> {
 
     steps.push((
         "partner-user links".to_owned(),
-        "INSERT INTO partner_users (partner_id, user_id, created_at)
-         SELECT partner_id, user_id, created_at FROM bench_links ORDER BY partner_id, user_id;"
+        "INSERT INTO partner_users (partner_id, user_id, business_id, created_at)
+         SELECT l.partner_id, l.user_id, u.business_id, l.created_at
+         FROM bench_links l JOIN users u ON u.id = l.user_id ORDER BY l.partner_id, l.user_id;"
             .to_owned(),
     ));
 

@@ -63,6 +63,7 @@ diesel::table! {
         partner_id -> Int8,
         user_id -> Int8,
         created_at -> Timestamptz,
+        business_id -> Int8,
     }
 }
 

@@ -386,16 +386,16 @@ pub fn load_users(
     partner_ids: &[i64],
     business_id: Option<i64>,
 ) -> QueryResult<Vec<PartnerUserRecord>> {
-    // The page's links are taken first (`OFFSET 0` keeps the planner from hashing every user of
-    // the business instead), then each linked user is looked up by primary key.
+    // Links carry the user's business, so a business's links of the page's partners come from
+    // `partner_users_partner_business_idx` alone; then each user is looked up by primary key.
     let mut sql = Sql::new(
         "SELECT pu.partner_id, u.uuid, b.uuid AS business_uuid, u.email, u.name, u.created_at, \
-         u.updated_at FROM (SELECT partner_id, user_id FROM partner_users WHERE partner_id = ANY(",
+         u.updated_at FROM partner_users pu JOIN users u ON u.id = pu.user_id \
+         JOIN businesses b ON b.id = pu.business_id WHERE pu.partner_id = ANY(",
     );
-    sql.bind(Bind::I64Array(partner_ids.to_vec()))
-        .push(") OFFSET 0) pu JOIN users u ON u.id = pu.user_id JOIN businesses b ON b.id = u.business_id WHERE TRUE");
+    sql.bind(Bind::I64Array(partner_ids.to_vec())).push(")");
     if let Some(business_id) = business_id {
-        sql.push(" AND u.business_id = ")
+        sql.push(" AND pu.business_id = ")
             .bind(Bind::I64(business_id));
     }
     sql.push(" ORDER BY pu.partner_id, u.name, u.id");

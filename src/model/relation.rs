@@ -4,9 +4,12 @@
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
+use diesel::sql_types::BigInt;
 use diesel::upsert::excluded;
 
-use crate::db::schema::{partner_integrations, partner_preferences, partner_users, partners};
+use crate::db::schema::{
+    partner_integrations, partner_preferences, partner_users, partners, users,
+};
 
 /// An integration row.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -74,10 +77,17 @@ pub fn set_preference(
 
 /// Connects a user to a partner; bumps `users_count` only when the link is new. Run in a transaction.
 pub fn connect(conn: &mut PgConnection, partner_id: i64, user_id: i64) -> QueryResult<bool> {
+    // The link carries the user's business (kept equal by a composite foreign key).
     let inserted = diesel::insert_into(partner_users::table)
-        .values((
-            partner_users::partner_id.eq(partner_id),
-            partner_users::user_id.eq(user_id),
+        .values(users::table.filter(users::id.eq(user_id)).select((
+            partner_id.into_sql::<BigInt>(),
+            users::id,
+            users::business_id,
+        )))
+        .into_columns((
+            partner_users::partner_id,
+            partner_users::user_id,
+            partner_users::business_id,
         ))
         .on_conflict_do_nothing()
         .execute(conn)?;

@@ -736,3 +736,60 @@ async fn get_partner_finds_live_partners_only() {
         .expect_err("deleted");
     assert_code(&gone, Code::NotFound, "NOT_FOUND");
 }
+
+/// Links carry the user's business: when a user moves to another business, `include=users` of
+/// each business follows (the link's business moves with the user).
+#[tokio::test]
+async fn a_user_who_moves_business_takes_their_links_along() {
+    let t = TestApp::start().await;
+    let p = t.simple_partner("Movable", &["pos"]).await;
+    t.connect(&t.world.user_key_a2, p.id).await;
+    let users_seen_by = |business: uuid::Uuid| {
+        let mut client = t.client();
+        let key = t.world.service_key.clone();
+        async move {
+            let got = client
+                .get_partner(with_key(
+                    pb::GetPartnerRequest {
+                        id: p.id,
+                        business_uuid: business.to_string(),
+                        include: vec!["users".into()],
+                    },
+                    &key,
+                ))
+                .await
+                .expect("get")
+                .into_inner();
+            got.users
+                .iter()
+                .map(|u| (u.uuid.clone(), u.business_uuid.clone()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let a2 = t.world.user_a2.to_string();
+    let (a, b) = (t.world.business_a, t.world.business_b);
+    assert_eq!(users_seen_by(a).await, vec![(a2.clone(), a.to_string())]);
+    assert_eq!(users_seen_by(b).await, vec![]);
+
+    t.admin()
+        .upsert_user(with_key(
+            pb::UpsertUserRequest {
+                uuid: a2.clone(),
+                business_uuid: b.to_string(),
+                email: "moved@example.com".into(),
+                name: "Moved".into(),
+            },
+            &t.world.service_key,
+        ))
+        .await
+        .expect("move the user");
+    assert_eq!(users_seen_by(a).await, vec![]);
+    assert_eq!(users_seen_by(b).await, vec![(a2, b.to_string())]);
+    assert_eq!(
+        t.count(
+            "SELECT count(*) AS n FROM partner_users pu JOIN users u ON u.id = pu.user_id \
+             WHERE pu.business_id <> u.business_id"
+        ),
+        0
+    );
+}
