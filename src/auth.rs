@@ -69,6 +69,24 @@ pub fn generate_key() -> Result<GeneratedKey> {
     })
 }
 
+/// Generates a key, stores its prefix and hash (a user key when `user_id` is set) and returns the
+/// full key, which is shown once and never stored.
+pub fn create_key(
+    conn: &mut diesel::PgConnection,
+    user_id: Option<i64>,
+    name: &str,
+) -> Result<String> {
+    let generated = generate_key()?;
+    api_key::insert(
+        conn,
+        &generated.prefix,
+        &generated.secret_hash,
+        user_id,
+        name,
+    )?;
+    Ok(generated.key)
+}
+
 /// SHA-256 of a secret.
 pub fn hash_secret(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()

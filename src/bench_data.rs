@@ -42,7 +42,6 @@ use uuid::Uuid;
 
 use crate::auth;
 use crate::error::{Error, Result};
-use crate::model::api_key;
 
 /// A word of about 2.5% of partner names, for a selective `search`.
 pub const SEARCH_WORD: &str = "harbor";
@@ -609,24 +608,8 @@ pub fn create_keys(conn: &mut PgConnection) -> Result<Vec<(String, String)>> {
     .optional()
     .map_err(|e| internal("find the user", e))?
     .ok_or_else(|| Error::Internal("seed-bench keys: no user in the first business".into()))?;
-    let service = auth::generate_key()?;
-    api_key::insert(
-        conn,
-        &service.prefix,
-        &service.secret_hash,
-        None,
-        "seed-bench",
-    )
-    .map_err(|e| internal("service key", e))?;
-    let user_key = auth::generate_key()?;
-    api_key::insert(
-        conn,
-        &user_key.prefix,
-        &user_key.secret_hash,
-        Some(user.id),
-        "seed-bench user",
-    )
-    .map_err(|e| internal("user key", e))?;
+    let service_key = auth::create_key(conn, None, "seed-bench")?;
+    let user_key = auth::create_key(conn, Some(user.id), "seed-bench user")?;
     let partners = count(
         conn,
         "SELECT count(*) AS n FROM partners WHERE deleted_at IS NULL",
@@ -634,8 +617,8 @@ pub fn create_keys(conn: &mut PgConnection) -> Result<Vec<(String, String)>> {
     let max_partner_id = count(conn, "SELECT coalesce(max(id), 0) AS n FROM partners")?;
     tracing::info!(business = %user.business_name, user = %user.uuid, "benchmark keys created");
     Ok(vec![
-        ("service_key".into(), service.key),
-        ("user_key".into(), user_key.key),
+        ("service_key".into(), service_key),
+        ("user_key".into(), user_key),
         ("business_uuid".into(), user.business_uuid.to_string()),
         ("user_uuid".into(), user.uuid.to_string()),
         ("partners".into(), partners.to_string()),

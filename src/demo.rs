@@ -10,7 +10,7 @@ use crate::db::schema::partners;
 use crate::error::Result;
 use crate::model::click_event::{self, NewClickEvent};
 use crate::model::partner::NewPartner;
-use crate::model::{api_key, business, relation};
+use crate::model::{business, relation};
 
 /// The demo business of the printed user key.
 pub const DEMO_BUSINESS: Uuid = Uuid::from_u128(0x0b0b_0001_0000_4000_8000_0000_0000_0001);
@@ -239,25 +239,9 @@ pub fn seed(conn: &mut PgConnection) -> Result<DemoKeys> {
                 .collect();
         click_event::insert_batch(conn, &clicks)?;
 
-        let service = auth::generate_key()?;
-        api_key::insert(
-            conn,
-            &service.prefix,
-            &service.secret_hash,
-            None,
-            "seed-demo",
-        )?;
-        let user_key = auth::generate_key()?;
-        api_key::insert(
-            conn,
-            &user_key.prefix,
-            &user_key.secret_hash,
-            Some(user.id),
-            "seed-demo user",
-        )?;
         Ok(DemoKeys {
-            service_key: service.key,
-            user_key: user_key.key,
+            service_key: auth::create_key(conn, None, "seed-demo")?,
+            user_key: auth::create_key(conn, Some(user.id), "seed-demo user")?,
             business_uuid: DEMO_BUSINESS,
             partner_ids: ids,
         })

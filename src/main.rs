@@ -152,7 +152,6 @@ fn keys(config: &DbConfig, command: KeysCommand) -> Result<(), Error> {
     let mut conn = connect(config)?;
     match command {
         KeysCommand::Create { service, user } => {
-            let generated = auth::generate_key()?;
             let (user_id, name) = match (service, user) {
                 (Some(name), _) => (None, name),
                 (None, Some(uuid)) => {
@@ -167,14 +166,7 @@ fn keys(config: &DbConfig, command: KeysCommand) -> Result<(), Error> {
             if name.trim().is_empty() {
                 return Err(Error::invalid("service", "must not be empty"));
             }
-            api_key::insert(
-                &mut conn,
-                &generated.prefix,
-                &generated.secret_hash,
-                user_id,
-                &name,
-            )?;
-            println!("{}", generated.key);
+            println!("{}", auth::create_key(&mut conn, user_id, &name)?);
             Ok(())
         }
         KeysCommand::Revoke { prefix } => {
