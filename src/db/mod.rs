@@ -11,7 +11,7 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, ManageConnection, Pool};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::config::DbConfig;
 use crate::error::{Error, Result};
@@ -123,14 +123,12 @@ impl Db {
         if !self.is_healthy() {
             return Err(Error::Unavailable("database unreachable"));
         }
-        let permit =
-            tokio::time::timeout(self.checkout_timeout, self.permits.clone().acquire_owned())
-                .await
-                .map_err(|_| Error::ResourceExhausted {
-                    message: "server busy: all database connections are in use",
-                    retry_after: Duration::from_secs(1),
-                })?
-                .map_err(|_| Error::Unavailable("database pool closed"))?;
+        let permit = self
+            .take_turn(
+                &self.permits,
+                "server busy: all database connections are in use",
+            )
+            .await?;
         let pool = self.pool.clone();
         let timeout = self.checkout_timeout;
         let task = tokio::task::spawn_blocking(move || {
@@ -167,14 +165,28 @@ impl Db {
         F: FnOnce(&mut PgConnection) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let _turn = tokio::time::timeout(self.checkout_timeout, self.list_permits.acquire())
+        let _turn = self
+            .take_turn(
+                &self.list_permits,
+                "server busy: too many list queries waiting",
+            )
+            .await?;
+        self.run(f).await
+    }
+
+    /// Waits at most the checkout timeout for a permit of `permits`, then RESOURCE_EXHAUSTED.
+    async fn take_turn(
+        &self,
+        permits: &Arc<Semaphore>,
+        busy: &'static str,
+    ) -> Result<OwnedSemaphorePermit> {
+        tokio::time::timeout(self.checkout_timeout, permits.clone().acquire_owned())
             .await
             .map_err(|_| Error::ResourceExhausted {
-                message: "server busy: too many list queries waiting",
+                message: busy,
                 retry_after: Duration::from_secs(1),
             })?
-            .map_err(|_| Error::Unavailable("database pool closed"))?;
-        self.run(f).await
+            .map_err(|_| Error::Unavailable("database pool closed"))
     }
 
     /// Runs `f` inside a transaction (see [`Db::run`]).
