@@ -608,7 +608,11 @@ impl Server {
         let err_file = file
             .try_clone()
             .map_err(|e| format!("cannot share {}: {e}", log.display()))?;
-        let child = Command::new(env!("CARGO_BIN_EXE_partners"))
+        // PARTNERS_BENCH_SERVER names another build of the server, to compare two builds on the
+        // same data in alternating runs.
+        let binary = std::env::var_os("PARTNERS_BENCH_SERVER")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_partners").into());
+        let child = Command::new(binary)
             .args([
                 "serve",
                 "--no-migrate",

@@ -19,11 +19,16 @@ use crate::gateway::{self, Gateway};
 use crate::grpc::{self, context::AppState};
 use crate::ingest::ClickIngest;
 use crate::rate_limit::RateLimiter;
+use crate::reads::PartnerReads;
 
 /// Largest number of click events written in one transaction.
 pub const CLICK_BATCH: usize = 256;
 /// Most click events waiting for one writer before callers get RESOURCE_EXHAUSTED.
 pub const CLICK_QUEUE: usize = 4096;
+/// Largest number of GetPartner keys answered by one statement.
+pub const READ_BATCH: usize = 64;
+/// Most GetPartner keys waiting for a statement before callers get RESOURCE_EXHAUSTED.
+pub const READ_QUEUE: usize = 4096;
 
 /// A running service.
 pub struct RunningApp {
@@ -52,7 +57,8 @@ pub async fn start(
     let db = Db::new(db_config);
     let clicks = ClickIngest::start(db.clone(), limits.click_writers, CLICK_BATCH, CLICK_QUEUE);
     let limiter = RateLimiter::new(limits.rate_limit_per_second, limits.rate_limit_burst);
-    let state = AppState::new(db.clone(), limits.key_cache_ttl(), clicks, limiter);
+    let reads = PartnerReads::start(db.clone(), limits.read_batches(), READ_BATCH, READ_QUEUE);
+    let state = AppState::new(db.clone(), limits.key_cache_ttl(), clicks, reads, limiter);
 
     let (reporter, health) = tonic_health::server::health_reporter();
     let up = db.ping(grpc::PROBE_TIMEOUT).await;

@@ -17,4 +17,5 @@ pub mod grpc;
 pub mod ingest;
 pub mod model;
 pub mod rate_limit;
+pub mod reads;
 pub mod telemetry;

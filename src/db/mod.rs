@@ -198,6 +198,11 @@ impl Db {
         self.run(|conn| conn.transaction(f)).await
     }
 
+    /// How long a call waits for a slot or a connection before it is refused.
+    pub fn checkout_timeout(&self) -> Duration {
+        self.checkout_timeout
+    }
+
     /// Whether the last probe reached the database.
     pub fn is_healthy(&self) -> bool {
         *self.health.borrow()

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::ingest::ClickIngest;
 use crate::model::{business, partner::Scope};
 use crate::rate_limit::RateLimiter;
+use crate::reads::PartnerReads;
 
 /// Metadata key naming the user a service key acts for.
 pub const USER_HEADER: &str = "x-user-uuid";
@@ -31,6 +32,7 @@ pub struct AppState {
     pub db: Db,
     pub auth: Authenticator,
     pub clicks: ClickIngest,
+    pub reads: PartnerReads,
     limiter: Arc<RateLimiter>,
     businesses: Arc<TtlCache<Uuid, Option<i64>>>,
     users: Arc<TtlCache<Uuid, Option<UserIds>>>,
@@ -38,7 +40,13 @@ pub struct AppState {
 
 impl AppState {
     /// Builds the state; `ttl` bounds how stale key and user lookups may be.
-    pub fn new(db: Db, ttl: Duration, clicks: ClickIngest, limiter: RateLimiter) -> Self {
+    pub fn new(
+        db: Db,
+        ttl: Duration,
+        clicks: ClickIngest,
+        reads: PartnerReads,
+        limiter: RateLimiter,
+    ) -> Self {
         AppState {
             limiter: Arc::new(limiter),
             auth: Authenticator::new(db.clone(), ttl),
@@ -46,6 +54,7 @@ impl AppState {
             users: Arc::new(TtlCache::new(ttl, 100_000)),
             db,
             clicks,
+            reads,
         }
     }
 

@@ -124,6 +124,22 @@ async fn load_partner(
     includes: Includes,
 ) -> Result<pb::Partner> {
     let business_id = scope.scope.business_id;
+    if !includes.users && !includes.partner_integrations {
+        // The common read: coalesced with the other plain reads of the moment.
+        let record = state
+            .reads
+            .find(id, scope.scope)
+            .await?
+            .ok_or(Error::NotFound("partner"))?;
+        let loaded = Loaded {
+            records: vec![record],
+            users: Vec::new(),
+            integrations: Vec::new(),
+        };
+        return hydrate(loaded, scope)
+            .pop()
+            .ok_or(Error::NotFound("partner"));
+    }
     let loaded = state
         .db
         .run(move |conn| {

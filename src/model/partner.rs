@@ -351,6 +351,49 @@ pub fn find(conn: &mut PgConnection, id: i64, scope: Scope) -> QueryResult<Optio
     sql.into_query().get_result(conn).optional()
 }
 
+/// A row of [`find_many`]: the 1-based position of its key in the request, and the partner.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Found {
+    #[diesel(sql_type = BigInt)]
+    pub slot: i64,
+    #[diesel(embed)]
+    pub record: PartnerRecord,
+}
+
+/// Live partners by `(id, scope)` keys, each with the context columns of its own scope, in one
+/// statement (the keys travel as three arrays). Missing or deleted partners have no row; the
+/// others come back tagged with their key's 1-based position.
+pub fn find_many(conn: &mut PgConnection, keys: &[(i64, Scope)]) -> QueryResult<Vec<Found>> {
+    // The context columns are subqueries rather than joins: each is then one probe of its table's
+    // (business or partner, partner or user) key, where a join lets the planner scan every
+    // preference, integration and link of the partner and filter them.
+    let mut sql = Sql::new("SELECT q.slot, ");
+    sql.push(PARTNER_COLUMNS)
+        .push(
+            ", EXISTS (SELECT 1 FROM partner_preferences pp \
+             WHERE pp.business_id = q.business_id AND pp.partner_id = p.id) AS preferred, \
+             (SELECT pi.status FROM partner_integrations pi \
+             WHERE pi.business_id = q.business_id AND pi.partner_id = p.id) AS integration_status, \
+             EXISTS (SELECT 1 FROM partner_users pu \
+             WHERE pu.partner_id = p.id AND pu.user_id = q.user_id) AS connected, \
+             NULL::bigint AS total_count FROM unnest(",
+        )
+        .bind(Bind::I64Array(keys.iter().map(|k| k.0).collect()))
+        .push(", ")
+        .bind(Bind::OptI64Array(
+            keys.iter().map(|k| k.1.business_id).collect(),
+        ))
+        .push(", ")
+        .bind(Bind::OptI64Array(
+            keys.iter().map(|k| k.1.user_id).collect(),
+        ))
+        .push(
+            ") WITH ORDINALITY AS q(id, business_id, user_id, slot) \
+             JOIN partners p ON p.id = q.id WHERE p.deleted_at IS NULL",
+        );
+    sql.into_query().load(conn)
+}
+
 /// Whether a live partner with this id exists.
 pub fn exists(conn: &mut PgConnection, id: i64) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(

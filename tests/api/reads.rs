@@ -737,6 +737,92 @@ async fn get_partner_finds_live_partners_only() {
     assert_code(&gone, Code::NotFound, "NOT_FOUND");
 }
 
+/// Plain GetPartner calls made at the same time share one statement; each still gets its own
+/// partner and the preference, integration and connection of its own business and user. The
+/// table lock holds the first statement, so the other calls queue and are read together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reads_share_a_statement_and_keep_their_own_context() {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, PgConnection};
+
+    let t = TestApp::start().await;
+    let (a, b) = (t.world.business_a, t.world.business_b);
+    let p1 = t.simple_partner("One", &["pos"]).await;
+    let p2 = t.simple_partner("Two", &["pos"]).await;
+    let p3 = t.simple_partner("Three", &["pos"]).await;
+    t.prefer(a, p1.id).await;
+    t.prefer(b, p2.id).await;
+    t.integrate(a, p2.id, pb::IntegrationStatus::Active).await;
+    t.connect(&t.world.user_key_a, p3.id).await;
+    let missing = p3.id + 1000;
+    // (key, business named in the request, business in context, acting user is user A)
+    let callers = [
+        (t.world.user_key_a.clone(), String::new(), Some(a), true),
+        (t.world.service_key.clone(), b.to_string(), Some(b), false),
+        (t.world.service_key.clone(), String::new(), None, false),
+    ];
+    for (key, business, _, _) in &callers {
+        let warm = pb::GetPartnerRequest {
+            id: p1.id,
+            business_uuid: business.clone(),
+            include: Vec::new(),
+        };
+        t.client()
+            .get_partner(with_key(warm, key))
+            .await
+            .expect("warm the caches");
+    }
+
+    let mut lock = PgConnection::establish(&t.db.url).expect("lock connection");
+    lock.batch_execute("BEGIN; LOCK TABLE partners IN ACCESS EXCLUSIVE MODE")
+        .expect("lock");
+    let mut calls = Vec::new();
+    for round in 0..3 {
+        for (c, (key, business, context, user_a)) in callers.iter().enumerate() {
+            for id in [p1.id, p2.id, p3.id, missing] {
+                let mut client = t.client();
+                let request = with_key(
+                    pb::GetPartnerRequest {
+                        id,
+                        business_uuid: business.clone(),
+                        include: Vec::new(),
+                    },
+                    key,
+                );
+                let expected = (id, *context, *user_a);
+                calls.push(tokio::spawn(async move {
+                    let got = client.get_partner(request).await;
+                    (round, c, expected, got)
+                }));
+            }
+        }
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    lock.batch_execute("COMMIT").expect("unlock");
+
+    for call in calls {
+        let (round, c, (id, context, user_a), got) = call.await.expect("join");
+        let what = format!("round {round}, caller {c}, partner {id}");
+        if id == missing {
+            assert_code(&got.expect_err(&what), Code::NotFound, "NOT_FOUND");
+            continue;
+        }
+        let got = got.expect(&what).into_inner();
+        assert_eq!(got.id, id, "{what}");
+        let preferred = context.map(|bz| (bz == a && id == p1.id) || (bz == b && id == p2.id));
+        assert_eq!(got.preferred, preferred, "{what}");
+        let integrated = context == Some(a) && id == p2.id;
+        let status = if integrated {
+            pb::IntegrationStatus::Active
+        } else {
+            pb::IntegrationStatus::Unspecified
+        };
+        assert_eq!(got.integration_status, status as i32, "{what}");
+        let connected = user_a.then_some(id == p3.id);
+        assert_eq!(got.connected, connected, "{what}");
+    }
+}
+
 /// Links carry the user's business: when a user moves to another business, `include=users` of
 /// each business follows (the link's business moves with the user).
 #[tokio::test]

@@ -1,0 +1,130 @@
+//! Coalesced point reads of partners. GetPartner calls without includes hand their key (partner,
+//! business, user) to a reader task instead of taking a blocking thread and a connection each.
+//! The reader runs at most `in_flight` statements at once; while they run, new keys queue, and the
+//! next statement answers every key waiting (up to a batch limit) in one blocking hand-off and one
+//! round trip. An idle service answers a lone call at once (a batch of one); a busy one pays the
+//! hand-off, the checkout and the statement's fixed cost once per batch instead of once per call.
+//! A read still waiting for a statement after the checkout timeout gets RESOURCE_EXHAUSTED, as a
+//! call waiting for a connection does; one whose statement runs waits for its answer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::model::partner::{self, PartnerRecord, Scope};
+
+struct Job {
+    id: i64,
+    scope: Scope,
+    /// Set when the job joins a statement.
+    taken: Arc<AtomicBool>,
+    reply: oneshot::Sender<Result<Option<PartnerRecord>>>,
+}
+
+/// Handle to the reader task; cheap to clone.
+#[derive(Clone)]
+pub struct PartnerReads {
+    queue: mpsc::Sender<Job>,
+    wait: std::time::Duration,
+}
+
+impl PartnerReads {
+    /// Starts the reader: at most `in_flight` statements at once, `max_batch` keys per statement,
+    /// `queue` keys waiting.
+    pub fn start(db: Db, in_flight: usize, max_batch: usize, queue: usize) -> PartnerReads {
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        let wait = db.checkout_timeout();
+        tokio::spawn(reader(db, rx, in_flight.max(1), max_batch.max(1)));
+        PartnerReads { queue: tx, wait }
+    }
+
+    /// The live partner `id` with the context columns of `scope`, or `None`.
+    pub async fn find(&self, id: i64, scope: Scope) -> Result<Option<PartnerRecord>> {
+        let (reply, mut answer) = oneshot::channel();
+        let taken = Arc::new(AtomicBool::new(false));
+        let job = Job {
+            id,
+            scope,
+            taken: taken.clone(),
+            reply,
+        };
+        self.queue.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Error::ResourceExhausted {
+                message: "too many partner reads waiting",
+                retry_after: std::time::Duration::from_secs(1),
+            },
+            mpsc::error::TrySendError::Closed(_) => Error::Unavailable("shutting down"),
+        })?;
+        let answered = match tokio::time::timeout(self.wait, &mut answer).await {
+            Ok(answered) => answered,
+            Err(_) if !taken.load(Ordering::Acquire) => {
+                // Dropping `answer` tells the reader not to read for this job.
+                return Err(Error::ResourceExhausted {
+                    message: "server busy: too many partner reads waiting",
+                    retry_after: std::time::Duration::from_secs(1),
+                });
+            }
+            Err(_) => answer.await,
+        };
+        answered.map_err(|_| Error::Unavailable("partner reader stopped"))?
+    }
+}
+
+async fn reader(db: Db, mut rx: mpsc::Receiver<Job>, in_flight: usize, max_batch: usize) {
+    let turns = Arc::new(Semaphore::new(in_flight));
+    loop {
+        // Take a turn first: while every turn is taken, keys pile up and form the next batch.
+        let Ok(turn) = turns.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = rx.recv().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        // A caller that gave up (deadline, cancellation) is not read for.
+        batch.retain(|job| !job.reply.is_closed());
+        for job in &batch {
+            job.taken.store(true, Ordering::Release);
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let db = db.clone();
+        tokio::spawn(async move {
+            let _turn = turn;
+            let keys: Vec<(i64, Scope)> = batch.iter().map(|job| (job.id, job.scope)).collect();
+            let found = db
+                .run(move |conn| Ok(partner::find_many(conn, &keys)?))
+                .await;
+            answer(batch, found);
+        });
+    }
+}
+
+/// Sends each job its row (by 1-based slot), `None` when the statement had none, or the error.
+fn answer(batch: Vec<Job>, found: Result<Vec<partner::Found>>) {
+    match found {
+        Ok(rows) => {
+            let mut by_slot: HashMap<i64, PartnerRecord> =
+                rows.into_iter().map(|f| (f.slot, f.record)).collect();
+            for (slot, job) in (1..).zip(batch) {
+                let _ = job.reply.send(Ok(by_slot.remove(&slot)));
+            }
+        }
+        Err(err) => {
+            for job in batch {
+                let _ = job.reply.send(Err(err.clone()));
+            }
+        }
+    }
+}
