@@ -54,7 +54,10 @@ use hdrhistogram::Histogram;
 use partners::bench_data::{self, COMMON_CATEGORIES, COMMON_COUNTRY, SEARCH_WORD, Scale};
 use partners::grpc::pb;
 use partners::grpc::pb::partner_service_client::PartnerServiceClient;
-use partners::model::partner::{ListKind, ListQuery, Scope, list_count_sql, list_page_sql};
+use partners::model::partner::{
+    ListKind, ListQuery, Scope, find_many_sql, list_count_sql, list_page_sql,
+    load_integrations_sql, load_users_sql,
+};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
@@ -1259,72 +1262,6 @@ fn verify_counters(conn: &mut PgConnection) -> BenchResult<usize> {
 // ---------------------------------------------------------------------------------------------
 // EXPLAIN plans.
 
-/// Inlines the bind values of a list query's SQL text: each `$n::type` placeholder is
-/// identified by the SQL just before it (the builder in `model/partner.rs` writes
-/// `pp.business_id = $1::bigint`, `p.categories && $4::text[]`, `LIMIT $7::bigint`, …).
-fn inline_binds(text: &str, q: &ListQuery) -> BenchResult<String> {
-    let text_array = |v: &[String]| {
-        format!(
-            "'{{{}}}'",
-            v.iter()
-                .map(|s| format!("\"{}\"", s.replace('\'', "''")))
-                .collect::<Vec<_>>()
-                .join(",")
-        )
-    };
-    let opt = |v: Option<i64>| v.map_or("NULL".to_owned(), |v| v.to_string());
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(pos) = rest.find('$') {
-        let (before, after) = rest.split_at(pos);
-        out.push_str(before);
-        let digits: String = after[1..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        if digits.is_empty() {
-            out.push('$');
-            rest = &after[1..];
-            continue;
-        }
-        let context = out.trim_end().to_owned();
-        let ends = |s: &str| context.ends_with(s);
-        let value = if ends("pp.business_id =") || ends("pi.business_id =") {
-            opt(q.scope.business_id)
-        } else if ends("pu.user_id =") {
-            opt(q.scope.user_id)
-        } else if ends("NOT (p.categories &&") {
-            text_array(&q.excluded_categories)
-        } else if ends("p.wholesaler_categories &&") {
-            text_array(&q.wholesaler_categories)
-        } else if ends("p.categories &&") {
-            text_array(&q.categories)
-        } else if ends("p.country_codes &&") {
-            text_array(&q.country_codes)
-        } else if ends("p.status = ANY(") {
-            text_array(&q.statuses)
-        } else if ends("p.active =") {
-            q.active.map_or("NULL".into(), |b| b.to_string())
-        } else if ends("LIKE lower(") {
-            let search = q.search.clone().unwrap_or_default();
-            format!("'%{}%'", search.replace('\'', "''"))
-        } else if ends("LIMIT") {
-            q.per_page.to_string()
-        } else if ends("OFFSET") {
-            ((q.page - 1) * q.per_page).to_string()
-        } else {
-            return Err(format!(
-                "cannot tell the value of ${digits} (SQL before it: …{})",
-                &context[context.len().saturating_sub(60)..]
-            ));
-        };
-        out.push_str(&value);
-        rest = &after[1 + digits.len()..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
 fn psql_explain(database_url: &str, sql: &str) -> BenchResult<String> {
     let out = Command::new("psql")
         .arg(database_url)
@@ -1398,8 +1335,8 @@ fn collect_plans(
     let mut seq_scans = Vec::new();
     let mut page_ids: Vec<i64> = Vec::new();
     for (title, q) in &queries {
-        let page = inline_binds(list_page_sql(q).text(), q)?;
-        let count = inline_binds(list_count_sql(q).text(), q)?;
+        let page = list_page_sql(q).with_literals();
+        let count = list_count_sql(q).with_literals();
         let parts = [
             ("page query (list_page_sql)", &page),
             (
@@ -1428,55 +1365,29 @@ fn collect_plans(
                 .unwrap_or_default();
         }
     }
-    // GetPartner: partner::find does not expose its SQL; this mirrors it (keep in step).
-    let id = (data.max_partner_id / 2).max(1);
-    let sql = format!(
-        "SELECT p.id, p.name, p.description, p.email, p.logo_url, p.website_url, p.video_url, \
-         p.categories, p.wholesaler_categories, p.country_codes, p.tags, p.status, p.active, \
-         p.external_id, p.metadata, p.website_clicks, p.video_clicks, p.users_count, \
-         p.created_at, p.updated_at, (pp.partner_id IS NOT NULL) AS preferred, \
-         pi.status AS integration_status, (pu.user_id IS NOT NULL) AS connected \
-         FROM partners p \
-         LEFT JOIN partner_preferences pp ON pp.partner_id = p.id AND pp.business_id = {b} \
-         LEFT JOIN partner_integrations pi ON pi.partner_id = p.id AND pi.business_id = {b} \
-         LEFT JOIN partner_users pu ON pu.partner_id = p.id AND pu.user_id = {u} \
-         WHERE p.deleted_at IS NULL AND p.id = {id}",
-        b = data.business_id,
-        u = data.user_id
-    );
+    // GetPartner: the statement the partner reader runs, here for a batch of 16 keys spread over
+    // the partners (the service binds the arrays; here they are literals).
+    let scope = Scope {
+        business_id: Some(data.business_id),
+        user_id: Some(data.user_id),
+    };
+    let step = (data.max_partner_id / 16).max(1);
+    let keys: Vec<(i64, Scope)> = (1..=16).map(|i| (i * step, scope)).collect();
+    let sql = find_many_sql(&keys).with_literals();
     let plan = psql_explain(&settings.database_url, &sql).unwrap_or_else(|e| e);
     write(&format!(
-        "== GetPartner (id {id}; mirrors partner::find)\n{sql}\n\n{plan}\n"
+        "== GetPartner, a batch of 16 keys (find_many_sql)\n{sql}\n\n{plan}\n"
     ))?;
-    // Include loaders for the ListPartners page: mirrors of partner::load_users and
-    // partner::load_integrations, which do not expose their SQL (keep in step).
-    let ids = format!(
-        "'{{{}}}'::bigint[]",
-        page_ids
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    );
+    // Include loaders for the ListPartners page.
+    let business = Some(data.business_id);
     let includes = [
         (
-            "include=users (load_users) for the ListPartners page",
-            format!(
-                "SELECT pu.partner_id, u.uuid, b.uuid AS business_uuid, u.email, u.name, \
-                 u.created_at, u.updated_at FROM partner_users pu JOIN users u ON u.id = pu.user_id \
-                 JOIN businesses b ON b.id = pu.business_id WHERE pu.partner_id = ANY({ids}) \
-                 AND pu.business_id = {} ORDER BY pu.partner_id, u.name, u.id",
-                data.business_id
-            ),
+            "include=users (load_users_sql) for the ListPartners page",
+            load_users_sql(&page_ids, business).with_literals(),
         ),
         (
-            "include=partner_integrations (load_integrations) for the ListPartners page",
-            format!(
-                "SELECT pi.id, pi.partner_id, b.uuid AS business_uuid, pi.status, pi.created_at, \
-                 pi.updated_at FROM partner_integrations pi JOIN businesses b ON b.id = pi.business_id \
-                 WHERE pi.partner_id = ANY({ids}) AND pi.business_id = {} ORDER BY pi.partner_id, pi.id",
-                data.business_id
-            ),
+            "include=partner_integrations (load_integrations_sql) for the ListPartners page",
+            load_integrations_sql(&page_ids, business).with_literals(),
         ),
     ];
     for (title, sql) in includes {

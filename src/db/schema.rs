@@ -91,6 +91,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         deleted_at -> Nullable<Timestamptz>,
+        facets -> Array<Text>,
     }
 }
 

@@ -212,10 +212,21 @@ fn push_filters(sql: &mut Sql, q: &ListQuery) {
             sql.push(" AND p.categories @> ARRAY['wholesaler']");
         }
     }
+    // Categories and countries together: the (category, country) pairs, one facet each, so the
+    // search index decodes one short list per pair (see migration 6).
+    let facets = facet_pairs(&q.categories, &q.country_codes);
+    let none = Vec::new();
+    let (categories, country_codes) = match &facets {
+        Some(_) => (&none, &none),
+        None => (&q.categories, &q.country_codes),
+    };
+    if let Some(facets) = facets {
+        sql.push(" AND p.facets && ").bind(Bind::TextArray(facets));
+    }
     let arrays = [
-        (&q.categories, " AND p.categories && "),
+        (categories, " AND p.categories && "),
         (&q.wholesaler_categories, " AND p.wholesaler_categories && "),
-        (&q.country_codes, " AND p.country_codes && "),
+        (country_codes, " AND p.country_codes && "),
     ];
     for (values, clause) in arrays {
         if !values.is_empty() {
@@ -249,6 +260,24 @@ fn push_filters(sql: &mut Sql, q: &ListQuery) {
             .bind(Bind::Text(format!("%{}%", escape_like(search))))
             .push(")");
     }
+}
+
+/// Most (category, country) pairs a filter is turned into; beyond it the two arrays are used.
+const MAX_FACETS: usize = 256;
+
+/// The `category@CC` facets matching any of `categories` in any of `country_codes`, as stored in
+/// `partners.facets`; `None` unless both are given (and their pairs are at most [`MAX_FACETS`]).
+fn facet_pairs(categories: &[String], country_codes: &[String]) -> Option<Vec<String>> {
+    let pairs = categories.len() * country_codes.len();
+    if pairs == 0 || pairs > MAX_FACETS {
+        return None;
+    }
+    Some(
+        categories
+            .iter()
+            .flat_map(|c| country_codes.iter().map(move |cc| format!("{c}@{cc}")))
+            .collect(),
+    )
 }
 
 fn push_order(sql: &mut Sql, q: &ListQuery) {
@@ -364,6 +393,11 @@ pub struct Found {
 /// statement (the keys travel as three arrays). Missing or deleted partners have no row; the
 /// others come back tagged with their key's 1-based position.
 pub fn find_many(conn: &mut PgConnection, keys: &[(i64, Scope)]) -> QueryResult<Vec<Found>> {
+    find_many_sql(keys).into_query().load(conn)
+}
+
+/// The statement of [`find_many`].
+pub fn find_many_sql(keys: &[(i64, Scope)]) -> Sql {
     // The context columns are subqueries rather than joins: each is then one probe of its table's
     // (business or partner, partner or user) key, where a join lets the planner scan every
     // preference, integration and link of the partner and filter them.
@@ -391,7 +425,7 @@ pub fn find_many(conn: &mut PgConnection, keys: &[(i64, Scope)]) -> QueryResult<
             ") WITH ORDINALITY AS q(id, business_id, user_id, slot) \
              JOIN partners p ON p.id = q.id WHERE p.deleted_at IS NULL",
         );
-    sql.into_query().load(conn)
+    sql
 }
 
 /// Whether a live partner with this id exists.
@@ -429,6 +463,13 @@ pub fn load_users(
     partner_ids: &[i64],
     business_id: Option<i64>,
 ) -> QueryResult<Vec<PartnerUserRecord>> {
+    load_users_sql(partner_ids, business_id)
+        .into_query()
+        .load(conn)
+}
+
+/// The statement of [`load_users`].
+pub fn load_users_sql(partner_ids: &[i64], business_id: Option<i64>) -> Sql {
     // Links carry the user's business, so a business's links of the page's partners come from
     // `partner_users_partner_business_idx` alone; then each user is looked up by primary key.
     let mut sql = Sql::new(
@@ -442,7 +483,7 @@ pub fn load_users(
             .bind(Bind::I64(business_id));
     }
     sql.push(" ORDER BY pu.partner_id, u.name, u.id");
-    sql.into_query().load(conn)
+    sql
 }
 
 /// An integration of a partner (for `include=partner_integrations`).
@@ -468,6 +509,13 @@ pub fn load_integrations(
     partner_ids: &[i64],
     business_id: Option<i64>,
 ) -> QueryResult<Vec<IntegrationRecord>> {
+    load_integrations_sql(partner_ids, business_id)
+        .into_query()
+        .load(conn)
+}
+
+/// The statement of [`load_integrations`].
+pub fn load_integrations_sql(partner_ids: &[i64], business_id: Option<i64>) -> Sql {
     let mut sql = Sql::new(
         "SELECT pi.id, pi.partner_id, b.uuid AS business_uuid, pi.status, pi.created_at, \
          pi.updated_at FROM partner_integrations pi JOIN businesses b ON b.id = pi.business_id \
@@ -479,7 +527,7 @@ pub fn load_integrations(
             .bind(Bind::I64(business_id));
     }
     sql.push(" ORDER BY pi.partner_id, pi.id");
-    sql.into_query().load(conn)
+    sql
 }
 
 /// Values of a new partner.
@@ -556,4 +604,27 @@ pub fn soft_delete(conn: &mut PgConnection, id: i64) -> QueryResult<bool> {
     ))
     .execute(conn)?;
     Ok(n == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facets_pair_every_category_with_every_country() {
+        let v = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            facet_pairs(&v(&["pos", "a@b"]), &v(&["DE", "AT"])),
+            Some(v(&["pos@DE", "pos@AT", "a@b@DE", "a@b@AT"]))
+        );
+        assert_eq!(facet_pairs(&v(&["pos"]), &[]), None);
+        assert_eq!(facet_pairs(&[], &v(&["DE"])), None);
+        let many: Vec<String> = (0..17).map(|i| format!("c{i}")).collect();
+        let countries: Vec<String> = (0..16).map(|i| format!("C{i}")).collect();
+        assert_eq!(facet_pairs(&many, &countries), None, "past MAX_FACETS");
+        assert_eq!(
+            facet_pairs(&many[..16], &countries).map(|f| f.len()),
+            Some(256)
+        );
+    }
 }

@@ -90,6 +90,40 @@ impl Sql {
         &self.text
     }
 
+    /// The SQL with every bind written as a literal, for EXPLAIN by hand or by the benchmark
+    /// (never run by the service: its queries always bind).
+    pub fn with_literals(&self) -> String {
+        fn text(v: &str) -> String {
+            format!("'{}'", v.replace('\'', "''"))
+        }
+        fn array<T>(items: &[T], item: impl Fn(&T) -> String, cast: &str) -> String {
+            let items: Vec<String> = items.iter().map(item).collect();
+            format!("ARRAY[{}]::{cast}", items.join(", "))
+        }
+        let opt_i64 = |v: &Option<i64>| v.map_or("NULL".to_owned(), |v| v.to_string());
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Text(t) => out.push_str(t),
+                Part::Bind(i) => out.push_str(&match &self.binds[*i] {
+                    Bind::I64(v) => v.to_string(),
+                    Bind::OptI64(v) => opt_i64(v),
+                    Bind::Text(v) => text(v),
+                    Bind::TextArray(v) => array(v, |s| text(s), "text[]"),
+                    Bind::I64Array(v) => array(v, i64::to_string, "bigint[]"),
+                    Bind::OptI64Array(v) => array(v, opt_i64, "bigint[]"),
+                    Bind::OptTextArray(v) => array(
+                        v,
+                        |s| s.as_deref().map_or("NULL".to_owned(), text),
+                        "text[]",
+                    ),
+                    Bind::Bool(v) => v.to_string(),
+                }),
+            }
+        }
+        out
+    }
+
     /// Builds the Diesel query (a cacheable prepared statement).
     pub fn into_query(self) -> Prepared {
         Prepared(self)
@@ -155,6 +189,21 @@ mod tests {
             .push(" AND b = ")
             .bind(Bind::Text("x".into()));
         assert_eq!(sql.text(), "SELECT 1 WHERE a = $1::bigint AND b = $2::text");
+    }
+
+    #[test]
+    fn literals_replace_the_binds() {
+        let mut sql = Sql::new("SELECT 1 WHERE a = ");
+        sql.bind(Bind::OptI64(None))
+            .push(" AND b && ")
+            .bind(Bind::TextArray(vec!["it's".into(), "x".into()]))
+            .push(" AND c = ")
+            .bind(Bind::I64(7));
+        assert_eq!(
+            sql.with_literals(),
+            "SELECT 1 WHERE a = NULL::bigint AND b && ARRAY['it''s', 'x']::text[]::text[] \
+             AND c = 7::bigint"
+        );
     }
 
     #[test]

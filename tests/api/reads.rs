@@ -178,6 +178,80 @@ async fn list_partners_filters_combine_as_documented() {
     }
 }
 
+/// Categories and countries together match partners having one of the categories in one of the
+/// countries (the index asks for `category@CC` pairs): categories holding `@` are no exception,
+/// and the pairs follow an update of either list.
+#[tokio::test]
+async fn categories_and_countries_together_match_pairs_and_follow_updates() {
+    let t = TestApp::start().await;
+    let mk = |name: &str, cats: &[&str], countries: &[&str]| pb::Partner {
+        name: name.into(),
+        categories: cats.iter().map(|s| s.to_string()).collect(),
+        country_codes: countries.iter().map(|s| s.to_string()).collect(),
+        active: true,
+        ..Default::default()
+    };
+    t.partner(mk("Alpha", &["pos", "a@b"], &["DE", "AT"])).await;
+    let bravo = t.partner(mk("Bravo", &["pos"], &["FR"])).await;
+    t.partner(mk("Charlie", &["payments"], &["DE"])).await;
+    t.partner(mk("Delta", &["a"], &[])).await;
+    t.partner(mk("Echo", &["a@DE"], &["AT"])).await;
+
+    let list = |cats: &[&str], countries: &[&str], search: &str| {
+        let mut client = t.client();
+        let key = t.world.user_key_a.clone();
+        let req = pb::ListPartnersRequest {
+            filter: Some(pb::ListPartnersFilter {
+                categories: cats.iter().map(|s| s.to_string()).collect(),
+                country_codes: countries.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            }),
+            search: search.into(),
+            ..Default::default()
+        };
+        async move {
+            let page = client
+                .list_partners(with_key(req, &key))
+                .await
+                .expect("list")
+                .into_inner();
+            let total = page.meta.expect("meta").total;
+            let names: Vec<String> = page.partners.into_iter().map(|p| p.name).collect();
+            assert_eq!(total, names.len() as i64, "total matches the page");
+            names
+        }
+    };
+    assert_eq!(list(&["pos"], &["DE"], "").await, ["Alpha"]);
+    assert_eq!(
+        list(&["pos", "payments"], &["DE", "fr"], "").await,
+        ["Alpha", "Bravo", "Charlie"]
+    );
+    assert_eq!(list(&["a@b"], &["AT"], "").await, ["Alpha"]);
+    assert_eq!(list(&["a"], &["DE"], "").await, Vec::<String>::new());
+    assert_eq!(list(&["a@DE"], &["AT"], "").await, ["Echo"]);
+    assert_eq!(list(&["pos", "payments"], &["DE"], "ar").await, ["Charlie"]);
+
+    let mut admin = t.admin();
+    admin
+        .update_partner(with_key(
+            pb::UpdatePartnerRequest {
+                partner: Some(pb::Partner {
+                    id: bravo.id,
+                    country_codes: vec!["DE".into()],
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["country_codes".into()],
+                }),
+            },
+            &t.world.service_key,
+        ))
+        .await
+        .expect("update");
+    assert_eq!(list(&["pos"], &["DE"], "").await, ["Alpha", "Bravo"]);
+    assert_eq!(list(&["pos"], &["FR"], "").await, Vec::<String>::new());
+}
+
 #[tokio::test]
 async fn search_is_a_case_insensitive_literal_substring() {
     let t = TestApp::start().await;
