@@ -96,9 +96,10 @@ impl Sql {
         fn text(v: &str) -> String {
             format!("'{}'", v.replace('\'', "''"))
         }
-        fn array<T>(items: &[T], item: impl Fn(&T) -> String, cast: &str) -> String {
+        // The placeholder's cast follows in the text (`$1::bigint[]`), so an empty array is typed.
+        fn array<T>(items: &[T], item: impl Fn(&T) -> String) -> String {
             let items: Vec<String> = items.iter().map(item).collect();
-            format!("ARRAY[{}]::{cast}", items.join(", "))
+            format!("ARRAY[{}]", items.join(", "))
         }
         let opt_i64 = |v: &Option<i64>| v.map_or("NULL".to_owned(), |v| v.to_string());
         let mut out = String::new();
@@ -109,14 +110,12 @@ impl Sql {
                     Bind::I64(v) => v.to_string(),
                     Bind::OptI64(v) => opt_i64(v),
                     Bind::Text(v) => text(v),
-                    Bind::TextArray(v) => array(v, |s| text(s), "text[]"),
-                    Bind::I64Array(v) => array(v, i64::to_string, "bigint[]"),
-                    Bind::OptI64Array(v) => array(v, opt_i64, "bigint[]"),
-                    Bind::OptTextArray(v) => array(
-                        v,
-                        |s| s.as_deref().map_or("NULL".to_owned(), text),
-                        "text[]",
-                    ),
+                    Bind::TextArray(v) => array(v, |s| text(s)),
+                    Bind::I64Array(v) => array(v, i64::to_string),
+                    Bind::OptI64Array(v) => array(v, opt_i64),
+                    Bind::OptTextArray(v) => {
+                        array(v, |s| s.as_deref().map_or("NULL".to_owned(), text))
+                    }
                     Bind::Bool(v) => v.to_string(),
                 }),
             }
@@ -201,8 +200,7 @@ mod tests {
             .bind(Bind::I64(7));
         assert_eq!(
             sql.with_literals(),
-            "SELECT 1 WHERE a = NULL::bigint AND b && ARRAY['it''s', 'x']::text[]::text[] \
-             AND c = 7::bigint"
+            "SELECT 1 WHERE a = NULL::bigint AND b && ARRAY['it''s', 'x']::text[] AND c = 7::bigint"
         );
     }
 
