@@ -11,11 +11,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::model::partner::{self, PartnerRecord, Scope};
+
+/// Keys that must be waiting before a second statement starts while one runs: a smaller batch
+/// costs the database more per key than it saves in waiting.
+const MIN_BACKLOG: usize = 8;
 
 struct Job {
     id: i64,
@@ -30,6 +34,8 @@ struct Job {
 pub struct PartnerReads {
     queue: mpsc::Sender<Job>,
     wait: std::time::Duration,
+    /// Told when at least [`MIN_BACKLOG`] keys wait.
+    backlog: Arc<Notify>,
 }
 
 impl PartnerReads {
@@ -38,8 +44,14 @@ impl PartnerReads {
     pub fn start(db: Db, in_flight: usize, max_batch: usize, queue: usize) -> PartnerReads {
         let (tx, rx) = mpsc::channel(queue.max(1));
         let wait = db.checkout_timeout();
-        tokio::spawn(reader(db, rx, in_flight.max(1), max_batch.max(1)));
-        PartnerReads { queue: tx, wait }
+        let backlog = Arc::new(Notify::new());
+        let limits = (in_flight.max(1), max_batch.max(1));
+        tokio::spawn(reader(db, rx, limits, backlog.clone()));
+        PartnerReads {
+            queue: tx,
+            wait,
+            backlog,
+        }
     }
 
     /// The live partner `id` with the context columns of `scope`, or `None`.
@@ -59,6 +71,9 @@ impl PartnerReads {
             },
             mpsc::error::TrySendError::Closed(_) => Error::Unavailable("shutting down"),
         })?;
+        if self.queue.max_capacity() - self.queue.capacity() >= MIN_BACKLOG {
+            self.backlog.notify_one();
+        }
         let answered = match tokio::time::timeout(self.wait, &mut answer).await {
             Ok(answered) => answered,
             Err(_) if !taken.load(Ordering::Acquire) => {
@@ -74,13 +89,27 @@ impl PartnerReads {
     }
 }
 
-async fn reader(db: Db, mut rx: mpsc::Receiver<Job>, in_flight: usize, max_batch: usize) {
+async fn reader(
+    db: Db,
+    mut rx: mpsc::Receiver<Job>,
+    (in_flight, max_batch): (usize, usize),
+    backlog: Arc<Notify>,
+) {
     let turns = Arc::new(Semaphore::new(in_flight));
+    let done = Arc::new(Notify::new());
     loop {
         // Take a turn first: while every turn is taken, keys pile up and form the next batch.
         let Ok(turn) = turns.clone().acquire_owned().await else {
             return;
         };
+        // With a statement still running, start another only for a backlog worth it; otherwise
+        // the keys wait for the running one to finish and go together.
+        if in_flight - turns.available_permits() > 1 && rx.len() < MIN_BACKLOG {
+            tokio::select! {
+                () = done.notified() => {}
+                () = backlog.notified() => {}
+            }
+        }
         let Some(first) = rx.recv().await else {
             return;
         };
@@ -100,14 +129,25 @@ async fn reader(db: Db, mut rx: mpsc::Receiver<Job>, in_flight: usize, max_batch
             continue;
         }
         let db = db.clone();
+        let done = done.clone();
         tokio::spawn(async move {
             let _turn = turn;
+            let _done = NotifyOnDrop(done);
             let keys: Vec<(i64, Scope)> = batch.iter().map(|job| (job.id, job.scope)).collect();
             let found = db
                 .run(move |conn| Ok(partner::find_many(conn, &keys)?))
                 .await;
             answer(batch, found);
         });
+    }
+}
+
+/// Tells the reader a statement has finished (also when its task unwinds).
+struct NotifyOnDrop(Arc<Notify>);
+
+impl Drop for NotifyOnDrop {
+    fn drop(&mut self) {
+        self.0.notify_one();
     }
 }
 

@@ -400,7 +400,10 @@ pub fn find_many(conn: &mut PgConnection, keys: &[(i64, Scope)]) -> QueryResult<
 pub fn find_many_sql(keys: &[(i64, Scope)]) -> Sql {
     // The context columns are subqueries rather than joins: each is then one probe of its table's
     // (business or partner, partner or user) key, where a join lets the planner scan every
-    // preference, integration and link of the partner and filter them.
+    // preference, integration and link of the partner and filter them. The arrays pass through a
+    // fenced subquery (`OFFSET 0`), so no plan sees their length: the plan of a batch of one costs
+    // the same as the cached generic plan, which Postgres then keeps instead of planning each
+    // batch anew (0.15–0.3 ms per statement).
     let mut sql = Sql::new("SELECT q.slot, ");
     sql.push(PARTNER_COLUMNS)
         .push(
@@ -410,19 +413,20 @@ pub fn find_many_sql(keys: &[(i64, Scope)]) -> Sql {
              WHERE pi.business_id = q.business_id AND pi.partner_id = p.id) AS integration_status, \
              EXISTS (SELECT 1 FROM partner_users pu \
              WHERE pu.partner_id = p.id AND pu.user_id = q.user_id) AS connected, \
-             NULL::bigint AS total_count FROM unnest(",
+             NULL::bigint AS total_count FROM (SELECT ",
         )
         .bind(Bind::I64Array(keys.iter().map(|k| k.0).collect()))
-        .push(", ")
+        .push(" AS ids, ")
         .bind(Bind::OptI64Array(
             keys.iter().map(|k| k.1.business_id).collect(),
         ))
-        .push(", ")
+        .push(" AS businesses, ")
         .bind(Bind::OptI64Array(
             keys.iter().map(|k| k.1.user_id).collect(),
         ))
         .push(
-            ") WITH ORDINALITY AS q(id, business_id, user_id, slot) \
+            " AS users OFFSET 0) k CROSS JOIN LATERAL unnest(k.ids, k.businesses, k.users) \
+             WITH ORDINALITY AS q(id, business_id, user_id, slot) \
              JOIN partners p ON p.id = q.id WHERE p.deleted_at IS NULL",
         );
     sql

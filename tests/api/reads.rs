@@ -813,13 +813,24 @@ async fn get_partner_finds_live_partners_only() {
 
 /// Plain GetPartner calls made at the same time share one statement; each still gets its own
 /// partner and the preference, integration and connection of its own business and user. The
-/// table lock holds the first statement, so the other calls queue and are read together.
+/// table lock holds the first statement, so the other calls queue and are read together. With
+/// two statements allowed, the second starts once a backlog has formed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_reads_share_a_statement_and_keep_their_own_context() {
+    for read_batches in [1, 2] {
+        concurrent_reads(partners::config::ServerLimits {
+            read_batches,
+            ..Default::default()
+        })
+        .await;
+    }
+}
+
+async fn concurrent_reads(limits: partners::config::ServerLimits) {
     use diesel::connection::SimpleConnection;
     use diesel::{Connection, PgConnection};
 
-    let t = TestApp::start().await;
+    let t = TestApp::start_with(limits).await;
     let (a, b) = (t.world.business_a, t.world.business_b);
     let p1 = t.simple_partner("One", &["pos"]).await;
     let p2 = t.simple_partner("Two", &["pos"]).await;
