@@ -1,8 +1,9 @@
 //! Group commit of click events. Handlers hand events to writer tasks, each of which takes
 //! everything queued for it (up to a batch limit), writes it with the counter updates in one
 //! statement (its own transaction), and answers each caller only after the commit. Throughput is
-//! then not bounded by one fsync per event. Events are sharded over the writers by partner id, so two concurrent batches
-//! never update the same partner row (no lock waits, no deadlocks) while their commits overlap.
+//! then not bounded by one fsync per event. Events are sharded over the writers by partner id,
+//! so two concurrent batches never update the same partner row (no lock waits, no deadlocks)
+//! while their commits overlap.
 
 use std::collections::{HashSet, VecDeque};
 

@@ -368,16 +368,11 @@ pub fn list(conn: &mut PgConnection, q: &ListQuery) -> QueryResult<(Vec<PartnerR
     Ok((rows, total))
 }
 
-/// One live partner with its context columns.
+/// One live partner with its context columns (the statement of [`find_many`] with one key).
 pub fn find(conn: &mut PgConnection, id: i64, scope: Scope) -> QueryResult<Option<PartnerRecord>> {
-    let mut sql = Sql::new("SELECT ");
-    sql.push(PARTNER_COLUMNS)
-        .push(CONTEXT_COLUMNS)
-        .push(", NULL::bigint AS total_count FROM partners p");
-    push_context_joins(&mut sql, scope);
-    sql.push(" WHERE p.deleted_at IS NULL AND p.id = ")
-        .bind(Bind::I64(id));
-    sql.into_query().get_result(conn).optional()
+    Ok(find_many(conn, &[(id, scope)])?
+        .pop()
+        .map(|found| found.record))
 }
 
 /// A row of [`find_many`]: the 1-based position of its key in the request, and the partner.

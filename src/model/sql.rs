@@ -39,7 +39,6 @@ enum Part {
 /// SQL text plus its binds, numbered `$1..` in push order.
 #[derive(Debug, Default, Clone)]
 pub struct Sql {
-    text: String,
     parts: Vec<Part>,
     binds: Vec<Bind>,
 }
@@ -66,7 +65,6 @@ impl Sql {
 
     /// Appends raw SQL text.
     pub fn push(&mut self, text: &str) -> &mut Self {
-        self.text.push_str(text);
         match self.parts.last_mut() {
             Some(Part::Text(last)) => last.push_str(text),
             _ => self.parts.push(Part::Text(text.to_owned())),
@@ -78,16 +76,26 @@ impl Sql {
     pub fn bind(&mut self, bind: Bind) -> &mut Self {
         let cast = bind.cast();
         self.binds.push(bind);
-        let n = self.binds.len();
-        self.text.push_str(&format!("${n}::{cast}"));
-        self.parts.push(Part::Bind(n - 1));
+        self.parts.push(Part::Bind(self.binds.len() - 1));
         self.parts.push(Part::Text(format!("::{cast}")));
         self
     }
 
-    /// The SQL text (for EXPLAIN and logs; never contains bound values).
-    pub fn text(&self) -> &str {
-        &self.text
+    /// The SQL text with `$n` placeholders, as Postgres receives it (never contains bound values).
+    pub fn text(&self) -> String {
+        self.render(|i, _| format!("${}", i + 1))
+    }
+
+    /// The text with each bind written by `bind` (given its index and value).
+    fn render(&self, bind: impl Fn(usize, &Bind) -> String) -> String {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Text(t) => out.push_str(t),
+                Part::Bind(i) => out.push_str(&bind(*i, &self.binds[*i])),
+            }
+        }
+        out
     }
 
     /// The SQL with every bind written as a literal, for EXPLAIN by hand or by the benchmark
@@ -102,25 +110,16 @@ impl Sql {
             format!("ARRAY[{}]", items.join(", "))
         }
         let opt_i64 = |v: &Option<i64>| v.map_or("NULL".to_owned(), |v| v.to_string());
-        let mut out = String::new();
-        for part in &self.parts {
-            match part {
-                Part::Text(t) => out.push_str(t),
-                Part::Bind(i) => out.push_str(&match &self.binds[*i] {
-                    Bind::I64(v) => v.to_string(),
-                    Bind::OptI64(v) => opt_i64(v),
-                    Bind::Text(v) => text(v),
-                    Bind::TextArray(v) => array(v, |s| text(s)),
-                    Bind::I64Array(v) => array(v, i64::to_string),
-                    Bind::OptI64Array(v) => array(v, opt_i64),
-                    Bind::OptTextArray(v) => {
-                        array(v, |s| s.as_deref().map_or("NULL".to_owned(), text))
-                    }
-                    Bind::Bool(v) => v.to_string(),
-                }),
-            }
-        }
-        out
+        self.render(|_, bind| match bind {
+            Bind::I64(v) => v.to_string(),
+            Bind::OptI64(v) => opt_i64(v),
+            Bind::Text(v) => text(v),
+            Bind::TextArray(v) => array(v, |s| text(s)),
+            Bind::I64Array(v) => array(v, i64::to_string),
+            Bind::OptI64Array(v) => array(v, opt_i64),
+            Bind::OptTextArray(v) => array(v, |s| s.as_deref().map_or("NULL".to_owned(), text)),
+            Bind::Bool(v) => v.to_string(),
+        })
     }
 
     /// Builds the Diesel query (a cacheable prepared statement).
