@@ -247,3 +247,64 @@ async fn service_keys_click_with_or_without_a_user() {
     assert_eq!(for_user.user_uuid, t.world.user_a.to_string());
     assert_eq!(for_user.business_uuid, t.world.business_a.to_string());
 }
+
+/// Group commit: events that arrive while a batch is being written go out together in the next
+/// one. With the events table locked, 40 concurrent events wait behind the first batch of each
+/// of the two writers and are then written by one more statement per writer.
+#[tokio::test]
+async fn events_waiting_for_a_writer_share_one_transaction() {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, PgConnection};
+
+    let t = TestApp::start().await;
+    let mut ids = Vec::new();
+    for name in ["A", "B", "C", "D"] {
+        ids.push(t.simple_partner(name, &["pos"]).await.id);
+    }
+    let key = t.world.user_key_a.clone();
+    // The first call of a key looks it up; later calls use the cache.
+    t.client()
+        .create_partner_click_event(with_key(
+            click(ids[0], pb::EventType::Website, "warm"),
+            &key,
+        ))
+        .await
+        .expect("warm the key cache");
+
+    let mut lock = PgConnection::establish(&t.db.url).expect("lock connection");
+    lock.batch_execute("BEGIN; LOCK TABLE partner_click_events IN ACCESS EXCLUSIVE MODE")
+        .expect("lock");
+    let mut calls = Vec::new();
+    for i in 0..40 {
+        let mut client = t.client();
+        let request = with_key(
+            click(ids[i % ids.len()], pb::EventType::Video, &format!("e{i}")),
+            &key,
+        );
+        calls.push(tokio::spawn(async move {
+            client.create_partner_click_event(request).await
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    lock.batch_execute("COMMIT").expect("unlock");
+
+    let mut event_ids = std::collections::HashSet::new();
+    for call in calls {
+        let event = call.await.expect("join").expect("click acknowledged");
+        event_ids.insert(event.into_inner().id);
+    }
+    assert_eq!(event_ids.len(), 40, "every event has its own id");
+    let condition = "FROM partner_click_events WHERE idempotency_key <> 'warm'";
+    assert_eq!(t.count(&format!("SELECT count(*) AS n {condition}")), 40);
+    let transactions = t.count(&format!(
+        "SELECT count(DISTINCT xmin::text) AS n {condition}"
+    ));
+    assert!(
+        (2..=4).contains(&transactions),
+        "40 events written by {transactions} transactions"
+    );
+    assert_eq!(
+        t.count("SELECT sum(video_clicks)::bigint AS n FROM partners"),
+        40
+    );
+}
