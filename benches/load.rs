@@ -22,7 +22,9 @@
 //!    of the environment reach it) and waits until `grpc.health.v1` says SERVING.
 //! 3. Runs the baselines (health Check over tonic; `pgbench -M prepared` point select; `pgbench`
 //!    one-row INSERT per transaction into `bench_insert_baseline`, a copy of
-//!    `partner_click_events` without foreign keys) and the scenarios, each for a fixed duration
+//!    `partner_click_events` without foreign keys), the floors and ceilings of the targets (the
+//!    ListPartners page query alone under pgbench; the service's click batch statement under
+//!    pgbench) and the scenarios, each for a fixed duration
 //!    after a short warm-up, with a fixed number of tokio tasks in a closed loop. Latency is
 //!    recorded in microseconds in one `hdrhistogram` per task, merged at the end; only successful
 //!    calls are recorded, failed ones are counted. The server's VmRSS is sampled every 50 ms.
@@ -836,6 +838,9 @@ enum PgbenchKind {
     Insert,
     /// The service's own click batch statement with this many events per transaction.
     ClickBatch(usize),
+    /// The page query of the ListPartners scenario, exactly as the service builds it (binds
+    /// inlined), on one line.
+    ListPage(String),
 }
 
 /// Events per transaction of the click ceiling row (what the service's writers reach at best with
@@ -902,6 +907,7 @@ fn run_pgbench(
             ceiling = click_batch_script(*n);
             ("click-batch", ceiling.as_str())
         }
+        PgbenchKind::ListPage(sql) => ("list-page", sql.as_str()),
         PgbenchKind::Insert => (
             "insert",
             "\\set pid random(1, :max)\n\\set uid random(1, :users)\n\
@@ -1285,6 +1291,24 @@ struct Id {
     id: i64,
 }
 
+/// The business and user in context of every scenario.
+fn data_scope(data: &DataSet) -> Scope {
+    Scope {
+        business_id: Some(data.business_id),
+        user_id: Some(data.user_id),
+    }
+}
+
+/// The query the service runs for the ListPartners scenario's request (two categories, a
+/// country, the search word, page 1 of 25, business and user in context).
+fn list_partners_query(data: &DataSet) -> ListQuery {
+    let mut query = ListQuery::new(ListKind::All, data_scope(data), 1, 25);
+    query.categories = COMMON_CATEGORIES.iter().map(|c| (*c).to_owned()).collect();
+    query.country_codes = vec![COMMON_COUNTRY.to_owned()];
+    query.search = Some(SEARCH_WORD.to_owned());
+    query
+}
+
 /// Writes the plans to `path`; returns the list queries that scan `partners` sequentially or
 /// whose plan could not be taken.
 fn collect_plans(
@@ -1294,19 +1318,12 @@ fn collect_plans(
     path: &Path,
     deep_page: i64,
 ) -> BenchResult<Vec<String>> {
-    let scope = Scope {
-        business_id: Some(data.business_id),
-        user_id: Some(data.user_id),
-    };
+    let scope = data_scope(data);
     let base = |kind: ListKind, page: i64| ListQuery::new(kind, scope, page, 25);
-    let mut list_partners = base(ListKind::All, 1);
-    list_partners.categories = COMMON_CATEGORIES.iter().map(|c| (*c).to_owned()).collect();
-    list_partners.country_codes = vec![COMMON_COUNTRY.to_owned()];
-    list_partners.search = Some(SEARCH_WORD.to_owned());
     let queries = [
         (
             "ListPartners (scenario filters + search)".to_owned(),
-            list_partners,
+            list_partners_query(data),
         ),
         (
             "ListAvailablePartners page 1".to_owned(),
@@ -1753,6 +1770,17 @@ fn run(settings: &Settings) -> BenchResult<ExitCode> {
             })),
         )
     });
+    // The database's own floor for the list target: the scenario's page query alone under
+    // pgbench at the same concurrency (no includes, no service, no load generator).
+    let list_floor_name = format!("floor: pgbench ListPartners c={lc}");
+    run_row(&mut rows, &list_floor_name, lc, &mut || {
+        let sql = list_page_sql(&list_partners_query(&data)).with_literals();
+        let line = format!(
+            "{};\n",
+            sql.split_whitespace().collect::<Vec<_>>().join(" ")
+        );
+        run_pgbench(settings, &data, &PgbenchKind::ListPage(line), lc, &tmp)
+    });
     run_row(&mut rows, "gRPC ListAvailablePartners", c, &mut || {
         let clients = clients.clone();
         Ok(
@@ -2011,6 +2039,15 @@ fn run(settings: &Settings) -> BenchResult<ExitCode> {
                         r,
                         "p99 ≤2× page 1 p99, RSS≤150".into(),
                         all_of(&[r.map(|r| r <= 2.0), Some(rss_ok)]),
+                    )
+                }
+                n if n == list_floor_name => {
+                    let r = grpc_list.as_ref().map(|g| m.p99() / g.p99());
+                    (
+                        Some("gRPC ListPartners (p99)".into()),
+                        r,
+                        "(info: the list target's floor)".into(),
+                        None,
                     )
                 }
                 n if n.starts_with("ceiling: pgbench click batch") => {
