@@ -1384,10 +1384,7 @@ fn collect_plans(
     }
     // GetPartner: the statement the partner reader runs, here for a batch of 16 keys spread over
     // the partners (the service binds the arrays; here they are literals).
-    let scope = Scope {
-        business_id: Some(data.business_id),
-        user_id: Some(data.user_id),
-    };
+    let scope = data_scope(data);
     let step = (data.max_partner_id / 16).max(1);
     let keys: Vec<(i64, Scope)> = (1..=16).map(|i| (i * step, scope)).collect();
     let sql = find_many_sql(&keys).with_literals();

@@ -253,9 +253,6 @@ async fn service_keys_click_with_or_without_a_user() {
 /// of the two writers and are then written by one more statement per writer.
 #[tokio::test]
 async fn events_waiting_for_a_writer_share_one_transaction() {
-    use diesel::connection::SimpleConnection;
-    use diesel::{Connection, PgConnection};
-
     let t = TestApp::start().await;
     let mut ids = Vec::new();
     for name in ["A", "B", "C", "D"] {
@@ -271,9 +268,7 @@ async fn events_waiting_for_a_writer_share_one_transaction() {
         .await
         .expect("warm the key cache");
 
-    let mut lock = PgConnection::establish(&t.db.url).expect("lock connection");
-    lock.batch_execute("BEGIN; LOCK TABLE partner_click_events IN ACCESS EXCLUSIVE MODE")
-        .expect("lock");
+    let lock = TableLock::take(&t.db.url, "partner_click_events");
     let mut calls = Vec::new();
     for i in 0..40 {
         let mut client = t.client();
@@ -286,7 +281,7 @@ async fn events_waiting_for_a_writer_share_one_transaction() {
         }));
     }
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    lock.batch_execute("COMMIT").expect("unlock");
+    lock.release();
 
     let mut event_ids = std::collections::HashSet::new();
     for call in calls {

@@ -827,9 +827,6 @@ async fn concurrent_reads_share_a_statement_and_keep_their_own_context() {
 }
 
 async fn concurrent_reads(limits: partners::config::ServerLimits) {
-    use diesel::connection::SimpleConnection;
-    use diesel::{Connection, PgConnection};
-
     let t = TestApp::start_with(limits).await;
     let (a, b) = (t.world.business_a, t.world.business_b);
     let p1 = t.simple_partner("One", &["pos"]).await;
@@ -858,9 +855,7 @@ async fn concurrent_reads(limits: partners::config::ServerLimits) {
             .expect("warm the caches");
     }
 
-    let mut lock = PgConnection::establish(&t.db.url).expect("lock connection");
-    lock.batch_execute("BEGIN; LOCK TABLE partners IN ACCESS EXCLUSIVE MODE")
-        .expect("lock");
+    let lock = TableLock::take(&t.db.url, "partners");
     let mut calls = Vec::new();
     for round in 0..3 {
         for (c, (key, business, context, user_a)) in callers.iter().enumerate() {
@@ -883,7 +878,7 @@ async fn concurrent_reads(limits: partners::config::ServerLimits) {
         }
     }
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    lock.batch_execute("COMMIT").expect("unlock");
+    lock.release();
 
     for call in calls {
         let (round, c, (id, context, user_a), got) = call.await.expect("join");

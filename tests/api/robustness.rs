@@ -3,8 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use diesel::connection::SimpleConnection;
-use diesel::{Connection, PgConnection};
 use partners::config::{DbConfig, ServerLimits};
 use partners::grpc::pb;
 use tonic::Code;
@@ -12,24 +10,6 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
 
 use crate::support::*;
-
-/// Holds `LOCK TABLE partners IN ACCESS EXCLUSIVE MODE` until dropped (or `release`d).
-struct TableLock {
-    conn: PgConnection,
-}
-
-impl TableLock {
-    fn take(url: &str) -> TableLock {
-        let mut conn = PgConnection::establish(url).expect("lock connection");
-        conn.batch_execute("BEGIN; LOCK TABLE partners IN ACCESS EXCLUSIVE MODE")
-            .expect("lock");
-        TableLock { conn }
-    }
-
-    fn release(mut self) {
-        self.conn.batch_execute("COMMIT").expect("unlock");
-    }
-}
 
 /// Resident memory of this process (server and clients), in MiB.
 fn rss_mib() -> f64 {
@@ -60,7 +40,7 @@ async fn overload_waits_a_bounded_time_then_resource_exhausted() {
     })
     .await;
     let p = t.simple_partner("Busy", &["pos"]).await;
-    let lock = TableLock::take(&t.db.url);
+    let lock = TableLock::take(&t.db.url, "partners");
     let rss_before = rss_mib();
     let started = Instant::now();
     let mut calls = Vec::new();
@@ -159,10 +139,7 @@ async fn lists_queue_in_their_lane_while_point_reads_go_on() {
         include: vec!["partner_integrations".into()],
         ..Default::default()
     };
-    let mut lock_conn = PgConnection::establish(&t.db.url).expect("lock connection");
-    lock_conn
-        .batch_execute("BEGIN; LOCK TABLE businesses IN ACCESS EXCLUSIVE MODE")
-        .expect("lock");
+    let lock = TableLock::take(&t.db.url, "businesses");
 
     let mut first_client = t.client();
     let first_request = with_key(list(), &key);
@@ -191,7 +168,7 @@ async fn lists_queue_in_their_lane_while_point_reads_go_on() {
     assert_eq!(got.into_inner().id, p.id);
     assert!(point.elapsed() < Duration::from_millis(350));
 
-    lock_conn.batch_execute("COMMIT").expect("unlock");
+    lock.release();
     let page = first
         .await
         .expect("join")
@@ -216,7 +193,7 @@ async fn a_call_past_its_deadline_ends_at_the_deadline() {
     })
     .await;
     let p = t.simple_partner("Slow", &["pos"]).await;
-    let lock = TableLock::take(&t.db.url);
+    let lock = TableLock::take(&t.db.url, "partners");
     let request = with_key(get(p.id), &t.world.user_key_a);
     let started = Instant::now();
     let status = t.client().get_partner(request).await.expect_err("deadline");
@@ -247,7 +224,7 @@ async fn statement_timeout_ends_a_slow_query_and_the_connection_stays_usable() {
     };
     let before = pids(&t);
     assert!(before > 0);
-    let lock = TableLock::take(&t.db.url);
+    let lock = TableLock::take(&t.db.url, "partners");
     let started = Instant::now();
     let status = t
         .client()
@@ -273,7 +250,7 @@ async fn statement_timeout_ends_a_slow_query_and_the_connection_stays_usable() {
 async fn shutdown_drains_in_flight_calls_and_refuses_new_ones() {
     let mut t = TestApp::start().await;
     let p = t.simple_partner("Draining", &["pos"]).await;
-    let lock = TableLock::take(&t.db.url);
+    let lock = TableLock::take(&t.db.url, "partners");
     let mut in_flight = Vec::new();
     for _ in 0..30 {
         let mut client = t.client();

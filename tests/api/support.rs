@@ -304,6 +304,27 @@ impl TestApp {
 }
 
 /// Wraps a message with `authorization: Bearer <key>`.
+/// Holds `LOCK TABLE <table> IN ACCESS EXCLUSIVE MODE` from its own connection until `release`d
+/// (or dropped, which ends the connection): queries on that table block inside Postgres.
+pub struct TableLock {
+    conn: PgConnection,
+}
+
+impl TableLock {
+    pub fn take(url: &str, table: &str) -> TableLock {
+        let mut conn = PgConnection::establish(url).expect("lock connection");
+        conn.batch_execute(&format!(
+            "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
+        ))
+        .expect("lock");
+        TableLock { conn }
+    }
+
+    pub fn release(mut self) {
+        self.conn.batch_execute("COMMIT").expect("unlock");
+    }
+}
+
 pub fn with_key<T>(message: T, key: &str) -> Request<T> {
     let mut request = Request::new(message);
     request.metadata_mut().insert(
