@@ -20,6 +20,7 @@ use crate::grpc::{self, context::AppState};
 use crate::ingest::ClickIngest;
 use crate::rate_limit::RateLimiter;
 use crate::reads::PartnerReads;
+use crate::search::SearchIndex;
 
 /// Largest number of click events written in one transaction.
 pub const CLICK_BATCH: usize = 256;
@@ -58,7 +59,18 @@ pub async fn start(
     let clicks = ClickIngest::start(db.clone(), limits.click_writers, CLICK_BATCH, CLICK_QUEUE);
     let limiter = RateLimiter::new(limits.rate_limit_per_second, limits.rate_limit_burst);
     let reads = PartnerReads::start(db.clone(), limits.read_batches(), READ_BATCH, READ_QUEUE);
-    let state = AppState::new(db.clone(), limits.key_cache_ttl(), clicks, reads, limiter);
+    let search = SearchIndex::start(db.clone(), !limits.no_search_index);
+    // Serve once the search index is there (or its first load failed): searches are then fast
+    // from the first call. A database that is down does not hold the start-up longer than this.
+    search.ready(db_config.checkout_timeout()).await;
+    let state = AppState::new(
+        db.clone(),
+        limits.key_cache_ttl(),
+        clicks,
+        reads,
+        search,
+        limiter,
+    );
 
     let (reporter, health) = tonic_health::server::health_reporter();
     let up = db.ping(grpc::PROBE_TIMEOUT).await;

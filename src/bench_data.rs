@@ -664,6 +664,8 @@ pub fn seed(conn: &mut PgConnection, scale: &Scale) -> Result<Vec<(String, Strin
         for (name, sql) in &steps {
             step(conn, name, sql)?;
         }
+        // Triggers are off in replica mode: tell running services' search indexes (migration 9).
+        step(conn, "search version", "SELECT partners_search_changed();")?;
         check_ranges(conn, scale)
     })?;
     let loaded = started.elapsed();

@@ -136,6 +136,9 @@ pub struct ServerLimits {
     /// database less per read; on 2 cores one statement at a time answered the most reads).
     #[arg(long, env = "PARTNERS_READ_BATCHES", default_value_t = 0)]
     pub read_batches: usize,
+    /// Answer every list by SQL alone, without the in-memory search index (`src/search.rs`).
+    #[arg(long, env = "PARTNERS_NO_SEARCH_INDEX")]
+    pub no_search_index: bool,
 }
 
 impl ServerLimits {
@@ -173,6 +176,7 @@ impl Default for ServerLimits {
             rate_limit_burst: 40_000,
             click_writers: 2,
             read_batches: 0,
+            no_search_index: false,
         }
     }
 }

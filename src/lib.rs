@@ -18,4 +18,5 @@ pub mod ingest;
 pub mod model;
 pub mod rate_limit;
 pub mod reads;
+pub mod search;
 pub mod telemetry;

@@ -59,6 +59,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    partner_search_state (singleton) {
+        singleton -> Bool,
+        version -> Int8,
+    }
+}
+
+diesel::table! {
     partner_users (partner_id, user_id) {
         partner_id -> Int8,
         user_id -> Int8,
@@ -123,6 +130,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     partner_click_events,
     partner_integrations,
     partner_preferences,
+    partner_search_state,
     partner_users,
     partners,
     users,

@@ -19,6 +19,7 @@ use crate::ingest::ClickIngest;
 use crate::model::{business, partner::Scope};
 use crate::rate_limit::RateLimiter;
 use crate::reads::PartnerReads;
+use crate::search::SearchIndex;
 
 /// Metadata key naming the user a service key acts for.
 pub const USER_HEADER: &str = "x-user-uuid";
@@ -33,6 +34,7 @@ pub struct AppState {
     pub auth: Authenticator,
     pub clicks: ClickIngest,
     pub reads: PartnerReads,
+    pub search: SearchIndex,
     limiter: Arc<RateLimiter>,
     businesses: Arc<TtlCache<Uuid, Option<i64>>>,
     users: Arc<TtlCache<Uuid, Option<UserIds>>>,
@@ -45,6 +47,7 @@ impl AppState {
         ttl: Duration,
         clicks: ClickIngest,
         reads: PartnerReads,
+        search: SearchIndex,
         limiter: RateLimiter,
     ) -> Self {
         AppState {
@@ -55,6 +58,7 @@ impl AppState {
             db,
             clicks,
             reads,
+            search,
         }
     }
 

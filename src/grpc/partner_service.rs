@@ -95,10 +95,11 @@ async fn run_list(
     query.scope = scope.scope;
     let (page, per_page) = (query.page, query.per_page);
     let includes = request.includes;
+    let search = state.search.clone();
     let (loaded, total) = state
         .db
         .run_list(move |conn| {
-            let (records, total) = partner::list(conn, &query)?;
+            let (records, total) = search.list(conn, &query)?;
             let loaded = with_includes(conn, records, query.scope.business_id, includes)?;
             Ok((loaded, total))
         })

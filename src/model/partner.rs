@@ -283,7 +283,7 @@ fn facet_pairs(categories: &[String], country_codes: &[String]) -> Option<Vec<St
 fn push_order(sql: &mut Sql, q: &ListQuery) {
     sql.push(" ORDER BY ");
     if q.sort.is_empty() {
-        if q.kind == ListKind::All {
+        if preferred_first(q) {
             sql.push("(pp.partner_id IS NOT NULL) DESC, ");
         }
         sql.push("p.name, p.id");
@@ -298,7 +298,7 @@ fn push_order(sql: &mut Sql, q: &ListQuery) {
 
 /// Whether the page's ids depend on the preference (default order of ListPartners, or a filter).
 fn preference_decides(q: &ListQuery) -> bool {
-    q.preferred.is_some() || (q.kind == ListKind::All && q.sort.is_empty())
+    q.preferred.is_some() || preferred_first(q)
 }
 
 /// The page query of a list (exposed for EXPLAIN in benchmarks). The page's ids are found first,
@@ -366,6 +366,120 @@ pub fn list(conn: &mut PgConnection, q: &ListQuery) -> QueryResult<(Vec<PartnerR
     };
     debug_assert!(rows.is_empty() || first < total);
     Ok((rows, total))
+}
+
+/// Whether the default order of `q` puts the business's preferred partners first.
+fn preferred_first(q: &ListQuery) -> bool {
+    q.kind == ListKind::All && q.sort.is_empty()
+}
+
+/// The page query of a list whose matching partners are already known (the search index of
+/// `crate::search` found them): `ids` are every live partner matching `q`'s filters and search,
+/// the preference aside, in the list's `name, id` order, as of search version `version`. Only
+/// the preference is joined for all of them (it orders or filters); the page's rows are then
+/// joined with their context as in [`list_page_sql`]. The statement returns no row unless the
+/// database, in the statement's own snapshot, is still at `version`: then `ids` are exactly the
+/// partners the filters match in that snapshot, and the page and its total are exact.
+/// Only for orders the index keeps: the default one or `name` ascending.
+pub fn candidates_page_sql(q: &ListQuery, ids: &[i64], version: i64) -> Sql {
+    let preferred_first = preferred_first(q);
+    let mut sql = Sql::new("SELECT ");
+    sql.push(PARTNER_COLUMNS)
+        .push(CONTEXT_COLUMNS)
+        .push(
+            ", page.total_count FROM (SELECT c.id, c.ord, count(*) OVER () AS total_count \
+             FROM unnest(",
+        )
+        .bind(Bind::I64Array(ids.to_vec()))
+        .push(") WITH ORDINALITY AS c(id, ord)");
+    if preference_decides(q) {
+        sql.push(" LEFT JOIN partner_preferences pp ON pp.partner_id = c.id AND pp.business_id = ")
+            .bind(Bind::OptI64(q.scope.business_id));
+    }
+    sql.push(" WHERE (SELECT s.version FROM partner_search_state s) = ")
+        .bind(Bind::I64(version));
+    match q.preferred {
+        Some(true) => {
+            sql.push(" AND pp.partner_id IS NOT NULL");
+        }
+        Some(false) => {
+            sql.push(" AND pp.partner_id IS NULL");
+        }
+        None => {}
+    }
+    let order = if preferred_first {
+        " ORDER BY (pp.partner_id IS NOT NULL) DESC, c.ord"
+    } else {
+        " ORDER BY c.ord"
+    };
+    sql.push(order)
+        .push(" LIMIT ")
+        .bind(Bind::I64(q.per_page))
+        .push(" OFFSET ")
+        .bind(Bind::I64((q.page - 1).saturating_mul(q.per_page)))
+        .push(") page JOIN partners p ON p.id = page.id");
+    push_context_joins(&mut sql, q.scope);
+    sql.push(if preferred_first {
+        " ORDER BY (pp.partner_id IS NOT NULL) DESC, page.ord"
+    } else {
+        " ORDER BY page.ord"
+    });
+    sql
+}
+
+/// Runs [`candidates_page_sql`]: the page and the exact total, or `None` when no row came back
+/// (the database moved past `version`, the page lies past the end, or the preference filter left
+/// nothing); the caller then asks [`search_version`] or falls back to [`list`].
+pub fn list_candidates(
+    conn: &mut PgConnection,
+    q: &ListQuery,
+    ids: &[i64],
+    version: i64,
+) -> QueryResult<Option<(Vec<PartnerRecord>, i64)>> {
+    let rows: Vec<PartnerRecord> = candidates_page_sql(q, ids, version)
+        .into_query()
+        .load(conn)?;
+    Ok(rows
+        .first()
+        .and_then(|r| r.total_count)
+        .map(|total| (rows, total)))
+}
+
+/// The current search version (migration 9): it moves with every write to a column that lists
+/// filter or search on.
+pub fn search_version(conn: &mut PgConnection) -> QueryResult<i64> {
+    use crate::db::schema::partner_search_state::dsl::{partner_search_state, version};
+    partner_search_state.select(version).first(conn)
+}
+
+/// What the search index keeps of a live partner (see [`search_rows_sql`]).
+#[derive(Debug, Clone, QueryableByName)]
+pub struct SearchRow {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    /// `lower(name)`, as Postgres lowers it.
+    #[diesel(sql_type = Text)]
+    pub lower_name: String,
+    #[diesel(sql_type = Array<Text>)]
+    pub categories: Vec<String>,
+    #[diesel(sql_type = Array<Text>)]
+    pub wholesaler_categories: Vec<String>,
+    #[diesel(sql_type = Array<Text>)]
+    pub country_codes: Vec<String>,
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    #[diesel(sql_type = Bool)]
+    pub active: bool,
+}
+
+/// Every live partner's searchable columns in the lists' `name, id` order (the database's own
+/// collation decides it, as in the list queries).
+pub fn search_rows_sql() -> Sql {
+    Sql::new(
+        "SELECT p.id, lower(p.name) AS lower_name, p.categories, p.wholesaler_categories, \
+         p.country_codes, p.status, p.active FROM partners p WHERE p.deleted_at IS NULL \
+         ORDER BY p.name, p.id",
+    )
 }
 
 /// One live partner with its context columns (the statement of [`find_many`] with one key).

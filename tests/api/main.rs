@@ -17,5 +17,6 @@ mod readme;
 mod reads;
 mod rest;
 mod robustness;
+mod search_index;
 mod server;
 mod support;

@@ -1,0 +1,664 @@
+//! The search index: an in-memory copy of what lists filter and search on (each live partner's
+//! lowered name, categories, wholesaler categories, country codes, status and active flag, in
+//! the lists' `name, id` order), so a list with a search term finds its matching partners with a
+//! substring scan of the names instead of the trigram index and a recheck of every match's heap
+//! row. Postgres then only orders the matches by the business's preference, pages them and
+//! joins the page's rows with their context ([`partner::candidates_page_sql`]).
+//!
+//! Exactness never depends on the copy being fresh. The copy is loaded with the search version
+//! it reflects (migration 9: every write to those columns moves the version in its own
+//! transaction), and the page statement answers only if its own snapshot is still at that
+//! version. Otherwise (another process or call changed a partner), the call takes the SQL path
+//! of [`partner::list`] and the copy is reloaded in the background, at most once per
+//! [`MIN_RELOAD_INTERVAL`]. The SQL path also serves whatever the copy does not cover: no
+//! search term, a term that is not ASCII (the copy lowers terms itself), orders other than the
+//! default or `name`, and more than [`MAX_CANDIDATES`] matches.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::pg::PgRowByRowLoadingMode;
+use diesel::prelude::*;
+use memchr::memmem;
+use tokio::sync::{Notify, watch};
+
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::model::partner::{self, ListKind, ListQuery, PartnerRecord, SearchRow, SortField};
+
+/// Most matches a search hands to Postgres as candidates; beyond it the SQL path is used (the
+/// preference of every candidate is probed, which then costs more than the trigram index).
+pub const MAX_CANDIDATES: usize = 5_000;
+
+/// Shortest time between two loads of the copy (writes in bursts reload it once).
+pub const MIN_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The partners' searchable columns at one search version.
+pub struct Snapshot {
+    version: i64,
+    /// Whether `lower()` of this database maps `A`–`Z` to `a`–`z` (then an ASCII term lowered
+    /// here matches as Postgres would lower it).
+    ascii_lower: bool,
+    /// Each partner's `lower(name)` followed by a NUL (which Postgres text never contains, so a
+    /// match never spans two names), in list order.
+    names: Vec<u8>,
+    /// Where each partner's name starts in `names`.
+    starts: Vec<u32>,
+    partners: Vec<Entry>,
+    /// Interned values of every partner's arrays (see [`Entry::arrays`]).
+    values: Vec<u32>,
+    dictionary: HashMap<String, u32>,
+}
+
+struct Entry {
+    id: i64,
+    /// Offsets in [`Snapshot::values`]: categories `[0]..[1]`, wholesaler categories
+    /// `[1]..[2]`, country codes `[2]..[3]`.
+    arrays: [u32; 4],
+    status: u32,
+    active: bool,
+}
+
+/// A list filter's values, interned. `None` = not filtering; a value this snapshot never saw
+/// matches no partner.
+type Wanted = Option<Vec<u32>>;
+
+struct Filter {
+    categories: Wanted,
+    excluded_categories: Vec<u32>,
+    wholesaler_categories: Wanted,
+    country_codes: Wanted,
+    statuses: Wanted,
+    active: Option<bool>,
+    /// Categories that must be there (ListWholesalers).
+    required_category: Option<Option<u32>>,
+}
+
+impl Snapshot {
+    /// Reads the copy from the database in one snapshot (with the version it reflects).
+    pub fn load(conn: &mut PgConnection) -> Result<Snapshot> {
+        conn.build_transaction()
+            .read_only()
+            .repeatable_read()
+            .run(|conn| {
+                let version = partner::search_version(conn)?;
+                #[derive(QueryableByName)]
+                struct Flag {
+                    #[diesel(sql_type = diesel::sql_types::Bool)]
+                    v: bool,
+                }
+                let ascii_lower = diesel::sql_query(
+                    "SELECT lower('ABCDEFGHIJKLMNOPQRSTUVWXYZ') = 'abcdefghijklmnopqrstuvwxyz' AS v",
+                )
+                .get_result::<Flag>(conn)?
+                .v;
+                let mut snapshot = Snapshot {
+                    version,
+                    ascii_lower,
+                    names: Vec::new(),
+                    starts: Vec::new(),
+                    partners: Vec::new(),
+                    values: Vec::new(),
+                    dictionary: HashMap::new(),
+                };
+                // Sorted in memory, and streamed a row at a time (no result set of every
+                // partner in the client's memory).
+                conn.batch_execute("SET LOCAL work_mem = '64MB'")?;
+                let rows = partner::search_rows_sql()
+                    .into_query()
+                    .load_iter::<SearchRow, PgRowByRowLoadingMode>(conn)?;
+                for row in rows {
+                    snapshot.push(row?)?;
+                }
+                snapshot.names.shrink_to_fit();
+                snapshot.values.shrink_to_fit();
+                snapshot.partners.shrink_to_fit();
+                snapshot.starts.shrink_to_fit();
+                Ok(snapshot)
+            })
+    }
+
+    /// Builds a snapshot from rows already in list order (for tests).
+    pub fn from_rows(version: i64, rows: impl IntoIterator<Item = SearchRow>) -> Result<Snapshot> {
+        let mut snapshot = Snapshot {
+            version,
+            ascii_lower: true,
+            names: Vec::new(),
+            starts: Vec::new(),
+            partners: Vec::new(),
+            values: Vec::new(),
+            dictionary: HashMap::new(),
+        };
+        for row in rows {
+            snapshot.push(row)?;
+        }
+        Ok(snapshot)
+    }
+
+    fn push(&mut self, row: SearchRow) -> Result<()> {
+        let too_big = || Error::Internal("search index: more than 4 GiB of names".into());
+        let start = u32::try_from(self.names.len()).map_err(|_| too_big())?;
+        self.names.extend_from_slice(row.lower_name.as_bytes());
+        self.names.push(0);
+        u32::try_from(self.names.len()).map_err(|_| too_big())?;
+        self.starts.push(start);
+        let mut arrays = [0u32; 4];
+        arrays[0] = self.values.len() as u32;
+        for (i, list) in [row.categories, row.wholesaler_categories, row.country_codes]
+            .into_iter()
+            .enumerate()
+        {
+            for value in list {
+                let id = self.intern(value);
+                self.values.push(id);
+            }
+            arrays[i + 1] = self.values.len() as u32;
+        }
+        let status = self.intern(row.status);
+        self.partners.push(Entry {
+            id: row.id,
+            arrays,
+            status,
+            active: row.active,
+        });
+        Ok(())
+    }
+
+    fn intern(&mut self, value: String) -> u32 {
+        let next = self.dictionary.len() as u32;
+        *self.dictionary.entry(value).or_insert(next)
+    }
+
+    /// The search version this copy reflects.
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
+    /// Live partners in the copy.
+    pub fn len(&self) -> usize {
+        self.partners.len()
+    }
+
+    /// Whether the copy holds no partner.
+    pub fn is_empty(&self) -> bool {
+        self.partners.is_empty()
+    }
+
+    /// Bytes held by the copy (approximately).
+    pub fn heap_bytes(&self) -> usize {
+        self.names.capacity()
+            + self.starts.capacity() * 4
+            + self.values.capacity() * 4
+            + self.partners.capacity() * std::mem::size_of::<Entry>()
+            + self.dictionary.keys().map(|k| k.len() + 32).sum::<usize>()
+    }
+
+    /// Ids of every partner matching `q`'s kind, filters and search (the preference aside), in
+    /// list order; `None` when the copy cannot answer `q` (see the module docs).
+    pub fn candidates(&self, q: &ListQuery) -> Option<Vec<i64>> {
+        let search = q.search.as_deref()?;
+        let ordered = q.sort.is_empty() || q.sort == [(SortField::Name, false)];
+        if !ordered || !self.ascii_lower || !search.is_ascii() || search.is_empty() {
+            return None;
+        }
+        let needle = search.to_ascii_lowercase();
+        let finder = memmem::Finder::new(needle.as_bytes());
+        let filter = self.filter(q);
+        let mut found = Vec::new();
+        let (mut from, mut first) = (0, 0);
+        while let Some(offset) = finder.find(&self.names[from..]) {
+            let at = from + offset;
+            let index = self.entry_at(at, first);
+            if filter.matches(self, &self.partners[index]) {
+                if found.len() == MAX_CANDIDATES {
+                    return None;
+                }
+                found.push(self.partners[index].id);
+            }
+            first = index + 1;
+            from = match self.starts.get(first) {
+                Some(&next) => next as usize,
+                None => break,
+            };
+        }
+        Some(found)
+    }
+
+    /// The partner whose name holds byte `at` of `names`, looked for from partner `first` on
+    /// (whose name starts at or before `at`): matches come in order, usually a few names apart,
+    /// so an exponential search from the last one beats a binary search over all.
+    fn entry_at(&self, at: usize, first: usize) -> usize {
+        let rest = &self.starts[first..];
+        let mut bound = 1;
+        while bound < rest.len() && rest[bound] as usize <= at {
+            bound *= 2;
+        }
+        let low = bound / 2;
+        let high = bound.min(rest.len());
+        first + low + rest[low..high].partition_point(|&s| s as usize <= at) - 1
+    }
+
+    fn filter(&self, q: &ListQuery) -> Filter {
+        let wanted = |values: &[String]| -> Wanted {
+            if values.is_empty() {
+                return None;
+            }
+            Some(
+                values
+                    .iter()
+                    .filter_map(|v| self.dictionary.get(v).copied())
+                    .collect(),
+            )
+        };
+        let mut statuses = wanted(&q.statuses);
+        let mut active = q.active;
+        let mut required_category = None;
+        match q.kind {
+            ListKind::All => {}
+            ListKind::Available => {
+                // active AND status IN (available, coming_soon), on top of the request's own
+                let open =
+                    wanted(&["available".to_owned(), "coming_soon".to_owned()]).unwrap_or_default();
+                statuses = Some(match statuses {
+                    Some(asked) => asked.into_iter().filter(|s| open.contains(s)).collect(),
+                    None => open,
+                });
+                if active == Some(false) {
+                    statuses = Some(Vec::new());
+                }
+                active = Some(true);
+            }
+            ListKind::Wholesalers => {
+                required_category = Some(self.dictionary.get("wholesaler").copied());
+            }
+        }
+        Filter {
+            categories: wanted(&q.categories),
+            excluded_categories: wanted(&q.excluded_categories).unwrap_or_default(),
+            wholesaler_categories: wanted(&q.wholesaler_categories),
+            country_codes: wanted(&q.country_codes),
+            statuses,
+            active,
+            required_category,
+        }
+    }
+
+    fn array(&self, entry: &Entry, which: usize) -> &[u32] {
+        &self.values[entry.arrays[which] as usize..entry.arrays[which + 1] as usize]
+    }
+}
+
+impl Filter {
+    fn matches(&self, snapshot: &Snapshot, entry: &Entry) -> bool {
+        let any = |wanted: &Wanted, have: &[u32]| match wanted {
+            None => true,
+            Some(wanted) => have.iter().any(|v| wanted.contains(v)),
+        };
+        let categories = snapshot.array(entry, 0);
+        if let Some(required) = self.required_category {
+            match required {
+                Some(required) if categories.contains(&required) => {}
+                _ => return false,
+            }
+        }
+        self.active.is_none_or(|a| a == entry.active)
+            && self
+                .statuses
+                .as_ref()
+                .is_none_or(|s| s.contains(&entry.status))
+            && any(&self.categories, categories)
+            && !categories
+                .iter()
+                .any(|c| self.excluded_categories.contains(c))
+            && any(&self.wholesaler_categories, snapshot.array(entry, 1))
+            && any(&self.country_codes, snapshot.array(entry, 2))
+    }
+}
+
+/// How many lists the index answered, and how many it handed to the SQL path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SearchStats {
+    /// Lists answered from the copy.
+    pub served: u64,
+    /// Lists with a search that took the SQL path (copy missing, stale or not covering them).
+    pub fell_back: u64,
+    /// Loads of the copy.
+    pub loads: u64,
+}
+
+struct Inner {
+    enabled: bool,
+    current: RwLock<Option<Arc<Snapshot>>>,
+    /// Told when the copy is missing or stale.
+    wanted: Notify,
+    served: AtomicU64,
+    fell_back: AtomicU64,
+    loads: AtomicU64,
+    /// Finished load attempts (successful or not).
+    attempts: watch::Sender<u64>,
+}
+
+/// Handle to the search index; cheap to clone.
+#[derive(Clone)]
+pub struct SearchIndex {
+    inner: Arc<Inner>,
+}
+
+impl SearchIndex {
+    /// Starts the index (its first load runs in the background; lists take the SQL path until
+    /// it is there). Disabled, every list takes the SQL path.
+    pub fn start(db: Db, enabled: bool) -> SearchIndex {
+        let inner = Arc::new(Inner {
+            enabled,
+            current: RwLock::new(None),
+            wanted: Notify::new(),
+            served: AtomicU64::new(0),
+            fell_back: AtomicU64::new(0),
+            loads: AtomicU64::new(0),
+            attempts: watch::Sender::new(0),
+        });
+        if enabled {
+            inner.wanted.notify_one();
+            tokio::spawn(loader(db, inner.clone()));
+        }
+        SearchIndex { inner }
+    }
+
+    /// Waits until the first load has been tried (loaded, or failed: then lists use SQL until a
+    /// later load succeeds), at most `limit`. Returns whether a copy is loaded.
+    pub async fn ready(&self, limit: Duration) -> bool {
+        if self.inner.enabled {
+            let mut attempts = self.inner.attempts.subscribe();
+            let _ = tokio::time::timeout(limit, attempts.wait_for(|n| *n > 0)).await;
+        }
+        self.version().is_some()
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> SearchStats {
+        SearchStats {
+            served: self.inner.served.load(Ordering::Relaxed),
+            fell_back: self.inner.fell_back.load(Ordering::Relaxed),
+            loads: self.inner.loads.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The version of the loaded copy, if any.
+    pub fn version(&self) -> Option<i64> {
+        self.snapshot().map(|s| s.version)
+    }
+
+    fn snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.inner
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Forgets the copy at `version` (the database moved on) and asks for a new one.
+    fn stale(&self, version: i64) {
+        let mut current = self
+            .inner
+            .current
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if current.as_ref().is_some_and(|s| s.version == version) {
+            *current = None;
+        }
+        drop(current);
+        self.inner.wanted.notify_one();
+    }
+
+    /// Runs a list (on the caller's connection, in its blocking thread): from the copy when it
+    /// covers `q` and is current in the page statement's snapshot, otherwise by [`partner::list`].
+    pub fn list(
+        &self,
+        conn: &mut PgConnection,
+        q: &ListQuery,
+    ) -> Result<(Vec<PartnerRecord>, i64)> {
+        if q.search.is_none() || !self.inner.enabled {
+            return Ok(partner::list(conn, q)?);
+        }
+        match self.snapshot() {
+            None => self.inner.wanted.notify_one(),
+            Some(snapshot) => {
+                if let Some(ids) = snapshot.candidates(q) {
+                    let answer = if ids.is_empty() {
+                        None
+                    } else {
+                        partner::list_candidates(conn, q, &ids, snapshot.version)?
+                    };
+                    if let Some(answer) = answer {
+                        self.inner.served.fetch_add(1, Ordering::Relaxed);
+                        return Ok(answer);
+                    }
+                    // No row: the copy is stale, or the page is empty. A current copy with no
+                    // candidates, or an empty first page, means nothing matches; the total of
+                    // an empty later page is the SQL path's to tell.
+                    if partner::search_version(conn)? != snapshot.version {
+                        self.stale(snapshot.version);
+                    } else if ids.is_empty() || q.page == 1 {
+                        self.inner.served.fetch_add(1, Ordering::Relaxed);
+                        return Ok((Vec::new(), 0));
+                    }
+                }
+            }
+        }
+        self.inner.fell_back.fetch_add(1, Ordering::Relaxed);
+        Ok(partner::list(conn, q)?)
+    }
+}
+
+/// Loads the copy whenever asked and the database has moved past it, at most once per
+/// [`MIN_RELOAD_INTERVAL`].
+async fn loader(db: Db, inner: Arc<Inner>) {
+    loop {
+        inner.wanted.notified().await;
+        let started = Instant::now();
+        let held = inner
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|s| s.version);
+        let loaded = db
+            .run(move |conn| {
+                if held.is_some() && held == Some(partner::search_version(conn)?) {
+                    return Ok(None); // asked again for a copy that is current by now
+                }
+                Snapshot::load(conn).map(Some)
+            })
+            .await;
+        match loaded {
+            Ok(None) => {}
+            Ok(Some(snapshot)) => {
+                tracing::info!(
+                    partners = snapshot.len(),
+                    version = snapshot.version,
+                    mib = format!("{:.1}", snapshot.heap_bytes() as f64 / 1048576.0),
+                    ms = started.elapsed().as_millis() as u64,
+                    "search index loaded"
+                );
+                inner.loads.fetch_add(1, Ordering::Relaxed);
+                *inner.current.write().unwrap_or_else(|e| e.into_inner()) =
+                    Some(Arc::new(snapshot));
+            }
+            Err(err) => {
+                tracing::warn!(error.message = %err, "search index: load failed, lists use SQL");
+            }
+        }
+        inner.attempts.send_modify(|n| *n += 1);
+        tokio::time::sleep(MIN_RELOAD_INTERVAL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::partner::Scope;
+
+    fn row(
+        id: i64,
+        name: &str,
+        categories: &[&str],
+        countries: &[&str],
+        status: &str,
+    ) -> SearchRow {
+        let v = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect();
+        SearchRow {
+            id,
+            lower_name: name.to_lowercase(),
+            categories: v(categories),
+            wholesaler_categories: if categories.contains(&"wholesaler") {
+                v(&["produce"])
+            } else {
+                Vec::new()
+            },
+            country_codes: v(countries),
+            status: status.to_owned(),
+            active: id % 5 != 0,
+        }
+    }
+
+    fn snapshot() -> Snapshot {
+        Snapshot::from_rows(
+            7,
+            vec![
+                row(3, "Alpha Harbor", &["pos"], &["DE"], "available"),
+                row(
+                    1,
+                    "Harbor Foods",
+                    &["wholesaler", "pos"],
+                    &["AT", "DE"],
+                    "coming_soon",
+                ),
+                row(5, "harbor harbor", &["payments"], &["DE"], "available"),
+                row(2, "Portside", &["pos"], &["DE"], "available"),
+                row(4, "Zed Harbour", &["pos"], &["FR"], "unavailable"),
+                row(6, "100% Harb", &["accounting"], &[], "available"),
+            ],
+        )
+        .expect("snapshot")
+    }
+
+    fn query(kind: ListKind, search: &str) -> ListQuery {
+        let mut q = ListQuery::new(kind, Scope::default(), 1, 25);
+        q.search = Some(search.to_owned());
+        q
+    }
+
+    #[test]
+    fn finds_each_matching_name_once_in_list_order() {
+        let s = snapshot();
+        assert_eq!(
+            s.candidates(&query(ListKind::All, "HARBOR")),
+            Some(vec![3, 1, 5])
+        );
+        assert_eq!(
+            s.candidates(&query(ListKind::All, "harb")),
+            Some(vec![3, 1, 5, 4, 6])
+        );
+        assert_eq!(s.candidates(&query(ListKind::All, "0% h")), Some(vec![6]));
+        assert_eq!(
+            s.candidates(&query(ListKind::All, "rbor fo")),
+            Some(vec![1])
+        );
+        assert_eq!(s.candidates(&query(ListKind::All, "nowhere")), Some(vec![]));
+        // no match across two names
+        assert_eq!(
+            s.candidates(&query(ListKind::All, "harborport")),
+            Some(vec![])
+        );
+    }
+
+    #[test]
+    fn applies_every_filter_of_the_sql_path() {
+        let s = snapshot();
+        let mut q = query(ListKind::All, "harb");
+        q.categories = vec!["pos".into()];
+        q.country_codes = vec!["DE".into()];
+        assert_eq!(s.candidates(&q), Some(vec![3, 1]));
+        q.excluded_categories = vec!["wholesaler".into()];
+        assert_eq!(s.candidates(&q), Some(vec![3]));
+
+        let mut q = query(ListKind::All, "harb");
+        q.categories = vec!["unknown".into()];
+        assert_eq!(
+            s.candidates(&q),
+            Some(vec![]),
+            "an unknown value matches nothing"
+        );
+        q.categories.push("payments".into());
+        assert_eq!(s.candidates(&q), Some(vec![5]));
+
+        let mut q = query(ListKind::All, "harb");
+        q.wholesaler_categories = vec!["produce".into()];
+        assert_eq!(s.candidates(&q), Some(vec![1]));
+
+        let mut q = query(ListKind::All, "harb");
+        q.statuses = vec!["available".into()];
+        q.active = Some(true);
+        assert_eq!(s.candidates(&q), Some(vec![3, 6]));
+        q.active = Some(false);
+        assert_eq!(s.candidates(&q), Some(vec![5]));
+    }
+
+    #[test]
+    fn kinds_add_their_own_conditions() {
+        let s = snapshot();
+        let available = query(ListKind::Available, "harb");
+        assert_eq!(s.candidates(&available), Some(vec![3, 1, 6]));
+        let mut coming = query(ListKind::Available, "harb");
+        coming.statuses = vec!["coming_soon".into(), "unavailable".into()];
+        assert_eq!(s.candidates(&coming), Some(vec![1]));
+        coming.active = Some(false);
+        assert_eq!(s.candidates(&coming), Some(vec![]));
+        assert_eq!(
+            s.candidates(&query(ListKind::Wholesalers, "harb")),
+            Some(vec![1])
+        );
+    }
+
+    #[test]
+    fn leaves_what_it_cannot_answer_to_sql() {
+        let s = snapshot();
+        assert_eq!(
+            s.candidates(&ListQuery::new(ListKind::All, Scope::default(), 1, 25)),
+            None
+        );
+        assert_eq!(
+            s.candidates(&query(ListKind::All, "härbor")),
+            None,
+            "non-ASCII term"
+        );
+        let mut q = query(ListKind::All, "harb");
+        q.sort = vec![(SortField::Clicks, true)];
+        assert_eq!(s.candidates(&q), None);
+        q.sort = vec![(SortField::Name, true)];
+        assert_eq!(
+            s.candidates(&q),
+            None,
+            "descending names tie-break on ascending ids"
+        );
+        q.sort = vec![(SortField::Name, false)];
+        assert_eq!(s.candidates(&q), Some(vec![3, 1, 5, 4, 6]));
+
+        let many = Snapshot::from_rows(
+            1,
+            (0..=MAX_CANDIDATES as i64).map(|i| row(i + 1, "same", &["pos"], &["DE"], "available")),
+        )
+        .expect("snapshot");
+        assert_eq!(many.candidates(&query(ListKind::All, "same")), None);
+        let mut fewer = query(ListKind::All, "same");
+        fewer.active = Some(false);
+        assert_eq!(
+            many.candidates(&fewer).map(|ids| ids.len()),
+            Some(MAX_CANDIDATES / 5)
+        );
+    }
+}

@@ -1,0 +1,470 @@
+//! The in-memory search index (`src/search.rs`): lists it answers equal the SQL path's answers,
+//! and writes (through the API or straight to the database) are seen by the very next list.
+
+use std::time::{Duration, Instant};
+
+use diesel::RunQueryDsl;
+use diesel::connection::SimpleConnection;
+use partners::app::{self, RunningApp};
+use partners::config::{DbConfig, ServerLimits};
+use partners::grpc::pb;
+use partners::grpc::pb::partner_service_client::PartnerServiceClient;
+use partners::search::SearchStats;
+use tonic::transport::Channel;
+
+use crate::support::*;
+
+/// A second server on the test's database that answers every list by SQL.
+async fn sql_only(t: &TestApp) -> (RunningApp, PartnerServiceClient<Channel>) {
+    let limits = ServerLimits {
+        no_search_index: true,
+        ..ServerLimits::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let app = app::start(&DbConfig::for_url(&t.db.url), &limits, listener, None)
+        .await
+        .expect("start sql-only app");
+    let channel = Channel::from_shared(format!("http://{}", app.grpc_addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    (app, PartnerServiceClient::new(channel))
+}
+
+fn stats(t: &TestApp) -> SearchStats {
+    t.app.as_ref().expect("running").state.search.stats()
+}
+
+fn db_version(t: &TestApp) -> i64 {
+    t.count("SELECT version AS n FROM partner_search_state")
+}
+
+fn search_req(search: &str) -> pb::ListPartnersRequest {
+    pb::ListPartnersRequest {
+        search: search.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// Lists (which notice a stale copy) until the index holds the database's current version.
+async fn until_index_is_current(t: &TestApp) {
+    until_current_with(t, &t.world.user_key_a).await
+}
+
+async fn until_current_with(t: &TestApp, key: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let current = t.app.as_ref().expect("running").state.search.version();
+        if current == Some(db_version(t)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "index at {current:?}, database at {}",
+            db_version(t)
+        );
+        t.client()
+            .list_partners(with_key(search_req("a"), key))
+            .await
+            .expect("list");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+const WORDS: [&str; 8] = [
+    "Harbor",
+    "HARBOUR",
+    "Müller",
+    "100%",
+    "Har_bor",
+    r"Back\Slash",
+    "Supply",
+    "über",
+];
+const CATEGORIES: [&str; 5] = ["pos", "payments", "accounting", "wholesaler", "delivery"];
+const COUNTRIES: [&str; 3] = ["DE", "AT", "FR"];
+
+/// 60 partners with names, categories, countries, statuses and active flags that cover every
+/// filter; business A prefers every third.
+async fn seed(t: &TestApp) -> Vec<pb::Partner> {
+    let mut made = Vec::new();
+    for i in 0..60usize {
+        let name = format!(
+            "{} {} {}",
+            WORDS[i % WORDS.len()],
+            WORDS[(i / 3 + 1) % WORDS.len()],
+            i % 7
+        );
+        let categories: Vec<String> = [i % 5, (i * 3 + 1) % 5]
+            .iter()
+            .map(|&c| CATEGORIES[c].to_owned())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let wholesaler = categories.iter().any(|c| c == "wholesaler");
+        let status = [
+            pb::PartnerStatus::Available,
+            pb::PartnerStatus::ComingSoon,
+            pb::PartnerStatus::Unavailable,
+        ][i % 3];
+        let partner = t
+            .partner(pb::Partner {
+                name,
+                categories,
+                wholesaler_categories: if wholesaler {
+                    vec![["produce", "drinks"][i % 2].to_owned()]
+                } else {
+                    Vec::new()
+                },
+                country_codes: vec![COUNTRIES[i % 3].to_owned()],
+                active: i % 4 != 0,
+                status: status as i32,
+                ..Default::default()
+            })
+            .await;
+        if i % 3 == 0 {
+            t.prefer(t.world.business_a, partner.id).await;
+        }
+        made.push(partner);
+    }
+    made
+}
+
+/// The list requests compared: every search term with every filter, both orders the index keeps
+/// and two it does not, first pages, a middle page and a page past the end.
+fn requests() -> Vec<pb::ListPartnersRequest> {
+    let searches = [
+        "harbor", "HAR", "100%", "_", r"\", "r s", "zzz", "über", "a", "müller", " 3",
+    ];
+    let filters = [
+        pb::ListPartnersFilter::default(),
+        pb::ListPartnersFilter {
+            categories: vec!["pos".into(), "payments".into()],
+            ..Default::default()
+        },
+        pb::ListPartnersFilter {
+            categories: vec!["pos".into(), "wholesaler".into()],
+            country_codes: vec!["de".into()],
+            ..Default::default()
+        },
+        pb::ListPartnersFilter {
+            excluded_categories: vec!["wholesaler".into(), "nowhere".into()],
+            ..Default::default()
+        },
+        pb::ListPartnersFilter {
+            wholesaler_categories: vec!["produce".into()],
+            ..Default::default()
+        },
+        pb::ListPartnersFilter {
+            preferred: Some(true),
+            ..Default::default()
+        },
+        pb::ListPartnersFilter {
+            preferred: Some(false),
+            active: Some(true),
+            ..Default::default()
+        },
+        pb::ListPartnersFilter {
+            active: Some(false),
+            categories: vec!["unknown".into()],
+            ..Default::default()
+        },
+    ];
+    let mut out = Vec::new();
+    for search in searches {
+        for filter in &filters {
+            for (sort, page, per_page) in [("", 1, 25), ("name", 1, 4), ("", 2, 3)] {
+                out.push(pb::ListPartnersRequest {
+                    search: search.to_owned(),
+                    filter: Some(filter.clone()),
+                    sort: sort.to_owned(),
+                    page: Some(page),
+                    per_page: Some(per_page),
+                    include: if page == 2 {
+                        vec!["users".into(), "partner_integrations".into()]
+                    } else {
+                        Vec::new()
+                    },
+                    ..Default::default()
+                });
+            }
+        }
+        for (sort, page) in [("-name", 1), ("-clicks,name", 1), ("", 40)] {
+            out.push(pb::ListPartnersRequest {
+                search: search.to_owned(),
+                sort: sort.to_owned(),
+                page: Some(page),
+                ..Default::default()
+            });
+        }
+    }
+    out
+}
+
+/// Whether the index should answer `req` given its answer: an ASCII term in an order it keeps,
+/// and a page with rows or the first page (the total of an empty later page is left to SQL,
+/// unless no name matches at all); everything else takes the SQL path. `None` where the answer
+/// does not tell (an empty later page under a preference filter: the names may match).
+fn index_covers(req: &pb::ListPartnersRequest, answer: &pb::ListPartnersResponse) -> Option<bool> {
+    if !req.search.trim().is_ascii() || !(req.sort.is_empty() || req.sort == "name") {
+        return Some(false);
+    }
+    if !answer.partners.is_empty() || req.page == Some(1) {
+        return Some(true);
+    }
+    let total = answer.meta.as_ref().map_or(0, |m| m.total);
+    let by_preference = req.filter.as_ref().is_some_and(|f| f.preferred.is_some());
+    match (total, by_preference) {
+        (0, true) => None,
+        (0, false) => Some(true),
+        _ => Some(false),
+    }
+}
+
+#[tokio::test]
+async fn index_answers_lists_exactly_as_sql_does() {
+    let t = TestApp::start().await;
+    seed(&t).await;
+    t.connect(&t.world.user_key_a, 1).await;
+    let (other, mut sql) = sql_only(&t).await;
+    until_index_is_current(&t).await;
+
+    let mut served = 0;
+    for (key, business) in [
+        (&t.world.user_key_a, String::new()),
+        (&t.world.service_key, t.world.business_b.to_string()),
+    ] {
+        for mut req in requests() {
+            req.business_uuid = business.clone();
+            let before = stats(&t);
+            let indexed = t
+                .client()
+                .list_partners(with_key(req.clone(), key))
+                .await
+                .expect("list (index)")
+                .into_inner();
+            let after = stats(&t);
+            let by_sql = sql
+                .list_partners(with_key(req.clone(), key))
+                .await
+                .expect("list (sql)")
+                .into_inner();
+            assert_eq!(indexed, by_sql, "{req:?}");
+            let answered = after.served - before.served;
+            if let Some(covered) = index_covers(&req, &indexed) {
+                assert_eq!(answered, u64::from(covered), "index served {req:?}");
+            }
+            served += answered;
+        }
+    }
+    assert!(served > 200, "the index answered {served} lists");
+    assert_eq!(stats(&t).loads, 2, "initial load and one after the seed");
+    assert_eq!(other.state.search.stats(), SearchStats::default());
+
+    // ListAvailablePartners: the kind's own conditions, with and without a status filter.
+    for status in [vec![], vec![pb::PartnerStatus::ComingSoon as i32]] {
+        for search in ["harbor", "1", "zzz"] {
+            let req = pb::ListAvailablePartnersRequest {
+                search: search.to_owned(),
+                filter: Some(pb::ListAvailablePartnersFilter {
+                    categories: vec!["pos".into(), "delivery".into()],
+                    status: status.clone(),
+                }),
+                ..Default::default()
+            };
+            let before = stats(&t).served;
+            let indexed = t
+                .client()
+                .list_available_partners(with_key(req.clone(), &t.world.user_key_a))
+                .await
+                .expect("available (index)")
+                .into_inner();
+            let by_sql = sql
+                .list_available_partners(with_key(req.clone(), &t.world.user_key_a))
+                .await
+                .expect("available (sql)")
+                .into_inner();
+            assert_eq!(indexed, by_sql, "{req:?}");
+            assert_eq!(stats(&t).served, before + 1, "{req:?}");
+        }
+    }
+    other.shutdown().await.expect("stop sql-only app");
+}
+
+#[tokio::test]
+async fn writes_are_seen_by_the_next_list() {
+    let t = TestApp::start().await;
+    let made = seed(&t).await;
+    until_index_is_current(&t).await;
+    let list = |search: &'static str| {
+        let client = t.client();
+        let key = t.world.user_key_a.clone();
+        async move {
+            let mut client = client;
+            client
+                .list_partners(with_key(search_req(search), &key))
+                .await
+                .expect("list")
+                .into_inner()
+        }
+    };
+    let served = stats(&t).served;
+    let first = list("harbor").await;
+    assert_eq!(stats(&t).served, served + 1);
+    let total = first.meta.expect("meta").total;
+    assert!(total > 0);
+
+    // Renamed through the admin API: found at once (the stale copy is not trusted).
+    let renamed = made
+        .iter()
+        .find(|p| !p.name.to_lowercase().contains("harbor"))
+        .expect("a partner without the word");
+    t.admin()
+        .update_partner(with_key(
+            pb::UpdatePartnerRequest {
+                partner: Some(pb::Partner {
+                    id: renamed.id,
+                    name: "Zz New Harbor Co".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["name".into()],
+                }),
+            },
+            &t.world.service_key,
+        ))
+        .await
+        .expect("rename");
+    let page = list("harbor").await;
+    assert_eq!(page.meta.expect("meta").total, total + 1);
+    assert!(names(&page.partners).contains(&"Zz New Harbor Co".to_owned()));
+    assert_eq!(stats(&t).served, served + 1, "answered by SQL");
+
+    // Deleted through the admin API: gone at once.
+    let gone = first.partners[0].clone();
+    t.admin()
+        .delete_partner(with_key(
+            pb::DeletePartnerRequest { id: gone.id },
+            &t.world.service_key,
+        ))
+        .await
+        .expect("delete");
+    let page = list("harbor").await;
+    assert_eq!(page.meta.expect("meta").total, total);
+    assert!(!page.partners.iter().any(|p| p.id == gone.id));
+
+    // Written by another process straight to the table: seen at once as well.
+    until_index_is_current(&t).await;
+    let version = db_version(&t);
+    t.db.conn()
+        .batch_execute(&format!(
+            "UPDATE partners SET categories = '{{}}', status = 'coming_soon' WHERE id = {}",
+            renamed.id
+        ))
+        .expect("update by hand");
+    assert_eq!(db_version(&t), version + 1, "the trigger moved the version");
+    let filtered = |t: &TestApp| {
+        let mut client = t.client();
+        let key = t.world.user_key_a.clone();
+        async move {
+            client
+                .list_available_partners(with_key(
+                    pb::ListAvailablePartnersRequest {
+                        search: "zz new".into(),
+                        filter: Some(pb::ListAvailablePartnersFilter {
+                            status: vec![pb::PartnerStatus::ComingSoon as i32],
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                    &key,
+                ))
+                .await
+                .expect("available")
+                .into_inner()
+        }
+    };
+    let served = stats(&t).served;
+    assert_eq!(names(&filtered(&t).await.partners), ["Zz New Harbor Co"]);
+    assert_eq!(stats(&t).served, served, "answered by SQL");
+    until_index_is_current(&t).await;
+    let served = stats(&t).served;
+    assert_eq!(names(&filtered(&t).await.partners), ["Zz New Harbor Co"]);
+    assert_eq!(
+        stats(&t).served,
+        served + 1,
+        "answered by the reloaded index"
+    );
+
+    // Counters do not move the version: clicks and connects leave the copy current, and the
+    // lists it answers carry the new counts.
+    let version = db_version(&t);
+    let clicked = page.partners[0].id;
+    t.client()
+        .create_partner_click_event(with_key(
+            pb::CreatePartnerClickEventRequest {
+                id: clicked,
+                event_type: pb::EventType::Website as i32,
+                request_id: "search-index-1".into(),
+                ..Default::default()
+            },
+            &t.world.user_key_a,
+        ))
+        .await
+        .expect("click");
+    t.connect(&t.world.user_key_a, clicked).await;
+    assert_eq!(db_version(&t), version);
+    let served = stats(&t).served;
+    let page = list("harbor").await;
+    assert_eq!(stats(&t).served, served + 1);
+    let partner = page
+        .partners
+        .iter()
+        .find(|p| p.id == clicked)
+        .expect("clicked partner listed");
+    let counters = partner.stats.as_ref().expect("stats");
+    assert_eq!((counters.website_clicks, counters.users_count), (1, 1));
+    assert_eq!(partner.connected, Some(true));
+}
+
+#[tokio::test]
+async fn seed_bench_tells_running_indexes() {
+    // seed-bench writes with triggers off (replica mode) and moves the version itself.
+    let t = TestApp::start().await;
+    let before = db_version(&t);
+    let mut conn = t.db.conn();
+    let out =
+        partners::bench_data::seed(&mut conn, &partners::bench_data::Scale::smoke()).expect("seed");
+    let user_key = out
+        .iter()
+        .find(|(k, _)| k == "user_key")
+        .map(|(_, v)| v.clone())
+        .expect("user key");
+    assert!(db_version(&t) > before);
+    let expected: i64 = diesel::sql_query(
+        "SELECT count(*) AS n FROM partners WHERE deleted_at IS NULL AND lower(name) LIKE '%harbor%'",
+    )
+    .get_result::<Count>(&mut conn)
+    .expect("count")
+    .n;
+    until_current_with(&t, &user_key).await;
+    let served = stats(&t).served;
+    let page = t
+        .client()
+        .list_partners(with_key(search_req("Harbor"), &user_key))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(page.meta.expect("meta").total, expected);
+    assert!(expected > 0);
+    assert_eq!(stats(&t).served, served + 1);
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
