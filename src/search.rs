@@ -48,6 +48,15 @@ pub struct Snapshot {
     names: Vec<u8>,
     /// Where each partner's name starts in `names`.
     starts: Vec<u32>,
+    /// Every byte trigram of the names, sorted; the positions (in list order) of the partners
+    /// whose name holds `trigrams[k]` are `postings[trigram_ends[k - 1]..trigram_ends[k]]`. A
+    /// term of three bytes or more is looked for only in the names holding all its trigrams.
+    trigrams: Vec<u32>,
+    trigram_ends: Vec<u32>,
+    postings: Vec<u32>,
+    /// `(trigram << 32) | position` pairs gathered while loading, turned into the lists above
+    /// once all rows are in.
+    pending: Vec<u64>,
     partners: Vec<Entry>,
     /// Interned values of every partner's arrays (see [`Entry::arrays`]).
     values: Vec<u32>,
@@ -101,6 +110,10 @@ impl Snapshot {
                     ascii_lower,
                     names: Vec::new(),
                     starts: Vec::new(),
+                    trigrams: Vec::new(),
+                    trigram_ends: Vec::new(),
+                    postings: Vec::new(),
+                    pending: Vec::new(),
                     partners: Vec::new(),
                     values: Vec::new(),
                     dictionary: HashMap::new(),
@@ -114,10 +127,7 @@ impl Snapshot {
                 for row in rows {
                     snapshot.push(row?)?;
                 }
-                snapshot.names.shrink_to_fit();
-                snapshot.values.shrink_to_fit();
-                snapshot.partners.shrink_to_fit();
-                snapshot.starts.shrink_to_fit();
+                snapshot.finish();
                 Ok(snapshot)
             })
     }
@@ -129,6 +139,10 @@ impl Snapshot {
             ascii_lower: true,
             names: Vec::new(),
             starts: Vec::new(),
+            trigrams: Vec::new(),
+            trigram_ends: Vec::new(),
+            postings: Vec::new(),
+            pending: Vec::new(),
             partners: Vec::new(),
             values: Vec::new(),
             dictionary: HashMap::new(),
@@ -136,12 +150,54 @@ impl Snapshot {
         for row in rows {
             snapshot.push(row)?;
         }
+        snapshot.finish();
         Ok(snapshot)
+    }
+
+    /// Builds the trigram lists from the pairs gathered by [`Snapshot::push`].
+    fn finish(&mut self) {
+        let mut pairs = std::mem::take(&mut self.pending);
+        pairs.sort_unstable();
+        pairs.dedup(); // a trigram twice in one name
+        self.postings = Vec::with_capacity(pairs.len());
+        for pair in pairs {
+            let (key, position) = ((pair >> 32) as u32, pair as u32);
+            if self.trigrams.last() != Some(&key) {
+                if !self.trigrams.is_empty() {
+                    self.trigram_ends.push(self.postings.len() as u32);
+                }
+                self.trigrams.push(key);
+            }
+            self.postings.push(position);
+        }
+        if !self.trigrams.is_empty() {
+            self.trigram_ends.push(self.postings.len() as u32);
+        }
+        self.names.shrink_to_fit();
+        self.values.shrink_to_fit();
+        self.partners.shrink_to_fit();
+        self.starts.shrink_to_fit();
+        self.trigrams.shrink_to_fit();
+        self.trigram_ends.shrink_to_fit();
+    }
+
+    /// Positions of the partners whose name holds `key`, in list order.
+    fn postings_of(&self, key: u32) -> Option<&[u32]> {
+        let k = self.trigrams.binary_search(&key).ok()?;
+        let start = if k == 0 { 0 } else { self.trigram_ends[k - 1] };
+        Some(&self.postings[start as usize..self.trigram_ends[k] as usize])
     }
 
     fn push(&mut self, row: SearchRow) -> Result<()> {
         let too_big = || Error::Internal("search index: more than 4 GiB of names".into());
         let start = u32::try_from(self.names.len()).map_err(|_| too_big())?;
+        let position = u64::from(self.partners.len() as u32);
+        self.pending.extend(
+            row.lower_name
+                .as_bytes()
+                .windows(3)
+                .map(|w| u64::from(trigram(w)) << 32 | position),
+        );
         self.names.extend_from_slice(row.lower_name.as_bytes());
         self.names.push(0);
         u32::try_from(self.names.len()).map_err(|_| too_big())?;
@@ -192,6 +248,8 @@ impl Snapshot {
     pub fn heap_bytes(&self) -> usize {
         self.names.capacity()
             + self.starts.capacity() * 4
+            + (self.trigrams.capacity() + self.trigram_ends.capacity() + self.postings.capacity())
+                * 4
             + self.values.capacity() * 4
             + self.partners.capacity() * std::mem::size_of::<Entry>()
             + self.dictionary.keys().map(|k| k.len() + 32).sum::<usize>()
@@ -209,37 +267,79 @@ impl Snapshot {
         let finder = memmem::Finder::new(needle.as_bytes());
         let filter = self.filter(q);
         let mut found = Vec::new();
-        let (mut from, mut first) = (0, 0);
-        while let Some(offset) = finder.find(&self.names[from..]) {
-            let at = from + offset;
-            let index = self.entry_at(at, first);
-            if filter.matches(self, &self.partners[index]) {
-                if found.len() == MAX_CANDIDATES {
+        let mut keep = |position: usize| {
+            if !filter.matches(self, &self.partners[position]) {
+                return true;
+            }
+            if found.len() == MAX_CANDIDATES {
+                return false;
+            }
+            found.push(self.partners[position].id);
+            true
+        };
+        if needle.len() >= 3 {
+            // The names holding every trigram of the term, then the term itself in each.
+            for position in self.holding_trigrams_of(needle.as_bytes()) {
+                let position = position as usize;
+                if finder.find(self.name(position)).is_some() && !keep(position) {
                     return None;
                 }
-                found.push(self.partners[index].id);
             }
-            first = index + 1;
-            from = match self.starts.get(first) {
-                Some(&next) => next as usize,
-                None => break,
-            };
+        } else {
+            // Too short for trigrams: one scan of all names, each match once.
+            let (mut from, mut first) = (0, 0);
+            while let Some(offset) = finder.find(&self.names[from..]) {
+                let at = from + offset;
+                let position = first + gallop(&self.starts[first..], |s| s as usize <= at) - 1;
+                if !keep(position) {
+                    return None;
+                }
+                first = position + 1;
+                from = match self.starts.get(first) {
+                    Some(&next) => next as usize,
+                    None => break,
+                };
+            }
         }
         Some(found)
     }
 
-    /// The partner whose name holds byte `at` of `names`, looked for from partner `first` on
-    /// (whose name starts at or before `at`): matches come in order, usually a few names apart,
-    /// so an exponential search from the last one beats a binary search over all.
-    fn entry_at(&self, at: usize, first: usize) -> usize {
-        let rest = &self.starts[first..];
-        let mut bound = 1;
-        while bound < rest.len() && rest[bound] as usize <= at {
-            bound *= 2;
+    /// The lowered name of the partner at `position`.
+    fn name(&self, position: usize) -> &[u8] {
+        let start = self.starts[position] as usize;
+        let end = self
+            .starts
+            .get(position + 1)
+            .map_or(self.names.len(), |&next| next as usize);
+        &self.names[start..end - 1]
+    }
+
+    /// Positions of the partners whose name holds every trigram of `needle` (three bytes or
+    /// more), in list order: the shortest lists intersected first.
+    fn holding_trigrams_of(&self, needle: &[u8]) -> Vec<u32> {
+        let mut keys: Vec<u32> = needle.windows(3).map(trigram).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut lists = Vec::with_capacity(keys.len());
+        for key in keys {
+            match self.postings_of(key) {
+                Some(list) => lists.push(list),
+                None => return Vec::new(),
+            }
         }
-        let low = bound / 2;
-        let high = bound.min(rest.len());
-        first + low + rest[low..high].partition_point(|&s| s as usize <= at) - 1
+        lists.sort_by_key(|list| list.len());
+        let Some((shortest, others)) = lists.split_first() else {
+            return Vec::new();
+        };
+        let mut held = shortest.to_vec();
+        for list in others {
+            let mut rest: &[u32] = list;
+            held.retain(|&position| {
+                rest = &rest[gallop(rest, |p| p < position)..];
+                rest.first() == Some(&position)
+            });
+        }
+        held
     }
 
     fn filter(&self, q: &ListQuery) -> Filter {
@@ -317,6 +417,24 @@ impl Filter {
             && any(&self.wholesaler_categories, snapshot.array(entry, 1))
             && any(&self.country_codes, snapshot.array(entry, 2))
     }
+}
+
+/// A byte trigram as a number.
+fn trigram(bytes: &[u8]) -> u32 {
+    u32::from(bytes[0]) << 16 | u32::from(bytes[1]) << 8 | u32::from(bytes[2])
+}
+
+/// How many leading values of `sorted` satisfy `below` (true for a prefix), found by an
+/// exponential search from the start: cheaper than a binary search over all when the answer is
+/// near the start, as it is for the in-order walks above.
+fn gallop(sorted: &[u32], below: impl Fn(u32) -> bool) -> usize {
+    let mut bound = 1;
+    while bound < sorted.len() && below(sorted[bound]) {
+        bound *= 2;
+    }
+    let low = bound / 2;
+    let high = bound.min(sorted.len());
+    low + sorted[low..high].partition_point(|&v| below(v))
 }
 
 /// How many lists the index answered, and how many it handed to the SQL path.
@@ -574,6 +692,59 @@ mod tests {
             s.candidates(&query(ListKind::All, "harborport")),
             Some(vec![])
         );
+    }
+
+    #[test]
+    fn every_term_finds_what_a_substring_test_finds() {
+        let names = [
+            "alpha harbor",
+            "harbor foods",
+            "harbor harbor",
+            "portside",
+            "zed harbour",
+            "100% harb",
+            "aaa",
+            "aaaa",
+            "abab",
+            "a_b",
+            "x\\y",
+            "müller",
+            "",
+            "ab",
+            "b",
+        ];
+        let rows = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| row(i as i64 + 1, n, &["pos"], &["DE"], "available"));
+        let s = Snapshot::from_rows(1, rows).expect("snapshot");
+        let terms = [
+            "a", "b", "h", "ab", "aa", "aaa", "aaaa", "aaaaa", "bab", "abab", "harbor", "or", "r ",
+            " h", "_", "a_b", "\\", "%", "% h", "ller", "rbour", "zz", "foods", "ds",
+        ];
+        for term in terms {
+            let expected: Vec<i64> = names
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.contains(term))
+                .map(|(i, _)| i as i64 + 1)
+                .collect();
+            assert_eq!(
+                s.candidates(&query(ListKind::All, term)),
+                Some(expected),
+                "{term:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn gallop_counts_the_prefix() {
+        let values = [1, 3, 3, 7, 9, 12, 20, 21, 22, 40];
+        for x in 0..45 {
+            let expected = values.iter().filter(|&&v| v < x).count();
+            assert_eq!(gallop(&values, |v| v < x), expected, "{x}");
+        }
+        assert_eq!(gallop(&[], |_| true), 0);
     }
 
     #[test]
