@@ -1,22 +1,28 @@
 //! The search index: an in-memory copy of what lists filter and search on (each live partner's
 //! lowered name, categories, wholesaler categories, country codes, status and active flag, in
-//! the lists' `name, id` order), so a list with a search term finds its matching partners with a
-//! substring scan of the names instead of the trigram index and a recheck of every match's heap
-//! row. Postgres then only orders the matches by the business's preference, pages them and
-//! joins the page's rows with their context ([`partner::candidates_page_sql`]).
+//! the lists' `name, id` order). It serves two kinds of list:
+//!
+//! - With a search term, the copy finds the matching partners (byte-trigram posting lists, then
+//!   the term in each name) instead of the trigram index and a recheck of every match's heap
+//!   row; Postgres only orders the matches by the business's preference, pages them and joins
+//!   the page's rows with their context ([`partner::candidates_page_sql`]).
+//! - Without one, Postgres finds the page as before and the copy tells the exact total (counted
+//!   once per snapshot and filter), so no count query runs over tens of thousands of rows
+//!   ([`partner::guarded_page_sql`]).
 //!
 //! Exactness never depends on the copy being fresh. The copy is loaded with the search version
 //! it reflects (migration 9: every write to those columns moves the version in its own
 //! transaction), and the page statement answers only if its own snapshot is still at that
 //! version. Otherwise (another process or call changed a partner), the call takes the SQL path
 //! of [`partner::list`] and the copy is reloaded in the background, at most once per
-//! [`MIN_RELOAD_INTERVAL`]. The SQL path also serves whatever the copy does not cover: no
-//! search term, a term that is not ASCII (the copy lowers terms itself), orders other than the
-//! default or `name`, and more than [`MAX_CANDIDATES`] matches.
+//! [`MIN_RELOAD_INTERVAL`]. The SQL path also serves whatever the copy does not cover: a term
+//! that is not ASCII (the copy lowers terms itself), a search in an order other than the default
+//! or `name`, more than [`MAX_CANDIDATES`] matches, and an unsearched list filtered on the
+//! preference (which lives in the database).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
@@ -61,7 +67,16 @@ pub struct Snapshot {
     /// Interned values of every partner's arrays (see [`Entry::arrays`]).
     values: Vec<u32>,
     dictionary: HashMap<String, u32>,
+    /// Totals of the unsearched lists asked for so far (see [`Snapshot::count`]).
+    counts: Mutex<HashMap<CountKey, usize>>,
 }
+
+/// A list's kind and filters (categories, excluded categories, wholesaler categories, country
+/// codes, statuses; active), as the key of a count.
+type CountKey = (ListKind, [Vec<String>; 5], Option<bool>);
+
+/// Most totals kept per snapshot (all are dropped when it is reached).
+const MAX_COUNTS: usize = 4096;
 
 struct Entry {
     id: i64,
@@ -117,6 +132,7 @@ impl Snapshot {
                     partners: Vec::new(),
                     values: Vec::new(),
                     dictionary: HashMap::new(),
+                    counts: Mutex::default(),
                 };
                 // Sorted in memory, and streamed a row at a time (no result set of every
                 // partner in the client's memory).
@@ -146,6 +162,7 @@ impl Snapshot {
             partners: Vec::new(),
             values: Vec::new(),
             dictionary: HashMap::new(),
+            counts: Mutex::default(),
         };
         for row in rows {
             snapshot.push(row)?;
@@ -253,6 +270,40 @@ impl Snapshot {
             + self.values.capacity() * 4
             + self.partners.capacity() * std::mem::size_of::<Entry>()
             + self.dictionary.keys().map(|k| k.len() + 32).sum::<usize>()
+    }
+
+    /// How many partners match `q`'s kind and filters, for a list without a search term or a
+    /// preference filter (`None` otherwise). Counted once per snapshot and filter.
+    pub fn count(&self, q: &ListQuery) -> Option<usize> {
+        if q.search.is_some() || q.preferred.is_some() {
+            return None;
+        }
+        let key: CountKey = (
+            q.kind,
+            [
+                q.categories.clone(),
+                q.excluded_categories.clone(),
+                q.wholesaler_categories.clone(),
+                q.country_codes.clone(),
+                q.statuses.clone(),
+            ],
+            q.active,
+        );
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&n) = counts.get(&key) {
+            return Some(n);
+        }
+        let filter = self.filter(q);
+        let n = self
+            .partners
+            .iter()
+            .filter(|entry| filter.matches(self, entry))
+            .count();
+        if counts.len() >= MAX_COUNTS {
+            counts.clear();
+        }
+        counts.insert(key, n);
+        Some(n)
     }
 
     /// Ids of every partner matching `q`'s kind, filters and search (the preference aside), in
@@ -442,7 +493,7 @@ fn gallop(sorted: &[u32], below: impl Fn(u32) -> bool) -> usize {
 pub struct SearchStats {
     /// Lists answered from the copy.
     pub served: u64,
-    /// Lists with a search that took the SQL path (copy missing, stale or not covering them).
+    /// Lists that took the SQL path (copy missing, stale or not covering them).
     pub fell_back: u64,
     /// Loads of the copy.
     pub loads: u64,
@@ -539,36 +590,60 @@ impl SearchIndex {
         conn: &mut PgConnection,
         q: &ListQuery,
     ) -> Result<(Vec<PartnerRecord>, i64)> {
-        if q.search.is_none() || !self.inner.enabled {
+        if !self.inner.enabled {
             return Ok(partner::list(conn, q)?);
         }
         match self.snapshot() {
             None => self.inner.wanted.notify_one(),
             Some(snapshot) => {
-                if let Some(ids) = snapshot.candidates(q) {
-                    let answer = if ids.is_empty() {
-                        None
-                    } else {
-                        partner::list_candidates(conn, q, &ids, snapshot.version)?
-                    };
-                    if let Some(answer) = answer {
-                        self.inner.served.fetch_add(1, Ordering::Relaxed);
-                        return Ok(answer);
-                    }
-                    // No row: the copy is stale, or the page is empty. A current copy with no
-                    // candidates, or an empty first page, means nothing matches; the total of
-                    // an empty later page is the SQL path's to tell.
-                    if partner::search_version(conn)? != snapshot.version {
-                        self.stale(snapshot.version);
-                    } else if ids.is_empty() || q.page == 1 {
-                        self.inner.served.fetch_add(1, Ordering::Relaxed);
-                        return Ok((Vec::new(), 0));
-                    }
+                if let Some(answer) = self.answer_with(conn, q, &snapshot)? {
+                    self.inner.served.fetch_add(1, Ordering::Relaxed);
+                    return Ok(answer);
                 }
             }
         }
         self.inner.fell_back.fetch_add(1, Ordering::Relaxed);
         Ok(partner::list(conn, q)?)
+    }
+
+    /// The list answered with the copy's help, or `None` for the SQL path. A guarded statement
+    /// that returns no row is followed by a look at the version: if the database is still at the
+    /// copy's version now, it was when the statement ran (versions only grow), so the empty
+    /// page is the truth; otherwise the copy is stale.
+    fn answer_with(
+        &self,
+        conn: &mut PgConnection,
+        q: &ListQuery,
+        snapshot: &Snapshot,
+    ) -> Result<Option<(Vec<PartnerRecord>, i64)>> {
+        let current = |conn: &mut PgConnection| -> Result<bool> {
+            let current = partner::search_version(conn)? == snapshot.version;
+            if !current {
+                self.stale(snapshot.version);
+            }
+            Ok(current)
+        };
+        if let Some(ids) = snapshot.candidates(q) {
+            // A search: the copy found the matches, Postgres orders and pages them.
+            if !ids.is_empty()
+                && let Some(answer) = partner::list_candidates(conn, q, &ids, snapshot.version)?
+            {
+                return Ok(Some(answer));
+            }
+            // Nothing at all matches, or an empty first page: the total is 0. The total of an
+            // empty later page (under a preference filter) is the SQL path's to tell.
+            let empty = ids.is_empty() || q.page == 1;
+            return Ok((current(conn)? && empty).then(|| (Vec::new(), 0)));
+        }
+        if let Some(total) = snapshot.count(q) {
+            // No search: Postgres finds the page, the copy knows the total (no count query).
+            let total = total as i64;
+            let rows = partner::list_page_at(conn, q, snapshot.version)?;
+            if !rows.is_empty() || current(conn)? {
+                return Ok(Some((rows, total)));
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -777,6 +852,45 @@ mod tests {
         assert_eq!(s.candidates(&q), Some(vec![3, 6]));
         q.active = Some(false);
         assert_eq!(s.candidates(&q), Some(vec![5]));
+    }
+
+    #[test]
+    fn counts_unsearched_lists_once_per_filter() {
+        let s = snapshot();
+        let all = ListQuery::new(ListKind::All, Scope::default(), 1, 25);
+        assert_eq!(s.count(&all), Some(6));
+        let mut pos = all.clone();
+        pos.categories = vec!["pos".into()];
+        pos.country_codes = vec!["DE".into()];
+        assert_eq!(s.count(&pos), Some(3));
+        assert_eq!(
+            s.count(&ListQuery::new(ListKind::Available, Scope::default(), 3, 2)),
+            Some(4)
+        );
+        assert_eq!(
+            s.count(&ListQuery::new(
+                ListKind::Wholesalers,
+                Scope::default(),
+                1,
+                25
+            )),
+            Some(1)
+        );
+        assert_eq!(s.counts.lock().expect("counts").len(), 4);
+        assert_eq!(s.count(&pos), Some(3), "from the cache");
+        assert_eq!(s.counts.lock().expect("counts").len(), 4);
+        let mut preferred = all.clone();
+        preferred.preferred = Some(true);
+        assert_eq!(
+            s.count(&preferred),
+            None,
+            "the preference is in the database"
+        );
+        assert_eq!(
+            s.count(&query(ListKind::All, "harbor")),
+            None,
+            "searches are counted by SQL"
+        );
     }
 
     #[test]

@@ -77,7 +77,7 @@ pub struct PartnerRecord {
 }
 
 /// Which of the three list operations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ListKind {
     /// ListPartners: every live partner.
     All,
@@ -307,6 +307,33 @@ fn preference_decides(q: &ListQuery) -> bool {
 /// joins of the rows it skips. With a search the matching set is small and read whole anyway, so
 /// the exact total comes from the same scan (`count(*) OVER ()`) instead of a second query.
 pub fn list_page_sql(q: &ListQuery) -> Sql {
+    page_sql(q, None)
+}
+
+/// [`list_page_sql`] that returns no row unless the database, in the statement's snapshot, is
+/// at search version `version` (the search index then knows the list's exact total; see
+/// `crate::search`).
+pub fn guarded_page_sql(q: &ListQuery, version: i64) -> Sql {
+    page_sql(q, Some(version))
+}
+
+/// Runs [`guarded_page_sql`]: the page's rows (none when the database moved past `version` or
+/// the page is empty).
+pub fn list_page_at(
+    conn: &mut PgConnection,
+    q: &ListQuery,
+    version: i64,
+) -> QueryResult<Vec<PartnerRecord>> {
+    guarded_page_sql(q, version).into_query().load(conn)
+}
+
+/// The one-time filter of the guarded statements: the database is at search `version`.
+fn push_version_guard(sql: &mut Sql, version: i64) {
+    sql.push(" AND (SELECT s.version FROM partner_search_state s) = ")
+        .bind(Bind::I64(version));
+}
+
+fn page_sql(q: &ListQuery, guard: Option<i64>) -> Sql {
     let mut sql = Sql::new("SELECT ");
     sql.push(PARTNER_COLUMNS)
         .push(CONTEXT_COLUMNS)
@@ -321,6 +348,9 @@ pub fn list_page_sql(q: &ListQuery) -> Sql {
         push_preference_join(&mut sql, q.scope);
     }
     push_filters(&mut sql, q);
+    if let Some(version) = guard {
+        push_version_guard(&mut sql, version);
+    }
     push_order(&mut sql, q);
     sql.push(" LIMIT ")
         .bind(Bind::I64(q.per_page))
@@ -396,8 +426,8 @@ pub fn candidates_page_sql(q: &ListQuery, ids: &[i64], version: i64) -> Sql {
         sql.push(" LEFT JOIN partner_preferences pp ON pp.partner_id = c.id AND pp.business_id = ")
             .bind(Bind::OptI64(q.scope.business_id));
     }
-    sql.push(" WHERE (SELECT s.version FROM partner_search_state s) = ")
-        .bind(Bind::I64(version));
+    sql.push(" WHERE TRUE");
+    push_version_guard(&mut sql, version);
     match q.preferred {
         Some(true) => {
             sql.push(" AND pp.partner_id IS NOT NULL");
