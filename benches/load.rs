@@ -23,7 +23,7 @@
 //! 3. Runs the baselines (health Check over tonic; `pgbench -M prepared` point select; `pgbench`
 //!    one-row INSERT per transaction into `bench_insert_baseline`, a copy of
 //!    `partner_click_events` without foreign keys), the floors and ceilings of the targets (the
-//!    ListPartners page query alone under pgbench; the service's click batch statement under
+//!    ListPartners page statement alone under pgbench; the service's click batch statement under
 //!    pgbench) and the scenarios, each for a fixed duration
 //!    after a short warm-up, with a fixed number of tokio tasks in a closed loop. Latency is
 //!    recorded in microseconds in one `hdrhistogram` per task, merged at the end; only successful
@@ -32,9 +32,11 @@
 //!    its events and links, and that the number of acknowledged events equals the number of new
 //!    rows (a mismatch always fails the run).
 //! 5. Writes EXPLAIN (ANALYZE, BUFFERS) of the SQL of the list scenarios (built with
-//!    `partners::model::partner::list_page_sql` / `list_count_sql`, bind values inlined), of
-//!    GetPartner and of the include loaders to `$CARGO_TARGET_TMPDIR/load-plans.txt`, and checks
-//!    that no list query scans `partners` sequentially.
+//!    `partners::model::partner`'s builders, bind values inlined: the statements the service runs
+//!    while its search index is current, `candidates_page_sql` / `guarded_page_sql`, and those of
+//!    its SQL path, `list_page_sql` / `list_count_sql`), of GetPartner and of the include loaders
+//!    to `$CARGO_TARGET_TMPDIR/load-plans.txt`, and checks that no list query scans `partners`
+//!    sequentially.
 //! 6. Prints one table (scenario, concurrency, req/s, p50/p99/p99.9, errors, peak RSS, baseline,
 //!    ratio, target, PASS/FAIL) and a summary line. Exit status: non-zero on any error, counter or
 //!    acknowledgement mismatch, or server failure; with `--check-targets` also on a missed target.
@@ -57,8 +59,8 @@ use partners::bench_data::{self, COMMON_CATEGORIES, COMMON_COUNTRY, SEARCH_WORD,
 use partners::grpc::pb;
 use partners::grpc::pb::partner_service_client::PartnerServiceClient;
 use partners::model::partner::{
-    ListKind, ListQuery, Scope, candidates_page_sql, find_many_sql, list_count_sql, list_page_sql,
-    load_integrations_sql, load_users_sql,
+    ListKind, ListQuery, Scope, candidates_page_sql, find_many_sql, guarded_page_sql,
+    list_count_sql, list_page_sql, load_integrations_sql, load_users_sql, search_version,
 };
 use partners::search::Snapshot;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -1403,12 +1405,15 @@ fn collect_plans(
                  service runs while its index is current)",
                 indexed,
             ));
-        }
-        let sql_path = if q.kind == ListKind::All {
-            "SQL path, when the search index is stale or off: "
         } else {
-            ""
-        };
+            let version = search_version(conn).map_err(|e| format!("search version: {e}"))?;
+            parts.push((
+                "page query guarded by the search version (guarded_page_sql; what the service \
+                 runs while its index is current: the index tells the total)",
+                guarded_page_sql(q, version).with_literals(),
+            ));
+        }
+        let sql_path = "SQL path, when the search index is stale or off: ";
         let page_part = format!("{sql_path}page query (list_page_sql)");
         let count_part = format!(
             "{sql_path}count query (list_count_sql; run when the page cannot tell the total)"
