@@ -120,39 +120,30 @@ impl Snapshot {
                 )
                 .get_result::<Flag>(conn)?
                 .v;
-                let mut snapshot = Snapshot {
-                    version,
-                    ascii_lower,
-                    names: Vec::new(),
-                    starts: Vec::new(),
-                    trigrams: Vec::new(),
-                    trigram_ends: Vec::new(),
-                    postings: Vec::new(),
-                    pending: Vec::new(),
-                    partners: Vec::new(),
-                    values: Vec::new(),
-                    dictionary: HashMap::new(),
-                    counts: Mutex::default(),
-                };
                 // Sorted in memory, and streamed a row at a time (no result set of every
                 // partner in the client's memory).
                 conn.batch_execute("SET LOCAL work_mem = '64MB'")?;
                 let rows = partner::search_rows_sql()
                     .into_query()
                     .load_iter::<SearchRow, PgRowByRowLoadingMode>(conn)?;
-                for row in rows {
-                    snapshot.push(row?)?;
-                }
-                snapshot.finish();
-                Ok(snapshot)
+                Snapshot::build(version, ascii_lower, rows.map(|row| row.map_err(Error::from)))
             })
     }
 
     /// Builds a snapshot from rows already in list order (for tests).
-    pub fn from_rows(version: i64, rows: impl IntoIterator<Item = SearchRow>) -> Result<Snapshot> {
+    #[cfg(test)]
+    fn from_rows(version: i64, rows: impl IntoIterator<Item = SearchRow>) -> Result<Snapshot> {
+        Snapshot::build(version, true, rows.into_iter().map(Ok))
+    }
+
+    fn build(
+        version: i64,
+        ascii_lower: bool,
+        rows: impl IntoIterator<Item = Result<SearchRow>>,
+    ) -> Result<Snapshot> {
         let mut snapshot = Snapshot {
             version,
-            ascii_lower: true,
+            ascii_lower,
             names: Vec::new(),
             starts: Vec::new(),
             trigrams: Vec::new(),
@@ -165,7 +156,7 @@ impl Snapshot {
             counts: Mutex::default(),
         };
         for row in rows {
-            snapshot.push(row)?;
+            snapshot.push(row?)?;
         }
         snapshot.finish();
         Ok(snapshot)

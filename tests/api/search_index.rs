@@ -26,11 +26,7 @@ async fn sql_only(t: &TestApp) -> (RunningApp, PartnerServiceClient<Channel>) {
     let app = app::start(&DbConfig::for_url(&t.db.url), &limits, listener, None)
         .await
         .expect("start sql-only app");
-    let channel = Channel::from_shared(format!("http://{}", app.grpc_addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    let channel = channel_to(app.grpc_addr).await;
     (app, PartnerServiceClient::new(channel))
 }
 

@@ -149,6 +149,15 @@ fn make_world(conn: &mut PgConnection) -> World {
     }
 }
 
+/// A gRPC channel to a server of the tests.
+pub async fn channel_to(addr: std::net::SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect")
+}
+
 /// A running server on its own database.
 pub struct TestApp {
     pub db: TestDb,
@@ -183,11 +192,7 @@ impl TestApp {
         let app = app::start(&db_config, &limits, listener, Some(http))
             .await
             .expect("start app");
-        let channel = Channel::from_shared(format!("http://{}", app.grpc_addr))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect");
+        let channel = channel_to(app.grpc_addr).await;
         TestApp {
             db,
             world,
@@ -303,7 +308,6 @@ impl TestApp {
     }
 }
 
-/// Wraps a message with `authorization: Bearer <key>`.
 /// Holds `LOCK TABLE <table> IN ACCESS EXCLUSIVE MODE` from its own connection until `release`d
 /// (or dropped, which ends the connection): queries on that table block inside Postgres.
 pub struct TableLock {
@@ -325,6 +329,7 @@ impl TableLock {
     }
 }
 
+/// Wraps a message with `authorization: Bearer <key>`.
 pub fn with_key<T>(message: T, key: &str) -> Request<T> {
     let mut request = Request::new(message);
     request.metadata_mut().insert(
