@@ -14,8 +14,8 @@
 //! it reflects (migration 9: every write to those columns moves the version in its own
 //! transaction), and the page statement answers only if its own snapshot is still at that
 //! version. Otherwise (another process or call changed a partner), the call takes the SQL path
-//! of [`partner::list`] and the copy is reloaded in the background, at most once per
-//! [`MIN_RELOAD_INTERVAL`]. The SQL path also serves whatever the copy does not cover: a term
+//! of [`partner::list`] and the copy is reloaded in the background (pausing between loads, see
+//! [`MIN_RELOAD_INTERVAL`]). The SQL path also serves whatever the copy does not cover: a term
 //! that is not ASCII (the copy lowers terms itself), a search in an order other than the default
 //! or `name`, more than [`MAX_CANDIDATES`] matches, and an unsearched list filtered on the
 //! preference (which lives in the database).
@@ -40,8 +40,20 @@ use crate::model::partner::{self, ListKind, ListQuery, PartnerRecord, SearchRow,
 /// preference of every candidate is probed, which then costs more than the trigram index).
 pub const MAX_CANDIDATES: usize = 5_000;
 
-/// Shortest time between two loads of the copy (writes in bursts reload it once).
+/// Shortest time between two loads of the copy (writes in bursts reload it once). After a load
+/// the loader also waits [`RELOAD_PAUSE_FACTOR`] times as long as the load took, so frequent
+/// writes cost at most a tenth of a core in reloads (lists take the SQL path meanwhile).
 pub const MIN_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+
+/// See [`MIN_RELOAD_INTERVAL`].
+pub const RELOAD_PAUSE_FACTOR: u32 = 10;
+
+/// Most live partners the copy holds (about 150 MiB); a larger directory is served by SQL alone
+/// (looked at again every [`TOO_BIG_PAUSE`]).
+pub const MAX_PARTNERS: i64 = 1_000_000;
+
+/// See [`MAX_PARTNERS`].
+pub const TOO_BIG_PAUSE: Duration = Duration::from_secs(60);
 
 /// The partners' searchable columns at one search version.
 pub struct Snapshot {
@@ -638,8 +650,16 @@ impl SearchIndex {
     }
 }
 
-/// Loads the copy whenever asked and the database has moved past it, at most once per
-/// [`MIN_RELOAD_INTERVAL`].
+enum Load {
+    /// The copy held is current (asked again meanwhile).
+    Current,
+    Loaded(Box<Snapshot>),
+    /// More live partners than [`MAX_PARTNERS`].
+    TooBig(i64),
+}
+
+/// Loads the copy whenever asked and the database has moved past it, with the pauses of
+/// [`MIN_RELOAD_INTERVAL`] and [`MAX_PARTNERS`].
 async fn loader(db: Db, inner: Arc<Inner>) {
     loop {
         inner.wanted.notified().await;
@@ -653,14 +673,28 @@ async fn loader(db: Db, inner: Arc<Inner>) {
         let loaded = db
             .run(move |conn| {
                 if held.is_some() && held == Some(partner::search_version(conn)?) {
-                    return Ok(None); // asked again for a copy that is current by now
+                    return Ok(Load::Current);
                 }
-                Snapshot::load(conn).map(Some)
+                let live = partner::live_count(conn)?;
+                if live > MAX_PARTNERS {
+                    return Ok(Load::TooBig(live));
+                }
+                Snapshot::load(conn).map(|s| Load::Loaded(Box::new(s)))
             })
             .await;
+        let mut pause = MIN_RELOAD_INTERVAL;
         match loaded {
-            Ok(None) => {}
-            Ok(Some(snapshot)) => {
+            Ok(Load::Current) => {}
+            Ok(Load::TooBig(live)) => {
+                tracing::warn!(
+                    partners = live,
+                    limit = MAX_PARTNERS,
+                    "search index: too many partners to hold, lists use SQL"
+                );
+                pause = TOO_BIG_PAUSE;
+            }
+            Ok(Load::Loaded(snapshot)) => {
+                pause = pause.max(started.elapsed() * RELOAD_PAUSE_FACTOR);
                 tracing::info!(
                     partners = snapshot.len(),
                     version = snapshot.version,
@@ -670,14 +704,14 @@ async fn loader(db: Db, inner: Arc<Inner>) {
                 );
                 inner.loads.fetch_add(1, Ordering::Relaxed);
                 *inner.current.write().unwrap_or_else(|e| e.into_inner()) =
-                    Some(Arc::new(snapshot));
+                    Some(Arc::from(snapshot));
             }
             Err(err) => {
                 tracing::warn!(error.message = %err, "search index: load failed, lists use SQL");
             }
         }
         inner.attempts.send_modify(|n| *n += 1);
-        tokio::time::sleep(MIN_RELOAD_INTERVAL).await;
+        tokio::time::sleep(pause).await;
     }
 }
 

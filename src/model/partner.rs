@@ -482,6 +482,14 @@ pub fn search_version(conn: &mut PgConnection) -> QueryResult<i64> {
     partner_search_state.select(version).first(conn)
 }
 
+/// How many partners are live (not deleted).
+pub fn live_count(conn: &mut PgConnection) -> QueryResult<i64> {
+    partners::table
+        .filter(partners::deleted_at.is_null())
+        .count()
+        .get_result(conn)
+}
+
 /// What the search index keeps of a live partner (see [`search_rows_sql`]).
 #[derive(Debug, Clone, QueryableByName)]
 pub struct SearchRow {
