@@ -59,7 +59,7 @@ pub async fn start(
     let clicks = ClickIngest::start(db.clone(), limits.click_writers, CLICK_BATCH, CLICK_QUEUE);
     let limiter = RateLimiter::new(limits.rate_limit_per_second, limits.rate_limit_burst);
     let reads = PartnerReads::start(db.clone(), limits.read_batches(), READ_BATCH, READ_QUEUE);
-    let search = SearchIndex::start(db.clone(), !limits.no_search_index);
+    let search = SearchIndex::start(db.clone(), limits.search_index_max_partners);
     // Serve once the search index is there (or its first load failed): searches are then fast
     // from the first call. A database that is down does not hold the start-up longer than this.
     search.ready(db_config.checkout_timeout()).await;

@@ -136,9 +136,14 @@ pub struct ServerLimits {
     /// database less per read; on 2 cores one statement at a time answered the most reads).
     #[arg(long, env = "PARTNERS_READ_BATCHES", default_value_t = 0)]
     pub read_batches: usize,
-    /// Answer every list by SQL alone, without the in-memory search index (`src/search.rs`).
-    #[arg(long, env = "PARTNERS_NO_SEARCH_INDEX")]
-    pub no_search_index: bool,
+    /// Most live partners the in-memory search index (`src/search.rs`) holds, about 150 bytes
+    /// each; with more, lists are answered by SQL alone. 0 turns the index off.
+    #[arg(
+        long,
+        env = "PARTNERS_SEARCH_INDEX_MAX_PARTNERS",
+        default_value_t = 1_000_000
+    )]
+    pub search_index_max_partners: u64,
 }
 
 impl ServerLimits {
@@ -176,7 +181,7 @@ impl Default for ServerLimits {
             rate_limit_burst: 40_000,
             click_writers: 2,
             read_batches: 0,
-            no_search_index: false,
+            search_index_max_partners: 1_000_000,
         }
     }
 }

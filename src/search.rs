@@ -48,11 +48,8 @@ pub const MIN_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 /// See [`MIN_RELOAD_INTERVAL`].
 pub const RELOAD_PAUSE_FACTOR: u32 = 10;
 
-/// Most live partners the copy holds (about 150 MiB); a larger directory is served by SQL alone
-/// (looked at again every [`TOO_BIG_PAUSE`]).
-pub const MAX_PARTNERS: i64 = 1_000_000;
-
-/// See [`MAX_PARTNERS`].
+/// How long the loader waits before it counts the partners again, when there were more than the
+/// index may hold (`--search-index-max-partners`): meanwhile lists are served by SQL alone.
 pub const TOO_BIG_PAUSE: Duration = Duration::from_secs(60);
 
 /// The partners' searchable columns at one search version.
@@ -504,6 +501,7 @@ pub struct SearchStats {
 
 struct Inner {
     enabled: bool,
+    max_partners: u64,
     current: RwLock<Option<Arc<Snapshot>>>,
     /// Told when the copy is missing or stale.
     wanted: Notify,
@@ -521,11 +519,14 @@ pub struct SearchIndex {
 }
 
 impl SearchIndex {
-    /// Starts the index (its first load runs in the background; lists take the SQL path until
-    /// it is there). Disabled, every list takes the SQL path.
-    pub fn start(db: Db, enabled: bool) -> SearchIndex {
+    /// Starts the index for at most `max_partners` live partners (0 = off: every list takes the
+    /// SQL path). Its first load runs in the background; lists take the SQL path until it is
+    /// there (see [`SearchIndex::ready`]).
+    pub fn start(db: Db, max_partners: u64) -> SearchIndex {
+        let enabled = max_partners > 0;
         let inner = Arc::new(Inner {
             enabled,
+            max_partners,
             current: RwLock::new(None),
             wanted: Notify::new(),
             served: AtomicU64::new(0),
@@ -654,13 +655,14 @@ enum Load {
     /// The copy held is current (asked again meanwhile).
     Current,
     Loaded(Box<Snapshot>),
-    /// More live partners than [`MAX_PARTNERS`].
+    /// More live partners than the index may hold.
     TooBig(i64),
 }
 
 /// Loads the copy whenever asked and the database has moved past it, with the pauses of
-/// [`MIN_RELOAD_INTERVAL`] and [`MAX_PARTNERS`].
+/// [`MIN_RELOAD_INTERVAL`] and [`TOO_BIG_PAUSE`].
 async fn loader(db: Db, inner: Arc<Inner>) {
+    let limit = i64::try_from(inner.max_partners).unwrap_or(i64::MAX);
     loop {
         inner.wanted.notified().await;
         let started = Instant::now();
@@ -676,7 +678,7 @@ async fn loader(db: Db, inner: Arc<Inner>) {
                     return Ok(Load::Current);
                 }
                 let live = partner::live_count(conn)?;
-                if live > MAX_PARTNERS {
+                if live > limit {
                     return Ok(Load::TooBig(live));
                 }
                 Snapshot::load(conn).map(|s| Load::Loaded(Box::new(s)))
@@ -688,8 +690,8 @@ async fn loader(db: Db, inner: Arc<Inner>) {
             Ok(Load::TooBig(live)) => {
                 tracing::warn!(
                     partners = live,
-                    limit = MAX_PARTNERS,
-                    "search index: too many partners to hold, lists use SQL"
+                    limit,
+                    "search index: more partners than it may hold, lists use SQL"
                 );
                 pause = TOO_BIG_PAUSE;
             }

@@ -17,7 +17,7 @@ use crate::support::*;
 /// A second server on the test's database that answers every list by SQL.
 async fn sql_only(t: &TestApp) -> (RunningApp, PartnerServiceClient<Channel>) {
     let limits = ServerLimits {
-        no_search_index: true,
+        search_index_max_partners: 0,
         ..ServerLimits::default()
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -476,6 +476,44 @@ async fn writes_are_seen_by_the_next_list() {
     let counters = partner.stats.as_ref().expect("stats");
     assert_eq!((counters.website_clicks, counters.users_count), (1, 1));
     assert_eq!(partner.connected, Some(true));
+}
+
+#[tokio::test]
+async fn a_directory_larger_than_the_limit_is_served_by_sql() {
+    let t = TestApp::start_with(ServerLimits {
+        search_index_max_partners: 10,
+        ..ServerLimits::default()
+    })
+    .await;
+    for i in 0..11 {
+        t.simple_partner(&format!("Harbor {i:02}"), &["pos"]).await;
+    }
+    let search = &t.app.as_ref().expect("running").state.search;
+    assert_eq!(
+        search.version(),
+        Some(1),
+        "loaded while the directory was empty"
+    );
+    let page = t
+        .client()
+        .list_partners(with_key(search_req("harbor"), &t.world.user_key_a))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(page.meta.expect("meta").total, 11);
+    // The stale copy is dropped and the loader counts 11 > 10: no copy is loaded again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let page = t
+        .client()
+        .list_partners(with_key(search_req("harbor"), &t.world.user_key_a))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(page.meta.expect("meta").total, 11);
+    assert_eq!(search.version(), None);
+    assert_eq!(search.stats().loads, 1);
+    assert_eq!(search.stats().served, 0);
+    assert_eq!(search.stats().fell_back, 2);
 }
 
 #[tokio::test]
