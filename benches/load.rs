@@ -1406,7 +1406,9 @@ fn collect_plans(
                 indexed,
             ));
         } else {
-            let version = search_version(conn).map_err(|e| format!("search version: {e}"))?;
+            let version = search_version(conn)
+                .map_err(|e| format!("search version: {e}"))?
+                .ok_or("partner_search_state has no row")?;
             parts.push((
                 "page query guarded by the search version (guarded_page_sql; what the service \
                  runs while its index is current: the index tells the total)",

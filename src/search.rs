@@ -118,7 +118,9 @@ impl Snapshot {
             .read_only()
             .repeatable_read()
             .run(|conn| {
-                let version = partner::search_version(conn)?;
+                let version = partner::search_version(conn)?.ok_or_else(|| {
+                    Error::Internal("search index: partner_search_state has no row".into())
+                })?;
                 #[derive(QueryableByName)]
                 struct Flag {
                     #[diesel(sql_type = diesel::sql_types::Bool)]
@@ -621,7 +623,7 @@ impl SearchIndex {
         snapshot: &Snapshot,
     ) -> Result<Option<(Vec<PartnerRecord>, i64)>> {
         let current = |conn: &mut PgConnection| -> Result<bool> {
-            let current = partner::search_version(conn)? == snapshot.version;
+            let current = partner::search_version(conn)? == Some(snapshot.version);
             if !current {
                 self.stale(snapshot.version);
             }
@@ -674,7 +676,7 @@ async fn loader(db: Db, inner: Arc<Inner>) {
             .map(|s| s.version);
         let loaded = db
             .run(move |conn| {
-                if held.is_some() && held == Some(partner::search_version(conn)?) {
+                if held.is_some() && held == partner::search_version(conn)? {
                     return Ok(Load::Current);
                 }
                 let live = partner::live_count(conn)?;

@@ -25,8 +25,8 @@ CREATE FUNCTION partners_search_changed_trigger() RETURNS trigger
     AS $$ BEGIN PERFORM partners_search_changed(); RETURN NULL; END $$;
 
 CREATE TRIGGER partners_search_changed
-    BEFORE INSERT OR DELETE OR UPDATE OF name, categories, wholesaler_categories, country_codes,
-        status, active, deleted_at
+    BEFORE INSERT OR DELETE OR UPDATE OF id, name, categories, wholesaler_categories,
+        country_codes, status, active, deleted_at
     ON partners FOR EACH STATEMENT EXECUTE FUNCTION partners_search_changed_trigger();
 CREATE TRIGGER partners_search_truncated
     BEFORE TRUNCATE ON partners FOR EACH STATEMENT EXECUTE FUNCTION partners_search_changed_trigger();

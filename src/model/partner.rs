@@ -476,10 +476,10 @@ pub fn list_candidates(
 }
 
 /// The current search version (migration 9): it moves with every write to a column that lists
-/// filter or search on.
-pub fn search_version(conn: &mut PgConnection) -> QueryResult<i64> {
+/// filter or search on. `None` if its row was removed (then no search index is trusted).
+pub fn search_version(conn: &mut PgConnection) -> QueryResult<Option<i64>> {
     use crate::db::schema::partner_search_state::dsl::{partner_search_state, version};
-    partner_search_state.select(version).first(conn)
+    partner_search_state.select(version).first(conn).optional()
 }
 
 /// How many partners are live (not deleted).

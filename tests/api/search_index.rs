@@ -517,6 +517,31 @@ async fn a_directory_larger_than_the_limit_is_served_by_sql() {
 }
 
 #[tokio::test]
+async fn a_missing_version_row_means_sql_answers() {
+    let t = TestApp::start().await;
+    for name in ["Harbor One", "Harbor Two", "Elsewhere"] {
+        t.simple_partner(name, &["pos"]).await;
+    }
+    until_index_is_current(&t).await;
+    t.db.conn()
+        .batch_execute("DELETE FROM partner_search_state")
+        .expect("delete the version row");
+    let before = stats(&t);
+    for _ in 0..2 {
+        let page = t
+            .client()
+            .list_partners(with_key(search_req("harbor"), &t.world.user_key_a))
+            .await
+            .expect("list")
+            .into_inner();
+        assert_eq!(names(&page.partners), ["Harbor One", "Harbor Two"]);
+    }
+    let after = stats(&t);
+    assert_eq!(after.served, before.served);
+    assert_eq!(after.fell_back, before.fell_back + 2);
+}
+
+#[tokio::test]
 async fn seed_bench_tells_running_indexes() {
     // seed-bench writes with triggers off (replica mode) and moves the version itself.
     let t = TestApp::start().await;
