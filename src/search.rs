@@ -69,9 +69,6 @@ pub struct Snapshot {
     trigrams: Vec<u32>,
     trigram_ends: Vec<u32>,
     postings: Vec<u32>,
-    /// `(trigram << 32) | position` pairs gathered while loading, turned into the lists above
-    /// once all rows are in.
-    pending: Vec<u64>,
     partners: Vec<Entry>,
     /// Interned values of every partner's arrays (see [`Entry::arrays`]).
     values: Vec<u32>,
@@ -107,8 +104,9 @@ struct Filter {
     country_codes: Wanted,
     statuses: Wanted,
     active: Option<bool>,
-    /// Categories that must be there (ListWholesalers).
-    required_category: Option<Option<u32>>,
+    /// A category that must be there (`wholesaler`, for ListWholesalers), as a one-value
+    /// "any of".
+    required_category: Wanted,
 }
 
 impl Snapshot {
@@ -160,22 +158,22 @@ impl Snapshot {
             trigrams: Vec::new(),
             trigram_ends: Vec::new(),
             postings: Vec::new(),
-            pending: Vec::new(),
             partners: Vec::new(),
             values: Vec::new(),
             dictionary: HashMap::new(),
             counts: Mutex::default(),
         };
+        // `(trigram << 32) | position` of every name, turned into the lists once all are in.
+        let mut pairs = Vec::new();
         for row in rows {
-            snapshot.push(row?)?;
+            snapshot.push(row?, &mut pairs)?;
         }
-        snapshot.finish();
+        snapshot.finish(pairs);
         Ok(snapshot)
     }
 
     /// Builds the trigram lists from the pairs gathered by [`Snapshot::push`].
-    fn finish(&mut self) {
-        let mut pairs = std::mem::take(&mut self.pending);
+    fn finish(&mut self, mut pairs: Vec<u64>) {
         pairs.sort_unstable();
         pairs.dedup(); // a trigram twice in one name
         self.postings = Vec::with_capacity(pairs.len());
@@ -207,11 +205,11 @@ impl Snapshot {
         Some(&self.postings[start as usize..self.trigram_ends[k] as usize])
     }
 
-    fn push(&mut self, row: SearchRow) -> Result<()> {
+    fn push(&mut self, row: SearchRow, pairs: &mut Vec<u64>) -> Result<()> {
         let too_big = || Error::Internal("search index: more than 4 GiB of names".into());
         let start = u32::try_from(self.names.len()).map_err(|_| too_big())?;
         let position = u64::from(self.partners.len() as u32);
-        self.pending.extend(
+        pairs.extend(
             row.lower_name
                 .as_bytes()
                 .windows(3)
@@ -426,7 +424,7 @@ impl Snapshot {
                 active = Some(true);
             }
             ListKind::Wholesalers => {
-                required_category = Some(self.dictionary.get("wholesaler").copied());
+                required_category = wanted(&["wholesaler".to_owned()]);
             }
         }
         Filter {
@@ -452,18 +450,13 @@ impl Filter {
             Some(wanted) => have.iter().any(|v| wanted.contains(v)),
         };
         let categories = snapshot.array(entry, 0);
-        if let Some(required) = self.required_category {
-            match required {
-                Some(required) if categories.contains(&required) => {}
-                _ => return false,
-            }
-        }
         self.active.is_none_or(|a| a == entry.active)
             && self
                 .statuses
                 .as_ref()
                 .is_none_or(|s| s.contains(&entry.status))
             && any(&self.categories, categories)
+            && any(&self.required_category, categories)
             && !categories
                 .iter()
                 .any(|c| self.excluded_categories.contains(c))
