@@ -246,6 +246,16 @@ fn push_filters(sql: &mut Sql, q: &ListQuery) {
     if let Some(active) = q.active {
         sql.push(" AND p.active = ").bind(Bind::Bool(active));
     }
+    push_preferred_filter(sql, q);
+    if let Some(search) = &q.search {
+        sql.push(" AND lower(p.name) LIKE lower(")
+            .bind(Bind::Text(format!("%{}%", escape_like(search))))
+            .push(")");
+    }
+}
+
+/// `AND` the preference filter of `q` (on the `pp` join), if any.
+fn push_preferred_filter(sql: &mut Sql, q: &ListQuery) {
     match q.preferred {
         Some(true) => {
             sql.push(" AND pp.partner_id IS NOT NULL");
@@ -255,11 +265,16 @@ fn push_filters(sql: &mut Sql, q: &ListQuery) {
         }
         None => {}
     }
-    if let Some(search) = &q.search {
-        sql.push(" AND lower(p.name) LIKE lower(")
-            .bind(Bind::Text(format!("%{}%", escape_like(search))))
-            .push(")");
-    }
+}
+
+/// The page's `LIMIT`/`OFFSET`, closing the inner query of the page statements, and the join of
+/// the page's ids with their rows.
+fn push_page_limit(sql: &mut Sql, q: &ListQuery) {
+    sql.push(" LIMIT ")
+        .bind(Bind::I64(q.per_page))
+        .push(" OFFSET ")
+        .bind(Bind::I64((q.page - 1).saturating_mul(q.per_page)))
+        .push(") page JOIN partners p ON p.id = page.id");
 }
 
 /// Most (category, country) pairs a filter is turned into; beyond it the two arrays are used.
@@ -352,11 +367,7 @@ fn page_sql(q: &ListQuery, guard: Option<i64>) -> Sql {
         push_version_guard(&mut sql, version);
     }
     push_order(&mut sql, q);
-    sql.push(" LIMIT ")
-        .bind(Bind::I64(q.per_page))
-        .push(" OFFSET ")
-        .bind(Bind::I64((q.page - 1).saturating_mul(q.per_page)))
-        .push(") page JOIN partners p ON p.id = page.id");
+    push_page_limit(&mut sql, q);
     push_context_joins(&mut sql, q.scope);
     push_order(&mut sql, q);
     sql
@@ -428,26 +439,14 @@ pub fn candidates_page_sql(q: &ListQuery, ids: &[i64], version: i64) -> Sql {
     }
     sql.push(" WHERE TRUE");
     push_version_guard(&mut sql, version);
-    match q.preferred {
-        Some(true) => {
-            sql.push(" AND pp.partner_id IS NOT NULL");
-        }
-        Some(false) => {
-            sql.push(" AND pp.partner_id IS NULL");
-        }
-        None => {}
-    }
+    push_preferred_filter(&mut sql, q);
     let order = if preferred_first {
         " ORDER BY (pp.partner_id IS NOT NULL) DESC, c.ord"
     } else {
         " ORDER BY c.ord"
     };
-    sql.push(order)
-        .push(" LIMIT ")
-        .bind(Bind::I64(q.per_page))
-        .push(" OFFSET ")
-        .bind(Bind::I64((q.page - 1).saturating_mul(q.per_page)))
-        .push(") page JOIN partners p ON p.id = page.id");
+    sql.push(order);
+    push_page_limit(&mut sql, q);
     push_context_joins(&mut sql, q.scope);
     sql.push(if preferred_first {
         " ORDER BY (pp.partner_id IS NOT NULL) DESC, page.ord"
