@@ -200,6 +200,22 @@ fn requests() -> Vec<pb::ListPartnersRequest> {
     out
 }
 
+/// Runs `indexed` (a call to the server with the index), then `by_sql` (the same call to the
+/// SQL-only server); asserts that the answers are equal and that the index answered the first.
+async fn served_alike<T: PartialEq + std::fmt::Debug>(
+    t: &TestApp,
+    what: &str,
+    indexed: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    by_sql: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> T {
+    let before = stats(t).served;
+    let indexed = indexed.await.expect("call (index)").into_inner();
+    assert_eq!(stats(t).served, before + 1, "index served {what}");
+    let by_sql = by_sql.await.expect("call (sql)").into_inner();
+    assert_eq!(indexed, by_sql, "{what}");
+    indexed
+}
+
 /// Whether the index should answer `req` given its answer: an ASCII term in an order it keeps,
 /// and a page with rows or the first page (the total of an empty later page is left to SQL,
 /// unless no name matches at all); everything else takes the SQL path. `None` where the answer
@@ -275,20 +291,14 @@ async fn index_answers_lists_exactly_as_sql_does() {
                 }),
                 ..Default::default()
             };
-            let before = stats(&t).served;
-            let indexed = t
-                .client()
-                .list_available_partners(with_key(req.clone(), &t.world.user_key_a))
-                .await
-                .expect("available (index)")
-                .into_inner();
-            let by_sql = sql
-                .list_available_partners(with_key(req.clone(), &t.world.user_key_a))
-                .await
-                .expect("available (sql)")
-                .into_inner();
-            assert_eq!(indexed, by_sql, "{req:?}");
-            assert_eq!(stats(&t).served, before + 1, "{req:?}");
+            let mut client = t.client();
+            served_alike(
+                &t,
+                &format!("{req:?}"),
+                client.list_available_partners(with_key(req.clone(), &t.world.user_key_a)),
+                sql.list_available_partners(with_key(req.clone(), &t.world.user_key_a)),
+            )
+            .await;
         }
     }
     // ListWholesalers (never searched): totals from the copy, pages from Postgres.
@@ -299,20 +309,14 @@ async fn index_answers_lists_exactly_as_sql_does() {
             sort: sort.to_owned(),
             ..Default::default()
         };
-        let before = stats(&t).served;
-        let indexed = t
-            .client()
-            .list_wholesalers(with_key(req.clone(), &t.world.user_key_a))
-            .await
-            .expect("wholesalers (index)")
-            .into_inner();
-        let by_sql = sql
-            .list_wholesalers(with_key(req.clone(), &t.world.user_key_a))
-            .await
-            .expect("wholesalers (sql)")
-            .into_inner();
-        assert_eq!(indexed, by_sql, "{req:?}");
-        assert_eq!(stats(&t).served, before + 1, "{req:?}");
+        let mut client = t.client();
+        let indexed = served_alike(
+            &t,
+            &format!("{req:?}"),
+            client.list_wholesalers(with_key(req.clone(), &t.world.user_key_a)),
+            sql.list_wholesalers(with_key(req.clone(), &t.world.user_key_a)),
+        )
+        .await;
         assert!(indexed.meta.expect("meta").total > 5);
     }
     other.shutdown().await.expect("stop sql-only app");
