@@ -395,6 +395,8 @@ struct CpuSplit {
     idle: f64,
     /// Server CPU per call, µs.
     server_us_per_call: Option<f64>,
+    /// CPU of this process (the load generator's clients, or pgbench) per call, µs.
+    client_us_per_call: Option<f64>,
     /// CPU of the benchmark database's postgres processes per call, µs.
     postgres_us_per_call: Option<f64>,
 }
@@ -417,6 +419,7 @@ fn cpu_split(before: CpuSnapshot, after: CpuSnapshot, postgres: u64, calls: u64)
         other: pct(busy.saturating_sub(server + client + postgres)),
         idle: 100.0 - pct(busy),
         server_us_per_call: per_call(server),
+        client_us_per_call: per_call(client),
         postgres_us_per_call: per_call(postgres),
     }
 }
@@ -1481,6 +1484,37 @@ fn all_of(criteria: &[Option<bool>]) -> Option<bool> {
     }
 }
 
+/// The most click events per second any server could acknowledge on this machine with the
+/// design's click statement: every core busy, each event costing the ceiling row's Postgres CPU
+/// (the service's statement, 32 events per transaction) plus a gRPC call that does no work at all
+/// (the health Check's server and client CPU per call). Against the click target (1.5 × the
+/// one-row-insert rate) it tells whether the target is reachable in this run's phase.
+fn click_bound(rows: &[Row], concurrency: usize) -> Option<String> {
+    let find = |prefix: &str| rows.iter().find(|r| r.name.starts_with(prefix));
+    let health = find(&format!("baseline: health Check c={concurrency}"))?.cpu?;
+    let ceiling = find("ceiling: pgbench click batch")?.cpu?;
+    let insert = find(&format!("baseline: pgbench insert c={concurrency}"))?
+        .measured
+        .as_ref()?
+        .rps;
+    let postgres = ceiling.postgres_us_per_call?;
+    let (server, client) = (health.server_us_per_call?, health.client_us_per_call?);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let bound = cores as f64 * 1e6 / (postgres + server + client);
+    let target = 1.5 * insert;
+    let verdict = if bound < target {
+        "out of reach in this phase, whatever the server does"
+    } else {
+        "not excluded by this bound"
+    };
+    Some(format!(
+        "click bound: at most {bound:.0} events/s = {cores} cores / ({postgres:.0} µs of Postgres per \
+         event (ceiling row) + {server:.0} µs server + {client:.0} µs client per gRPC call doing \
+         nothing (health Check c={concurrency})); click target {target:.0} events/s (1.5 × \
+         {insert:.0}): {verdict}"
+    ))
+}
+
 fn fmt_opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("-".to_owned(), |v| format!("{v:.digits$}"))
 }
@@ -2226,6 +2260,9 @@ fn run(settings: &Settings) -> BenchResult<ExitCode> {
             "req/s relative to health Check at the same concurrency: {}",
             transport.join(", ")
         );
+    }
+    if let Some(line) = click_bound(&rows, c) {
+        println!("{line}");
     }
     if let Some((acked, new_rows)) = click_check {
         println!(
