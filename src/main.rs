@@ -11,11 +11,6 @@ use partners::model::{api_key, business};
 use partners::{app, auth, db, demo, telemetry};
 use uuid::Uuid;
 
-// mimalloc: the service allocates per call (HTTP/2 frames, protobuf, rows); glibc's malloc was
-// ~12% of the server's CPU samples under GetPartner load (see BENCHMARKS.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Debug, Parser)]
 #[command(
     name = "partners",
