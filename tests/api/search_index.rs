@@ -45,6 +45,15 @@ fn search_req(search: &str) -> pb::ListPartnersRequest {
     }
 }
 
+/// ListPartners with only a search term, as the holder of `key`.
+async fn search_as(t: &TestApp, search: &str, key: &str) -> pb::ListPartnersResponse {
+    t.client()
+        .list_partners(with_key(search_req(search), key))
+        .await
+        .expect("list")
+        .into_inner()
+}
+
 /// Lists (which notice a stale copy) until the index holds the database's current version.
 async fn until_index_is_current(t: &TestApp) {
     until_current_with(t, &t.world.user_key_a).await
@@ -62,10 +71,7 @@ async fn until_current_with(t: &TestApp, key: &str) {
             "index at {current:?}, database at {}",
             db_version(t)
         );
-        t.client()
-            .list_partners(with_key(search_req("a"), key))
-            .await
-            .expect("list");
+        search_as(t, "a", key).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -327,18 +333,7 @@ async fn writes_are_seen_by_the_next_list() {
     let t = TestApp::start().await;
     let made = seed(&t).await;
     until_index_is_current(&t).await;
-    let list = |search: &'static str| {
-        let client = t.client();
-        let key = t.world.user_key_a.clone();
-        async move {
-            let mut client = client;
-            client
-                .list_partners(with_key(search_req(search), &key))
-                .await
-                .expect("list")
-                .into_inner()
-        }
-    };
+    let list = |search: &'static str| search_as(&t, search, &t.world.user_key_a);
     let served = stats(&t).served;
     let first = list("harbor").await;
     assert_eq!(stats(&t).served, served + 1);
@@ -498,21 +493,11 @@ async fn a_directory_larger_than_the_limit_is_served_by_sql() {
         Some(1),
         "loaded while the directory was empty"
     );
-    let page = t
-        .client()
-        .list_partners(with_key(search_req("harbor"), &t.world.user_key_a))
-        .await
-        .expect("list")
-        .into_inner();
+    let page = search_as(&t, "harbor", &t.world.user_key_a).await;
     assert_eq!(page.meta.expect("meta").total, 11);
     // The stale copy is dropped and the loader counts 11 > 10: no copy is loaded again.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let page = t
-        .client()
-        .list_partners(with_key(search_req("harbor"), &t.world.user_key_a))
-        .await
-        .expect("list")
-        .into_inner();
+    let page = search_as(&t, "harbor", &t.world.user_key_a).await;
     assert_eq!(page.meta.expect("meta").total, 11);
     assert_eq!(search.version(), None);
     assert_eq!(search.stats().loads, 1);
@@ -532,12 +517,7 @@ async fn a_missing_version_row_means_sql_answers() {
         .expect("delete the version row");
     let before = stats(&t);
     for _ in 0..2 {
-        let page = t
-            .client()
-            .list_partners(with_key(search_req("harbor"), &t.world.user_key_a))
-            .await
-            .expect("list")
-            .into_inner();
+        let page = search_as(&t, "harbor", &t.world.user_key_a).await;
         assert_eq!(names(&page.partners), ["Harbor One", "Harbor Two"]);
     }
     let after = stats(&t);
@@ -567,12 +547,7 @@ async fn seed_bench_tells_running_indexes() {
     .n;
     until_current_with(&t, &user_key).await;
     let served = stats(&t).served;
-    let page = t
-        .client()
-        .list_partners(with_key(search_req("Harbor"), &user_key))
-        .await
-        .expect("list")
-        .into_inner();
+    let page = search_as(&t, "Harbor", &user_key).await;
     assert_eq!(page.meta.expect("meta").total, expected);
     assert!(expected > 0);
     assert_eq!(stats(&t).served, served + 1);
