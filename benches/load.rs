@@ -33,7 +33,7 @@
 //!    rows (a mismatch always fails the run).
 //! 5. Writes EXPLAIN (ANALYZE, BUFFERS) of the SQL of the list scenarios (built with
 //!    `partners::model::partner`'s builders, bind values inlined: the statements the service runs
-//!    while its search index is current, `candidates_page_sql` / `guarded_page_sql`, and those of
+//!    while its search index is current, `known_page_sql` / `guarded_page_sql`, and those of
 //!    its SQL path, `list_page_sql` / `list_count_sql`), of GetPartner and of the include loaders
 //!    to `$CARGO_TARGET_TMPDIR/load-plans.txt`, and checks that no list query scans `partners`
 //!    sequentially.
@@ -59,10 +59,12 @@ use partners::bench_data::{self, COMMON_CATEGORIES, COMMON_COUNTRY, SEARCH_WORD,
 use partners::grpc::pb;
 use partners::grpc::pb::partner_service_client::PartnerServiceClient;
 use partners::model::partner::{
-    ListKind, ListQuery, Scope, candidates_page_sql, find_many_sql, guarded_page_sql,
-    list_count_sql, list_page_sql, load_integrations_sql, load_users_sql, search_version,
+    ListKind, ListQuery, Scope, find_many_sql, guarded_page_sql, known_page_sql, list_count_sql,
+    list_page_sql, load_integrations_sql, load_preferred, load_preferred_sql, load_users_sql,
+    search_version,
 };
-use partners::search::Snapshot;
+use partners::preferences::{MAX_PER_BUSINESS, Preferred};
+use partners::search::{Snapshot, arrange};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
@@ -1340,15 +1342,24 @@ fn list_partners_query(data: &DataSet) -> ListQuery {
 }
 
 /// The page statement the service runs for the ListPartners scenario while its search index is
-/// current (`candidates_page_sql` with the candidates the index finds on this data, bind values
-/// inlined).
+/// current (`known_page_sql` with the page the service cuts from the matches the index finds on
+/// this data and the business's preferences, bind values inlined).
 fn list_partners_statement(conn: &mut PgConnection, data: &DataSet) -> BenchResult<String> {
     let snapshot = Snapshot::load(conn).map_err(|e| format!("search index: {e}"))?;
     let q = list_partners_query(data);
     let ids = snapshot
         .candidates(&q)
         .ok_or("the search index does not cover the ListPartners scenario")?;
-    Ok(candidates_page_sql(&q, &ids, snapshot.version()).with_literals())
+    let record = load_preferred(conn, data.business_id, MAX_PER_BUSINESS)
+        .map_err(|e| format!("preferences: {e}"))?
+        .ok_or("the business in context is missing")?;
+    let preferred = Preferred::new(record.version, record.partner_ids);
+    if !preferred.complete() {
+        return Err("the business in context has too many preferences to cache".into());
+    }
+    let (page_ids, _) = arrange(&q, &ids, Some(&preferred));
+    let guard = Some((data.business_id, preferred.version));
+    Ok(known_page_sql(&q, &page_ids, snapshot.version(), guard).with_literals())
 }
 
 /// Writes the plans to `path`; returns the list queries that scan `partners` sequentially or
@@ -1404,9 +1415,15 @@ fn collect_plans(
                 .map(|rows| rows.into_iter().map(|r| r.id).collect())
                 .unwrap_or_default();
             parts.push((
-                "page query from the search index's candidates (candidates_page_sql; what the \
-                 service runs while its index is current)",
+                "page query of the page the service cut from the search index's matches with the \
+                 business's cached preferences (known_page_sql; what the service runs while its \
+                 index is current)",
                 indexed,
+            ));
+            parts.push((
+                "the business's preferred partners (load_preferred_sql; run once per preference \
+                 version of the business, then cached)",
+                load_preferred_sql(data.business_id, MAX_PER_BUSINESS).with_literals(),
             ));
         } else {
             let version = search_version(conn)

@@ -16,6 +16,7 @@ pub mod gateway;
 pub mod grpc;
 pub mod ingest;
 pub mod model;
+pub mod preferences;
 pub mod rate_limit;
 pub mod reads;
 pub mod search;

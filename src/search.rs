@@ -4,8 +4,11 @@
 //!
 //! - With a search term, the copy finds the matching partners (byte-trigram posting lists, then
 //!   the term in each name) instead of the trigram index and a recheck of every match's heap
-//!   row; Postgres only orders the matches by the business's preference, pages them and joins
-//!   the page's rows with their context ([`partner::candidates_page_sql`]).
+//!   row. The matches are ordered by the business's preference and cut to the page here, with
+//!   the business's preferred partners from `crate::preferences`; Postgres only joins the
+//!   page's rows with their context ([`partner::known_page_sql`]). For a business with more
+//!   preferences than that cache holds, Postgres orders and pages the matches
+//!   ([`partner::candidates_page_sql`]).
 //! - Without one, Postgres finds the page as before and the copy tells the exact total (counted
 //!   once per snapshot and filter), so no count query runs over tens of thousands of rows
 //!   ([`partner::guarded_page_sql`]).
@@ -13,7 +16,7 @@
 //! Exactness never depends on the copy being fresh. The copy is loaded with the search version
 //! it reflects (migration 9: every write to those columns moves the version in its own
 //! transaction), and the page statement answers only if its own snapshot is still at that
-//! version. Otherwise (another process or call changed a partner), the call takes the SQL path
+//! version (and at the preference version of the business's cached set, migration 10). Otherwise (another process or call changed a partner), the call takes the SQL path
 //! of [`partner::list`] and the copy is reloaded in the background (pausing between loads, see
 //! [`MIN_RELOAD_INTERVAL`]). The SQL path also serves whatever the copy does not cover: a term
 //! that is not ASCII (the copy lowers terms itself), a search in an order other than the default
@@ -35,9 +38,9 @@ use tokio::sync::{Notify, watch};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::model::partner::{self, ListKind, ListQuery, PartnerRecord, SearchRow, SortField};
+use crate::preferences::{PreferenceCache, Preferred};
 
-/// Most matches a search hands to Postgres as candidates; beyond it the SQL path is used (the
-/// preference of every candidate is probed, which then costs more than the trigram index).
+/// Most matches of a search the copy orders and pages; beyond it the SQL path is used.
 pub const MAX_CANDIDATES: usize = 5_000;
 
 /// Shortest time between two loads of the copy (writes in bursts reload it once). After a load
@@ -492,6 +495,8 @@ pub struct SearchStats {
     pub fell_back: u64,
     /// Loads of the copy.
     pub loads: u64,
+    /// Loads of a business's preferred partners (see `crate::preferences`).
+    pub preference_loads: u64,
 }
 
 struct Inner {
@@ -503,6 +508,8 @@ struct Inner {
     served: AtomicU64,
     fell_back: AtomicU64,
     loads: AtomicU64,
+    /// The businesses' preferred partners, for the pages of searches.
+    preferences: PreferenceCache,
     /// Finished load attempts (successful or not).
     attempts: watch::Sender<u64>,
 }
@@ -527,6 +534,7 @@ impl SearchIndex {
             served: AtomicU64::new(0),
             fell_back: AtomicU64::new(0),
             loads: AtomicU64::new(0),
+            preferences: PreferenceCache::default(),
             attempts: watch::Sender::new(0),
         });
         if enabled {
@@ -552,6 +560,7 @@ impl SearchIndex {
             served: self.inner.served.load(Ordering::Relaxed),
             fell_back: self.inner.fell_back.load(Ordering::Relaxed),
             loads: self.inner.loads.load(Ordering::Relaxed),
+            preference_loads: self.inner.preferences.loads(),
         }
     }
 
@@ -623,7 +632,20 @@ impl SearchIndex {
             Ok(current)
         };
         if let Some(ids) = snapshot.candidates(q) {
-            // A search: the copy found the matches, Postgres orders and pages them.
+            // A search: the copy found the matches. With the business's preferences at hand
+            // (or none needed), the page is ordered and cut here and Postgres joins its rows.
+            let business = q
+                .scope
+                .business_id
+                .filter(|_| partner::preference_decides(q));
+            let preferred = match business {
+                Some(business) => self.inner.preferences.get(conn, business)?,
+                None => None,
+            };
+            if business.is_none() || preferred.as_ref().is_some_and(|p| p.complete()) {
+                return self.known_page(conn, q, &ids, snapshot, business.zip(preferred));
+            }
+            // Too many preferences to hold: Postgres orders and pages the matches.
             if !ids.is_empty()
                 && let Some(answer) = partner::list_candidates(conn, q, &ids, snapshot.version)?
             {
@@ -644,6 +666,79 @@ impl SearchIndex {
         }
         Ok(None)
     }
+}
+
+impl SearchIndex {
+    /// The page of a search whose matches are `ids` (in list order): ordered by and filtered on
+    /// the business's cached preferences (`business`: its id and set, when the preference
+    /// decides), cut to the page here, its rows joined by [`partner::list_known_page`], which
+    /// answers only while the search version and the set's preference version both hold. When
+    /// the set moved, it is loaded again and the page built once more; when the search version
+    /// moved, the SQL path answers (`None`).
+    fn known_page(
+        &self,
+        conn: &mut PgConnection,
+        q: &ListQuery,
+        ids: &[i64],
+        snapshot: &Snapshot,
+        mut business: Option<(i64, Arc<Preferred>)>,
+    ) -> Result<Option<(Vec<PartnerRecord>, i64)>> {
+        for _ in 0..2 {
+            let (page_ids, total) = arrange(q, ids, business.as_ref().map(|(_, p)| &**p));
+            let guard = business.as_ref().map(|(b, p)| (*b, p.version));
+            if !page_ids.is_empty() {
+                let rows = partner::list_known_page(conn, q, &page_ids, snapshot.version, guard)?;
+                if !rows.is_empty() {
+                    debug_assert_eq!(rows.len(), page_ids.len());
+                    return Ok(Some((rows, total)));
+                }
+            }
+            // No row: a version moved, or the page lies past the end.
+            let now = partner::versions(conn, guard.map(|(b, _)| b))?;
+            if now.search != Some(snapshot.version) {
+                self.stale(snapshot.version);
+                return Ok(None);
+            }
+            match guard {
+                Some((b, version)) if now.preferences != Some(version) => {
+                    self.inner.preferences.forget(b, version);
+                    let reloaded = self.inner.preferences.get(conn, b)?;
+                    business = match reloaded {
+                        Some(p) if p.complete() => Some((b, p)),
+                        _ => return Ok(None),
+                    };
+                }
+                // Both versions hold: the page is empty (rows for it would have come back).
+                _ => return Ok(page_ids.is_empty().then(|| (Vec::new(), total))),
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The ids of `q`'s page among `ids` (every match of the search, in list order) and the
+/// total: the preference filter applied and, in the default order, the business's preferred
+/// partners first (`preferred`: the business's set when the preference decides; none = no
+/// business in context, which prefers nothing), as the SQL path orders them.
+pub fn arrange(q: &ListQuery, ids: &[i64], preferred: Option<&Preferred>) -> (Vec<i64>, i64) {
+    let prefers = |id: i64| preferred.is_some_and(|p| p.contains(id));
+    let kept = ids
+        .iter()
+        .copied()
+        .filter(|&id| q.preferred.is_none_or(|wanted| prefers(id) == wanted));
+    let ordered: Vec<i64> = if partner::preferred_first(q) && preferred.is_some() {
+        let (first, rest): (Vec<i64>, Vec<i64>) = kept.partition(|&id| prefers(id));
+        first.into_iter().chain(rest).collect()
+    } else {
+        kept.collect()
+    };
+    let total = ordered.len();
+    let per_page = usize::try_from(q.per_page).unwrap_or(0);
+    let from = usize::try_from((q.page - 1).saturating_mul(q.per_page))
+        .unwrap_or(usize::MAX)
+        .min(total);
+    let to = from.saturating_add(per_page).min(total);
+    (ordered[from..to].to_vec(), total as i64)
 }
 
 enum Load {
@@ -967,5 +1062,44 @@ mod tests {
             many.candidates(&fewer).map(|ids| ids.len()),
             Some(MAX_CANDIDATES / 5)
         );
+    }
+
+    #[test]
+    fn arranges_pages_as_the_sql_path_orders_them() {
+        let ids = [10, 11, 12, 13, 14, 15];
+        let preferred = Preferred::new(1, vec![14, 11, 99]);
+        let mut q = ListQuery::new(ListKind::All, Scope::default(), 1, 4);
+        // Default order of ListPartners: preferred first, each group in list order.
+        assert_eq!(
+            arrange(&q, &ids, Some(&preferred)),
+            (vec![11, 14, 10, 12], 6)
+        );
+        q.page = 2;
+        assert_eq!(arrange(&q, &ids, Some(&preferred)), (vec![13, 15], 6));
+        q.page = 3;
+        assert_eq!(arrange(&q, &ids, Some(&preferred)), (vec![], 6));
+        q.page = i64::MAX;
+        assert_eq!(arrange(&q, &ids, Some(&preferred)), (vec![], 6));
+        // No business in context: nothing is preferred.
+        q.page = 1;
+        assert_eq!(arrange(&q, &ids, None), (vec![10, 11, 12, 13], 6));
+        // The preference filter, both ways, and without a business.
+        q.preferred = Some(true);
+        assert_eq!(arrange(&q, &ids, Some(&preferred)), (vec![11, 14], 2));
+        assert_eq!(arrange(&q, &ids, None), (vec![], 0));
+        q.preferred = Some(false);
+        assert_eq!(
+            arrange(&q, &ids, Some(&preferred)),
+            (vec![10, 12, 13, 15], 4)
+        );
+        // An explicit `name` order and the other lists keep list order.
+        q.preferred = None;
+        q.sort = vec![(SortField::Name, false)];
+        assert_eq!(
+            arrange(&q, &ids, Some(&preferred)),
+            (vec![10, 11, 12, 13], 6)
+        );
+        let wholesalers = ListQuery::new(ListKind::Wholesalers, Scope::default(), 2, 5);
+        assert_eq!(arrange(&wholesalers, &ids, Some(&preferred)), (vec![15], 6));
     }
 }

@@ -22,6 +22,7 @@ diesel::table! {
         country_code -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        preferences_version -> Int8,
     }
 }
 

@@ -312,7 +312,7 @@ fn push_order(sql: &mut Sql, q: &ListQuery) {
 }
 
 /// Whether the page's ids depend on the preference (default order of ListPartners, or a filter).
-fn preference_decides(q: &ListQuery) -> bool {
+pub fn preference_decides(q: &ListQuery) -> bool {
     q.preferred.is_some() || preferred_first(q)
 }
 
@@ -410,7 +410,7 @@ pub fn list(conn: &mut PgConnection, q: &ListQuery) -> QueryResult<(Vec<PartnerR
 }
 
 /// Whether the default order of `q` puts the business's preferred partners first.
-fn preferred_first(q: &ListQuery) -> bool {
+pub fn preferred_first(q: &ListQuery) -> bool {
     q.kind == ListKind::All && q.sort.is_empty()
 }
 
@@ -472,6 +472,105 @@ pub fn list_candidates(
         .first()
         .and_then(|r| r.total_count)
         .map(|total| (rows, total)))
+}
+
+/// The rows of a page whose ids are already known and ordered (`page_ids`: the search index
+/// found the matches, and ordered and paged them with the business's cached preferences), with
+/// their context, in that order. The statement returns no row unless the database, in the
+/// statement's own snapshot, is still at search version `version` and, with `preferences`
+/// (business id, preference version), that business's preferences are still at that version
+/// (migration 10): then every id is a live partner and the page is exact.
+pub fn known_page_sql(
+    q: &ListQuery,
+    page_ids: &[i64],
+    version: i64,
+    preferences: Option<(i64, i64)>,
+) -> Sql {
+    let mut sql = Sql::new("SELECT ");
+    sql.push(PARTNER_COLUMNS)
+        .push(CONTEXT_COLUMNS)
+        .push(", NULL::bigint AS total_count FROM unnest(")
+        .bind(Bind::I64Array(page_ids.to_vec()))
+        .push(") WITH ORDINALITY AS page(id, ord) JOIN partners p ON p.id = page.id");
+    push_context_joins(&mut sql, q.scope);
+    sql.push(" WHERE TRUE");
+    push_version_guard(&mut sql, version);
+    if let Some((business_id, preferences_version)) = preferences {
+        sql.push(" AND (SELECT b.preferences_version FROM businesses b WHERE b.id = ")
+            .bind(Bind::I64(business_id))
+            .push(") = ")
+            .bind(Bind::I64(preferences_version));
+    }
+    sql.push(" ORDER BY page.ord");
+    sql
+}
+
+/// Runs [`known_page_sql`]: the page's rows, or none when a version moved.
+pub fn list_known_page(
+    conn: &mut PgConnection,
+    q: &ListQuery,
+    page_ids: &[i64],
+    version: i64,
+    preferences: Option<(i64, i64)>,
+) -> QueryResult<Vec<PartnerRecord>> {
+    known_page_sql(q, page_ids, version, preferences)
+        .into_query()
+        .load(conn)
+}
+
+/// The search version and, for `business_id`, its preference version, read in one snapshot
+/// (`None` where the row is missing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, QueryableByName)]
+pub struct Versions {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub search: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub preferences: Option<i64>,
+}
+
+/// See [`Versions`].
+pub fn versions(conn: &mut PgConnection, business_id: Option<i64>) -> QueryResult<Versions> {
+    let mut sql = Sql::new(
+        "SELECT (SELECT s.version FROM partner_search_state s) AS search, \
+         (SELECT b.preferences_version FROM businesses b WHERE b.id = ",
+    );
+    sql.bind(Bind::OptI64(business_id)).push(") AS preferences");
+    sql.into_query().get_result(conn)
+}
+
+/// A business's preferred partners as of its preference version (migration 10), read in one
+/// snapshot: the ids in ascending order, at most `limit` + 1 of them (more than `limit` tells
+/// the caller the set is too large to keep).
+#[derive(Debug, Clone, QueryableByName)]
+pub struct PreferredRecord {
+    #[diesel(sql_type = BigInt)]
+    pub version: i64,
+    #[diesel(sql_type = Array<BigInt>)]
+    pub partner_ids: Vec<i64>,
+}
+
+/// See [`PreferredRecord`]; `None` when the business does not exist.
+pub fn load_preferred(
+    conn: &mut PgConnection,
+    business_id: i64,
+    limit: usize,
+) -> QueryResult<Option<PreferredRecord>> {
+    load_preferred_sql(business_id, limit)
+        .into_query()
+        .get_result(conn)
+        .optional()
+}
+
+/// The statement of [`load_preferred`].
+pub fn load_preferred_sql(business_id: i64, limit: usize) -> Sql {
+    let mut sql = Sql::new(
+        "SELECT b.preferences_version AS version, ARRAY(SELECT pp.partner_id \
+         FROM partner_preferences pp WHERE pp.business_id = b.id ORDER BY pp.partner_id LIMIT ",
+    );
+    sql.bind(Bind::I64(i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1))
+        .push(") AS partner_ids FROM businesses b WHERE b.id = ")
+        .bind(Bind::I64(business_id));
+    sql
 }
 
 /// The current search version (migration 9): it moves with every write to a column that lists
