@@ -9,8 +9,11 @@
 //!   page's rows with their context ([`partner::known_page_sql`]). For a business with more
 //!   preferences than that cache holds, Postgres orders and pages the matches
 //!   ([`partner::candidates_page_sql`]).
-//! - Without one, Postgres finds the page as before and the copy tells the exact total (counted
-//!   once per snapshot and filter), so no count query runs over tens of thousands of rows
+//! - Without one, the copy finds the list's matches (once per snapshot and filter): in list
+//!   order and not ordered or filtered by the preference (ListAvailablePartners,
+//!   ListWholesalers, ListPartners by `name`), it cuts the page and Postgres joins its rows
+//!   ([`partner::known_page_sql`]); otherwise Postgres finds the page and the copy tells the
+//!   exact total, so no count query runs over tens of thousands of rows
 //!   ([`partner::guarded_page_sql`]).
 //!
 //! Exactness never depends on the copy being fresh. The copy is loaded with the search version
@@ -76,16 +79,29 @@ pub struct Snapshot {
     /// Interned values of every partner's arrays (see [`Entry::arrays`]).
     values: Vec<u32>,
     dictionary: HashMap<String, u32>,
-    /// Totals of the unsearched lists asked for so far (see [`Snapshot::count`]).
-    counts: Mutex<HashMap<CountKey, usize>>,
+    /// The matches (positions, in list order) of the unsearched lists asked for so far (see
+    /// [`Snapshot::matches`]).
+    matches: Mutex<Matches>,
+}
+
+/// See [`Snapshot::matches`].
+#[derive(Default)]
+struct Matches {
+    by_key: HashMap<CountKey, Arc<Vec<u32>>>,
+    /// Positions held over all keys.
+    held: usize,
 }
 
 /// A list's kind and filters (categories, excluded categories, wholesaler categories, country
 /// codes, statuses; active), as the key of a count.
 type CountKey = (ListKind, [Vec<String>; 5], Option<bool>);
 
-/// Most totals kept per snapshot (all are dropped when it is reached).
+/// Most filters whose matches are kept per snapshot (all are dropped when it is reached).
 const MAX_COUNTS: usize = 4096;
+
+/// Most match positions kept per snapshot over all filters (4 bytes each; all are dropped when a
+/// new filter's matches would pass it).
+const MAX_HELD_MATCHES: usize = 2_000_000;
 
 struct Entry {
     id: i64,
@@ -164,7 +180,7 @@ impl Snapshot {
             partners: Vec::new(),
             values: Vec::new(),
             dictionary: HashMap::new(),
-            counts: Mutex::default(),
+            matches: Mutex::default(),
         };
         // `(trigram << 32) | position` of every name, turned into the lists once all are in.
         let mut pairs = Vec::new();
@@ -278,6 +294,34 @@ impl Snapshot {
     /// How many partners match `q`'s kind and filters, for a list without a search term or a
     /// preference filter (`None` otherwise). Counted once per snapshot and filter.
     pub fn count(&self, q: &ListQuery) -> Option<usize> {
+        self.matches(q).map(|m| m.len())
+    }
+
+    /// The ids of `q`'s page and the total, for a list without a search term that the copy
+    /// orders as the SQL path would: its order is the list order (the default of every list but
+    /// ListPartners, or `name` ascending) and the preference neither orders nor filters it.
+    pub fn page(&self, q: &ListQuery) -> Option<(Vec<i64>, usize)> {
+        let ordered = q.sort.is_empty() || q.sort == [(SortField::Name, false)];
+        if !ordered || partner::preference_decides(q) {
+            return None;
+        }
+        let matches = self.matches(q)?;
+        let per_page = usize::try_from(q.per_page).unwrap_or(0);
+        let from = usize::try_from((q.page - 1).saturating_mul(q.per_page))
+            .unwrap_or(usize::MAX)
+            .min(matches.len());
+        let to = from.saturating_add(per_page).min(matches.len());
+        let ids = matches[from..to]
+            .iter()
+            .map(|&position| self.partners[position as usize].id)
+            .collect();
+        Some((ids, matches.len()))
+    }
+
+    /// The positions (in list order) of the partners matching `q`'s kind and filters, for a
+    /// list without a search term or a preference filter (`None` otherwise). Found once per
+    /// snapshot and filter, within [`MAX_COUNTS`] filters and [`MAX_HELD_MATCHES`] positions.
+    fn matches(&self, q: &ListQuery) -> Option<Arc<Vec<u32>>> {
         if q.search.is_some() || q.preferred.is_some() {
             return None;
         }
@@ -292,21 +336,25 @@ impl Snapshot {
             ],
             q.active,
         );
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(&n) = counts.get(&key) {
-            return Some(n);
+        let mut matches = self.matches.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = matches.by_key.get(&key) {
+            return Some(found.clone());
         }
         let filter = self.filter(q);
-        let n = self
-            .partners
-            .iter()
-            .filter(|entry| filter.matches(self, entry))
-            .count();
-        if counts.len() >= MAX_COUNTS {
-            counts.clear();
+        let found: Arc<Vec<u32>> = Arc::new(
+            (0u32..)
+                .zip(&self.partners)
+                .filter(|(_, entry)| filter.matches(self, entry))
+                .map(|(position, _)| position)
+                .collect(),
+        );
+        if matches.by_key.len() >= MAX_COUNTS || matches.held + found.len() > MAX_HELD_MATCHES {
+            matches.by_key.clear();
+            matches.held = 0;
         }
-        counts.insert(key, n);
-        Some(n)
+        matches.held += found.len();
+        matches.by_key.insert(key, found.clone());
+        Some(found)
     }
 
     /// Ids of every partner matching `q`'s kind, filters and search (the preference aside), in
@@ -643,7 +691,8 @@ impl SearchIndex {
                 None => None,
             };
             if business.is_none() || preferred.as_ref().is_some_and(|p| p.complete()) {
-                return self.known_page(conn, q, &ids, snapshot, business.zip(preferred));
+                let cut = |preferred: Option<&Preferred>| arrange(q, &ids, preferred);
+                return self.known_page(conn, q, snapshot, business.zip(preferred), cut);
             }
             // Too many preferences to hold: Postgres orders and pages the matches.
             if !ids.is_empty()
@@ -655,6 +704,11 @@ impl SearchIndex {
             // empty later page (under a preference filter) is the SQL path's to tell.
             let empty = ids.is_empty() || q.page == 1;
             return Ok((current(conn)? && empty).then(|| (Vec::new(), 0)));
+        }
+        if let Some((page_ids, total)) = snapshot.page(q) {
+            // No search, in list order: the copy cuts the page, Postgres joins its rows.
+            let cut = |_: Option<&Preferred>| (page_ids.clone(), total as i64);
+            return self.known_page(conn, q, snapshot, None, cut);
         }
         if let Some(total) = snapshot.count(q) {
             // No search: Postgres finds the page, the copy knows the total (no count query).
@@ -669,22 +723,21 @@ impl SearchIndex {
 }
 
 impl SearchIndex {
-    /// The page of a search whose matches are `ids` (in list order): ordered by and filtered on
-    /// the business's cached preferences (`business`: its id and set, when the preference
-    /// decides), cut to the page here, its rows joined by [`partner::list_known_page`], which
-    /// answers only while the search version and the set's preference version both hold. When
-    /// the set moved, it is loaded again and the page built once more; when the search version
-    /// moved, the SQL path answers (`None`).
+    /// A page cut here: `cut` gives the page's ids and the total from the business's cached
+    /// preferences (`business`: its id and set, when the preference decides), and
+    /// [`partner::list_known_page`] joins the rows, answering only while the search version and
+    /// the set's preference version both hold. When the set moved, it is loaded again and the
+    /// page cut once more; when the search version moved, the SQL path answers (`None`).
     fn known_page(
         &self,
         conn: &mut PgConnection,
         q: &ListQuery,
-        ids: &[i64],
         snapshot: &Snapshot,
         mut business: Option<(i64, Arc<Preferred>)>,
+        cut: impl Fn(Option<&Preferred>) -> (Vec<i64>, i64),
     ) -> Result<Option<(Vec<PartnerRecord>, i64)>> {
         for _ in 0..2 {
-            let (page_ids, total) = arrange(q, ids, business.as_ref().map(|(_, p)| &**p));
+            let (page_ids, total) = cut(business.as_ref().map(|(_, p)| &**p));
             let guard = business.as_ref().map(|(b, p)| (*b, p.version));
             if !page_ids.is_empty() {
                 let rows = partner::list_known_page(conn, q, &page_ids, snapshot.version, guard)?;
@@ -993,9 +1046,9 @@ mod tests {
             )),
             Some(1)
         );
-        assert_eq!(s.counts.lock().expect("counts").len(), 4);
+        assert_eq!(s.matches.lock().expect("matches").by_key.len(), 4);
         assert_eq!(s.count(&pos), Some(3), "from the cache");
-        assert_eq!(s.counts.lock().expect("counts").len(), 4);
+        assert_eq!(s.matches.lock().expect("matches").by_key.len(), 4);
         let mut preferred = all.clone();
         preferred.preferred = Some(true);
         assert_eq!(

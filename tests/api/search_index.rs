@@ -301,7 +301,7 @@ async fn index_answers_lists_exactly_as_sql_does() {
             .await;
         }
     }
-    // ListWholesalers (never searched): totals from the copy, pages from Postgres.
+    // ListWholesalers (never searched): pages and totals from the copy, except by clicks.
     for (page, per_page, sort) in [(1, 5, ""), (2, 5, ""), (3, 5, "-clicks"), (9, 5, "")] {
         let req = pb::ListWholesalersRequest {
             page: Some(page),
