@@ -33,7 +33,7 @@
 //!    rows (a mismatch always fails the run).
 //! 5. Writes EXPLAIN (ANALYZE, BUFFERS) of the SQL of the list scenarios (built with
 //!    `partners::model::partner`'s builders, bind values inlined: the statements the service runs
-//!    while its search index is current, `known_page_sql` / `guarded_page_sql`, and those of
+//!    while its search index is current, `known_page_sql`, and those of
 //!    its SQL path, `list_page_sql` / `list_count_sql`), of GetPartner and of the include loaders
 //!    to `$CARGO_TARGET_TMPDIR/load-plans.txt`, and checks that no list query scans `partners`
 //!    sequentially.
@@ -59,9 +59,8 @@ use partners::bench_data::{self, COMMON_CATEGORIES, COMMON_COUNTRY, SEARCH_WORD,
 use partners::grpc::pb;
 use partners::grpc::pb::partner_service_client::PartnerServiceClient;
 use partners::model::partner::{
-    ListKind, ListQuery, Scope, find_many_sql, guarded_page_sql, known_page_sql, list_count_sql,
-    list_page_sql, load_integrations_sql, load_preferred, load_preferred_sql, load_users_sql,
-    search_version,
+    ListKind, ListQuery, Scope, find_many_sql, known_page_sql, list_count_sql, list_page_sql,
+    load_integrations_sql, load_preferred, load_preferred_sql, load_users_sql,
 };
 use partners::preferences::{MAX_PER_BUSINESS, Preferred};
 use partners::search::{Snapshot, arrange};
@@ -1426,13 +1425,15 @@ fn collect_plans(
                 load_preferred_sql(data.business_id, MAX_PER_BUSINESS).with_literals(),
             ));
         } else {
-            let version = search_version(conn)
-                .map_err(|e| format!("search version: {e}"))?
-                .ok_or("partner_search_state has no row")?;
+            let snapshot = Snapshot::load(conn).map_err(|e| format!("search index: {e}"))?;
+            let (ids, _) = snapshot
+                .page(q)
+                .ok_or_else(|| format!("the search index does not cut the page of {title}"))?;
             parts.push((
-                "page query guarded by the search version (guarded_page_sql; what the service \
-                 runs while its index is current: the index tells the total)",
-                guarded_page_sql(q, version).with_literals(),
+                "page query of the page the service cut from the search index's matches \
+                 (known_page_sql; what the service runs while its index is current: the index \
+                 tells the total)",
+                known_page_sql(q, &ids, snapshot.version(), None).with_literals(),
             ));
         }
         let sql_path = "SQL path, when the search index is stale or off: ";
