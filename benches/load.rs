@@ -1427,7 +1427,7 @@ fn collect_plans(
         } else {
             let snapshot = Snapshot::load(conn).map_err(|e| format!("search index: {e}"))?;
             let (ids, _) = snapshot
-                .page(q)
+                .page(q, None)
                 .ok_or_else(|| format!("the search index does not cut the page of {title}"))?;
             parts.push((
                 "page query of the page the service cut from the search index's matches \

@@ -54,6 +54,11 @@ impl Preferred {
         self.complete
     }
 
+    /// The preferred partners' ids, ascending (empty unless [`Self::complete`]).
+    pub fn ids(&self) -> &[i64] {
+        &self.ids
+    }
+
     /// Whether the business prefers `partner_id` (only meaningful when [`Self::complete`]).
     pub fn contains(&self, partner_id: i64) -> bool {
         self.ids.binary_search(&partner_id).is_ok()

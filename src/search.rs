@@ -76,6 +76,8 @@ pub struct Snapshot {
     trigram_ends: Vec<u32>,
     postings: Vec<u32>,
     partners: Vec<Entry>,
+    /// `(id, position)` of every partner, by id.
+    by_id: Vec<(i64, u32)>,
     /// Interned values of every partner's arrays (see [`Entry::arrays`]).
     values: Vec<u32>,
     dictionary: HashMap<String, u32>,
@@ -178,6 +180,7 @@ impl Snapshot {
             trigram_ends: Vec::new(),
             postings: Vec::new(),
             partners: Vec::new(),
+            by_id: Vec::new(),
             values: Vec::new(),
             dictionary: HashMap::new(),
             matches: Mutex::default(),
@@ -209,6 +212,11 @@ impl Snapshot {
         if !self.trigrams.is_empty() {
             self.trigram_ends.push(self.postings.len() as u32);
         }
+        self.by_id = (0u32..)
+            .zip(&self.partners)
+            .map(|(position, e)| (e.id, position))
+            .collect();
+        self.by_id.sort_unstable();
         self.names.shrink_to_fit();
         self.values.shrink_to_fit();
         self.partners.shrink_to_fit();
@@ -288,41 +296,127 @@ impl Snapshot {
                 * 4
             + self.values.capacity() * 4
             + self.partners.capacity() * std::mem::size_of::<Entry>()
+            + self.by_id.capacity() * std::mem::size_of::<(i64, u32)>()
             + self.dictionary.keys().map(|k| k.len() + 32).sum::<usize>()
     }
 
     /// How many partners match `q`'s kind and filters, for a list without a search term or a
     /// preference filter (`None` otherwise). Counted once per snapshot and filter.
     pub fn count(&self, q: &ListQuery) -> Option<usize> {
+        if q.preferred.is_some() {
+            return None;
+        }
         self.matches(q).map(|m| m.len())
     }
 
-    /// The ids of `q`'s page and the total, for a list without a search term that the copy
-    /// orders as the SQL path would: its order is the list order (the default of every list but
-    /// ListPartners, or `name` ascending) and the preference neither orders nor filters it.
-    pub fn page(&self, q: &ListQuery) -> Option<(Vec<i64>, usize)> {
-        let ordered = q.sort.is_empty() || q.sort == [(SortField::Name, false)];
-        if !ordered || partner::preference_decides(q) {
+    /// The ids of `q`'s page and the total, for a list without a search term in list order (the
+    /// default order, or `name` ascending), as the SQL path would order them: when the preference
+    /// orders (ListPartners' default: preferred first) or filters the list, with the business's
+    /// set `preferred` (none = no business in context, which prefers nothing). `None` for other
+    /// lists.
+    pub fn page(&self, q: &ListQuery, preferred: Option<&Preferred>) -> Option<(Vec<i64>, i64)> {
+        if !in_list_order(q) {
             return None;
         }
         let matches = self.matches(q)?;
         let per_page = usize::try_from(q.per_page).unwrap_or(0);
-        let from = usize::try_from((q.page - 1).saturating_mul(q.per_page))
-            .unwrap_or(usize::MAX)
-            .min(matches.len());
-        let to = from.saturating_add(per_page).min(matches.len());
-        let ids = matches[from..to]
-            .iter()
-            .map(|&position| self.partners[position as usize].id)
-            .collect();
-        Some((ids, matches.len()))
+        let from = usize::try_from((q.page - 1).saturating_mul(q.per_page)).unwrap_or(usize::MAX);
+        let id = |index: usize| self.partners[matches[index] as usize].id;
+        if !partner::preference_decides(q) {
+            let from = from.min(matches.len());
+            let to = from.saturating_add(per_page).min(matches.len());
+            return Some(((from..to).map(id).collect(), matches.len() as i64));
+        }
+        // Where the preferred matches are among all matches (ascending indices into `matches`).
+        let chosen = self.preferred_indices(&matches, preferred);
+        let others = matches.len() - chosen.len();
+        let (total, ids) = match q.preferred {
+            Some(true) => (
+                chosen.len(),
+                chosen
+                    .iter()
+                    .skip(from)
+                    .take(per_page)
+                    .map(|&i| id(i))
+                    .collect(),
+            ),
+            Some(false) => (
+                others,
+                Self::others(&chosen, matches.len(), from, per_page)
+                    .map(id)
+                    .collect(),
+            ),
+            // Preferred first, each part in list order.
+            None => {
+                let first: Vec<i64> = chosen
+                    .iter()
+                    .skip(from)
+                    .take(per_page)
+                    .map(|&i| id(i))
+                    .collect();
+                let rest = per_page - first.len();
+                let skip = from.saturating_sub(chosen.len());
+                let ids = first
+                    .into_iter()
+                    .chain(Self::others(&chosen, matches.len(), skip, rest).map(id))
+                    .collect();
+                (matches.len(), ids)
+            }
+        };
+        Some((ids, total as i64))
     }
 
-    /// The positions (in list order) of the partners matching `q`'s kind and filters, for a
-    /// list without a search term or a preference filter (`None` otherwise). Found once per
+    /// The indices into `matches` of the partners in `preferred`, ascending.
+    fn preferred_indices(&self, matches: &[u32], preferred: Option<&Preferred>) -> Vec<usize> {
+        let Some(preferred) = preferred else {
+            return Vec::new();
+        };
+        let mut indices: Vec<usize> = preferred
+            .ids()
+            .iter()
+            .filter_map(|id| {
+                let at = self.by_id.binary_search_by_key(id, |&(id, _)| id).ok()?;
+                matches.binary_search(&self.by_id[at].1).ok()
+            })
+            .collect();
+        indices.sort_unstable();
+        indices
+    }
+
+    /// `take` indices into a list of `len` matches that are not in `chosen` (ascending), skipping
+    /// the first `skip` of them.
+    fn others(
+        chosen: &[usize],
+        len: usize,
+        skip: usize,
+        take: usize,
+    ) -> impl Iterator<Item = usize> {
+        // The index of the `skip`-th match not chosen: the least `i` with `i = skip + (chosen
+        // indices ≤ i)` (a fixed point reached from below).
+        let mut start = skip;
+        loop {
+            let next = skip.saturating_add(chosen.partition_point(|&c| c <= start));
+            if next == start {
+                break;
+            }
+            start = next;
+        }
+        let mut pending = chosen.partition_point(|&c| c < start);
+        (start..len)
+            .filter(move |&i| {
+                while pending < chosen.len() && chosen[pending] < i {
+                    pending += 1;
+                }
+                chosen.get(pending) != Some(&i)
+            })
+            .take(take)
+    }
+
+    /// The positions (in list order) of the partners matching `q`'s kind and filters, the
+    /// preference aside, for a list without a search term (`None` otherwise). Found once per
     /// snapshot and filter, within [`MAX_COUNTS`] filters and [`MAX_HELD_MATCHES`] positions.
     fn matches(&self, q: &ListQuery) -> Option<Arc<Vec<u32>>> {
-        if q.search.is_some() || q.preferred.is_some() {
+        if q.search.is_some() {
             return None;
         }
         let key: CountKey = (
@@ -516,6 +610,12 @@ impl Filter {
     }
 }
 
+/// Whether `q` has no search term and the list order (the default order, or `name` ascending):
+/// then [`Snapshot::page`] cuts its page.
+fn in_list_order(q: &ListQuery) -> bool {
+    q.search.is_none() && (q.sort.is_empty() || q.sort == [(SortField::Name, false)])
+}
+
 /// A byte trigram as a number.
 fn trigram(bytes: &[u8]) -> u32 {
     u32::from(bytes[0]) << 16 | u32::from(bytes[1]) << 8 | u32::from(bytes[2])
@@ -679,9 +779,10 @@ impl SearchIndex {
             }
             Ok(current)
         };
-        if let Some(ids) = snapshot.candidates(q) {
-            // A search: the copy found the matches. With the business's preferences at hand
-            // (or none needed), the page is ordered and cut here and Postgres joins its rows.
+        let candidates = snapshot.candidates(q);
+        if candidates.is_some() || in_list_order(q) {
+            // The copy has the matches: with the business's preferences at hand (or none
+            // needed), the page is ordered and cut here and Postgres joins its rows.
             let business = q
                 .scope
                 .business_id
@@ -691,9 +792,22 @@ impl SearchIndex {
                 None => None,
             };
             if business.is_none() || preferred.as_ref().is_some_and(|p| p.complete()) {
-                let cut = |preferred: Option<&Preferred>| arrange(q, &ids, preferred);
-                return self.known_page(conn, q, snapshot, business.zip(preferred), cut);
+                let business = business.zip(preferred);
+                return match &candidates {
+                    Some(ids) => {
+                        let cut = |preferred: Option<&Preferred>| arrange(q, ids, preferred);
+                        self.known_page(conn, q, snapshot, business, cut)
+                    }
+                    None => {
+                        let cut = |preferred: Option<&Preferred>| {
+                            snapshot.page(q, preferred).unwrap_or_default()
+                        };
+                        self.known_page(conn, q, snapshot, business, cut)
+                    }
+                };
             }
+        }
+        if let Some(ids) = candidates {
             // Too many preferences to hold: Postgres orders and pages the matches.
             if !ids.is_empty()
                 && let Some(answer) = partner::list_candidates(conn, q, &ids, snapshot.version)?
@@ -704,11 +818,6 @@ impl SearchIndex {
             // empty later page (under a preference filter) is the SQL path's to tell.
             let empty = ids.is_empty() || q.page == 1;
             return Ok((current(conn)? && empty).then(|| (Vec::new(), 0)));
-        }
-        if let Some((page_ids, total)) = snapshot.page(q) {
-            // No search, in list order: the copy cuts the page, Postgres joins its rows.
-            let cut = |_: Option<&Preferred>| (page_ids.clone(), total as i64);
-            return self.known_page(conn, q, snapshot, None, cut);
         }
         if let Some(total) = snapshot.count(q) {
             // No search: Postgres finds the page, the copy knows the total (no count query).
@@ -1154,5 +1263,55 @@ mod tests {
         );
         let wholesalers = ListQuery::new(ListKind::Wholesalers, Scope::default(), 2, 5);
         assert_eq!(arrange(&wholesalers, &ids, Some(&preferred)), (vec![15], 6));
+    }
+
+    #[test]
+    fn cuts_unsearched_pages_as_arrange_cuts_the_matches() {
+        let s = snapshot();
+        let in_order: Vec<i64> = s.partners.iter().map(|e| e.id).collect();
+        let mut q = ListQuery::new(ListKind::All, Scope::default(), 1, 25);
+        let preferred = Preferred::new(1, vec![5, 4, 99]);
+        assert_eq!(
+            s.page(&q, Some(&preferred)),
+            Some((vec![5, 4, 3, 1, 2, 6], 6))
+        );
+        assert_eq!(s.page(&q, None), Some((in_order.clone(), 6)));
+        q.search = Some("harbor".into());
+        assert_eq!(
+            s.page(&q, None),
+            None,
+            "searches are cut from their candidates"
+        );
+        q.search = None;
+        q.sort = vec![(SortField::Name, true)];
+        assert_eq!(s.page(&q, None), None, "not the list order");
+        // Every preferred subset, filter, page size and page: the same cut as `arrange` over
+        // all matches in list order.
+        for subset in 0u32..64 {
+            let ids: Vec<i64> = (0..6)
+                .filter(|bit| subset & (1 << bit) != 0)
+                .map(|bit| in_order[bit])
+                .collect();
+            let preferred = Preferred::new(subset.into(), ids);
+            for filter in [None, Some(true), Some(false)] {
+                for sort in [vec![], vec![(SortField::Name, false)]] {
+                    for (page, per_page) in
+                        [(1, 25), (1, 2), (2, 2), (3, 2), (4, 2), (2, 4), (9, 1)]
+                    {
+                        let mut q = ListQuery::new(ListKind::All, Scope::default(), page, per_page);
+                        q.preferred = filter;
+                        q.sort = sort.clone();
+                        assert_eq!(
+                            s.page(&q, Some(&preferred)),
+                            Some(arrange(&q, &in_order, Some(&preferred))),
+                            "{subset:06b} {filter:?} {sort:?} page {page} of {per_page}"
+                        );
+                    }
+                }
+            }
+        }
+        // Other kinds: their own conditions, in list order, whatever the preference.
+        let available = ListQuery::new(ListKind::Available, Scope::default(), 1, 2);
+        assert_eq!(s.page(&available, Some(&preferred)), Some((vec![3, 1], 4)));
     }
 }

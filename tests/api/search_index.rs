@@ -222,15 +222,18 @@ async fn served_alike<T: PartialEq + std::fmt::Debug>(
     indexed
 }
 
-/// Whether the index should answer `req`: an ASCII term in an order it keeps (any page, also
-/// one past the end: the copy and the business's cached preferences tell the total), or no term
-/// and no preference filter (the copy counts the total); everything else takes the SQL path.
+/// Whether the index should answer `req`: in an order it keeps (the default or `name`), an
+/// ASCII term or none (any page, also one past the end: the copy and the business's cached
+/// preferences tell the total); without a term in another order, unless filtered on the
+/// preference (the copy counts the total, Postgres finds the page); everything else takes the
+/// SQL path.
 fn index_covers(req: &pb::ListPartnersRequest) -> bool {
     let by_preference = req.filter.as_ref().is_some_and(|f| f.preferred.is_some());
+    let kept_order = req.sort.is_empty() || req.sort == "name";
     if req.search.trim().is_empty() {
-        return !by_preference;
+        return kept_order || !by_preference;
     }
-    req.search.trim().is_ascii() && (req.sort.is_empty() || req.sort == "name")
+    req.search.trim().is_ascii() && kept_order
 }
 
 #[tokio::test]
@@ -513,9 +516,9 @@ async fn preference_writes_are_seen_by_the_next_list() {
     let (_other, mut sql) = sql_only(&t).await;
     // The first page of two, as the index and as SQL answer it (they must agree), and the
     // index's counters around the call.
-    let mut page_of = async |filter: Option<pb::ListPartnersFilter>| {
+    let mut page_of_list = async |search: &str, filter: Option<pb::ListPartnersFilter>| {
         let req = pb::ListPartnersRequest {
-            search: "harbor".into(),
+            search: search.into(),
             per_page: Some(2),
             filter,
             ..Default::default()
@@ -549,7 +552,7 @@ async fn preference_writes_are_seen_by_the_next_list() {
 
     // (The lists that waited for the index loaded business A's set already.)
     assert_eq!(
-        page_of(None).await,
+        page_of_list("harbor", None).await,
         (vec!["Harbor A".to_owned(), "Harbor B".to_owned()], 4, 0),
         "from the cache"
     );
@@ -557,12 +560,17 @@ async fn preference_writes_are_seen_by_the_next_list() {
     // Through the API: Harbor D is preferred, so it comes first.
     t.prefer(t.world.business_a, made[3].id).await;
     assert_eq!(
-        page_of(None).await,
+        page_of_list("harbor", None).await,
         (vec!["Harbor D".to_owned(), "Harbor A".to_owned()], 4, 1)
     );
     assert_eq!(
-        page_of(preferred_only.clone()).await,
+        page_of_list("harbor", preferred_only.clone()).await,
         (vec!["Harbor D".to_owned()], 1, 0)
+    );
+    // Lists without a search term are cut from the same set.
+    assert_eq!(
+        page_of_list("", None).await,
+        (vec!["Harbor D".to_owned(), "Elsewhere".to_owned()], 5, 0)
     );
 
     // Straight to the table by another process: seen at once as well.
@@ -582,21 +590,28 @@ async fn preference_writes_are_seen_by_the_next_list() {
         .expect("prefer by hand");
     assert_ne!(version(&t), before, "the trigger moved the version");
     assert_eq!(
-        page_of(preferred_only.clone()).await,
+        page_of_list("harbor", preferred_only.clone()).await,
         (vec!["Harbor C".to_owned(), "Harbor D".to_owned()], 2, 1)
     );
     t.db.conn()
         .batch_execute("DELETE FROM partner_preferences")
         .expect("unprefer by hand");
-    assert_eq!(page_of(preferred_only.clone()).await, (vec![], 0, 1));
     assert_eq!(
-        page_of(None).await,
+        page_of_list("harbor", preferred_only.clone()).await,
+        (vec![], 0, 1)
+    );
+    assert_eq!(
+        page_of_list("", preferred_only.clone()).await,
+        (vec![], 0, 0)
+    );
+    assert_eq!(
+        page_of_list("harbor", None).await,
         (vec!["Harbor A".to_owned(), "Harbor B".to_owned()], 4, 0)
     );
 
     // Other businesses' preferences leave this one's set alone.
     t.prefer(t.world.business_b, made[1].id).await;
-    assert_eq!(page_of(None).await.2, 0);
+    assert_eq!(page_of_list("harbor", None).await.2, 0);
 }
 
 #[tokio::test]
