@@ -9,22 +9,24 @@
 //!   page's rows with their context ([`partner::known_page_sql`]). For a business with more
 //!   preferences than that cache holds, Postgres orders and pages the matches
 //!   ([`partner::candidates_page_sql`]).
-//! - Without one, the copy finds the list's matches (once per snapshot and filter): in list
-//!   order and not ordered or filtered by the preference (ListAvailablePartners,
-//!   ListWholesalers, ListPartners by `name`), it cuts the page and Postgres joins its rows
-//!   ([`partner::known_page_sql`]); otherwise Postgres finds the page and the copy tells the
-//!   exact total, so no count query runs over tens of thousands of rows
+//! - Without one, the copy finds the list's matches (once per snapshot and filter). In list
+//!   order (each list's default, ListPartners' preferred first included, or `name`), it cuts
+//!   the page, with the business's cached preferences where they order or filter, and Postgres
+//!   joins its rows ([`partner::known_page_sql`]); in other orders Postgres finds the page and
+//!   the copy tells the exact total, so no count query runs over tens of thousands of rows
 //!   ([`partner::guarded_page_sql`]).
 //!
 //! Exactness never depends on the copy being fresh. The copy is loaded with the search version
 //! it reflects (migration 9: every write to those columns moves the version in its own
 //! transaction), and the page statement answers only if its own snapshot is still at that
-//! version (and at the preference version of the business's cached set, migration 10). Otherwise (another process or call changed a partner), the call takes the SQL path
-//! of [`partner::list`] and the copy is reloaded in the background (pausing between loads, see
+//! version (and at the preference version of the business's cached set, migration 10).
+//! Otherwise (another process or call changed a partner), the call takes the SQL path of
+//! [`partner::list`] and the copy is reloaded in the background (pausing between loads, see
 //! [`MIN_RELOAD_INTERVAL`]). The SQL path also serves whatever the copy does not cover: a term
 //! that is not ASCII (the copy lowers terms itself), a search in an order other than the default
-//! or `name`, more than [`MAX_CANDIDATES`] matches, and an unsearched list filtered on the
-//! preference (which lives in the database).
+//! or `name`, more than [`MAX_CANDIDATES`] matches, an unsearched list filtered on the
+//! preference in another order, and the lists of a business with more preferences than
+//! `crate::preferences` holds, where the preference decides.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
