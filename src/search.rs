@@ -92,8 +92,25 @@ pub struct Snapshot {
 #[derive(Default)]
 struct Matches {
     by_key: HashMap<CountKey, Arc<Vec<u32>>>,
-    /// Positions held over all keys.
+    /// The indices (into the matches of a key) of a business's preferred partners, by key and
+    /// preference version (versions are unique over all businesses: migration 10).
+    preferred: HashMap<(CountKey, i64), Arc<Vec<usize>>>,
+    /// Positions and indices held over all keys.
     held: usize,
+}
+
+impl Matches {
+    /// Makes room for `n` more held values (drops everything when they would not fit).
+    fn room_for(&mut self, n: usize) {
+        if self.by_key.len() + self.preferred.len() >= MAX_COUNTS
+            || self.held + n > MAX_HELD_MATCHES
+        {
+            self.by_key.clear();
+            self.preferred.clear();
+            self.held = 0;
+        }
+        self.held += n;
+    }
 }
 
 /// A list's kind and filters (categories, excluded categories, wholesaler categories, country
@@ -330,7 +347,7 @@ impl Snapshot {
             return Some(((from..to).map(id).collect(), matches.len() as i64));
         }
         // Where the preferred matches are among all matches (ascending indices into `matches`).
-        let chosen = self.preferred_indices(&matches, preferred);
+        let chosen = self.preferred_indices(q, &matches, preferred);
         let others = matches.len() - chosen.len();
         let (total, ids) = match q.preferred {
             Some(true) => (
@@ -368,11 +385,21 @@ impl Snapshot {
         Some((ids, total as i64))
     }
 
-    /// The indices into `matches` of the partners in `preferred`, ascending.
-    fn preferred_indices(&self, matches: &[u32], preferred: Option<&Preferred>) -> Vec<usize> {
+    /// The indices into `matches` (those of `q`'s filters) of the partners in `preferred`,
+    /// ascending; found once per snapshot, filters and preference version.
+    fn preferred_indices(
+        &self,
+        q: &ListQuery,
+        matches: &[u32],
+        preferred: Option<&Preferred>,
+    ) -> Arc<Vec<usize>> {
         let Some(preferred) = preferred else {
-            return Vec::new();
+            return Arc::default();
         };
+        let key = (count_key(q), preferred.version);
+        if let Some(found) = self.lock_matches().preferred.get(&key) {
+            return found.clone();
+        }
         let mut indices: Vec<usize> = preferred
             .ids()
             .iter()
@@ -382,7 +409,15 @@ impl Snapshot {
             })
             .collect();
         indices.sort_unstable();
+        let indices = Arc::new(indices);
+        let mut cached = self.lock_matches();
+        cached.room_for(indices.len());
+        cached.preferred.insert(key, indices.clone());
         indices
+    }
+
+    fn lock_matches(&self) -> std::sync::MutexGuard<'_, Matches> {
+        self.matches.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// `take` indices into a list of `len` matches that are not in `chosen` (ascending), skipping
@@ -421,18 +456,8 @@ impl Snapshot {
         if q.search.is_some() {
             return None;
         }
-        let key: CountKey = (
-            q.kind,
-            [
-                q.categories.clone(),
-                q.excluded_categories.clone(),
-                q.wholesaler_categories.clone(),
-                q.country_codes.clone(),
-                q.statuses.clone(),
-            ],
-            q.active,
-        );
-        let mut matches = self.matches.lock().unwrap_or_else(|e| e.into_inner());
+        let key = count_key(q);
+        let mut matches = self.lock_matches();
         if let Some(found) = matches.by_key.get(&key) {
             return Some(found.clone());
         }
@@ -444,11 +469,7 @@ impl Snapshot {
                 .map(|(position, _)| position)
                 .collect(),
         );
-        if matches.by_key.len() >= MAX_COUNTS || matches.held + found.len() > MAX_HELD_MATCHES {
-            matches.by_key.clear();
-            matches.held = 0;
-        }
-        matches.held += found.len();
+        matches.room_for(found.len());
         matches.by_key.insert(key, found.clone());
         Some(found)
     }
@@ -610,6 +631,21 @@ impl Filter {
             && any(&self.wholesaler_categories, snapshot.array(entry, 1))
             && any(&self.country_codes, snapshot.array(entry, 2))
     }
+}
+
+/// The kind and filters of `q`, the preference aside.
+fn count_key(q: &ListQuery) -> CountKey {
+    (
+        q.kind,
+        [
+            q.categories.clone(),
+            q.excluded_categories.clone(),
+            q.wholesaler_categories.clone(),
+            q.country_codes.clone(),
+            q.statuses.clone(),
+        ],
+        q.active,
+    )
 }
 
 /// Whether `q` has no search term and the list order (the default order, or `name` ascending):
@@ -1294,7 +1330,8 @@ mod tests {
                 .filter(|bit| subset & (1 << bit) != 0)
                 .map(|bit| in_order[bit])
                 .collect();
-            let preferred = Preferred::new(subset.into(), ids);
+            // (Versions are unique, as the database hands them out.)
+            let preferred = Preferred::new(100 + i64::from(subset), ids);
             for filter in [None, Some(true), Some(false)] {
                 for sort in [vec![], vec![(SortField::Name, false)]] {
                     for (page, per_page) in
