@@ -60,9 +60,9 @@ use partners::grpc::pb;
 use partners::grpc::pb::partner_service_client::PartnerServiceClient;
 use partners::model::partner::{
     ListKind, ListQuery, Scope, find_many_sql, known_page_sql, list_count_sql, list_page_sql,
-    load_integrations_sql, load_preferred, load_preferred_sql, load_users_sql,
+    load_integrations_sql, load_preferred_sql, load_users_sql,
 };
-use partners::preferences::{MAX_PER_BUSINESS, Preferred};
+use partners::preferences::{MAX_PER_BUSINESS, PreferenceCache};
 use partners::search::{Snapshot, arrange};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
@@ -1346,19 +1346,20 @@ fn list_partners_query(data: &DataSet) -> ListQuery {
 /// The page statement the service runs for the ListPartners scenario while its search index is
 /// current (`known_page_sql` with the page the service cuts from the matches the index finds on
 /// this data and the business's preferences, bind values inlined).
-fn list_partners_statement(conn: &mut PgConnection, data: &DataSet) -> BenchResult<String> {
-    let snapshot = Snapshot::load(conn).map_err(|e| format!("search index: {e}"))?;
+fn list_partners_statement(
+    conn: &mut PgConnection,
+    data: &DataSet,
+    snapshot: &Snapshot,
+) -> BenchResult<String> {
     let q = list_partners_query(data);
     let ids = snapshot
         .candidates(&q)
         .ok_or("the search index does not cover the ListPartners scenario")?;
-    let record = load_preferred(conn, data.business_id, MAX_PER_BUSINESS)
+    let preferred = PreferenceCache::default()
+        .get(conn, data.business_id)
         .map_err(|e| format!("preferences: {e}"))?
-        .ok_or("the business in context is missing")?;
-    let preferred = Preferred::new(record.version, record.partner_ids);
-    if !preferred.complete() {
-        return Err("the business in context has too many preferences to cache".into());
-    }
+        .filter(|p| p.complete())
+        .ok_or("the business in context is missing or has too many preferences to cache")?;
     let (page_ids, _) = arrange(&q, &ids, Some(&preferred));
     let guard = Some((data.business_id, preferred.version));
     Ok(known_page_sql(&q, &page_ids, snapshot.version(), guard).with_literals())
@@ -1406,12 +1407,13 @@ fn collect_plans(
     ))?;
     let mut seq_scans = Vec::new();
     let mut page_ids: Vec<i64> = Vec::new();
+    let snapshot = Snapshot::load(conn).map_err(|e| format!("search index: {e}"))?;
     for (title, q) in &queries {
         let page = list_page_sql(q).with_literals();
         let count = list_count_sql(q).with_literals();
         let mut parts = Vec::new();
         if q.kind == ListKind::All {
-            let indexed = list_partners_statement(conn, data)?;
+            let indexed = list_partners_statement(conn, data, &snapshot)?;
             page_ids = diesel::sql_query(format!("SELECT s.id FROM ({indexed}) s"))
                 .load::<Id>(conn)
                 .map(|rows| rows.into_iter().map(|r| r.id).collect())
@@ -1428,7 +1430,6 @@ fn collect_plans(
                 load_preferred_sql(data.business_id, MAX_PER_BUSINESS).with_literals(),
             ));
         } else {
-            let snapshot = Snapshot::load(conn).map_err(|e| format!("search index: {e}"))?;
             let (ids, _) = snapshot
                 .page(q, None)
                 .ok_or_else(|| format!("the search index does not cut the page of {title}"))?;
@@ -1866,46 +1867,38 @@ fn run(settings: &Settings) -> BenchResult<ExitCode> {
             })),
         )
     });
-    run_row(&mut rows, "gRPC ListPartners", lc, &mut || {
-        let clients = clients.clone();
-        Ok(
-            runtime.block_on(closed_loop(lc, warmup, duration, pid, move |task, _rng| {
-                let mut client = clients.partner(task);
-                let request = clients.request(list_partners_request());
-                async move {
-                    client
-                        .list_partners(request)
-                        .await
-                        .map(|_| ())
-                        .map_err(status_text)
-                }
-            })),
-        )
-    });
+    // ListPartners rows at the list concurrency, each with its own request.
+    let list_partners_row =
+        |rows: &mut Vec<Row>, name: &str, request: fn() -> pb::ListPartnersRequest| {
+            run_row(rows, name, lc, &mut || {
+                let clients = clients.clone();
+                Ok(
+                    runtime.block_on(closed_loop(lc, warmup, duration, pid, move |task, _rng| {
+                        let mut client = clients.partner(task);
+                        let request = clients.request(request());
+                        async move {
+                            client
+                                .list_partners(request)
+                                .await
+                                .map(|_| ())
+                                .map_err(status_text)
+                        }
+                    })),
+                )
+            })
+        };
+    list_partners_row(&mut rows, "gRPC ListPartners", list_partners_request);
     // Not a scenario of the issue: the directory's default list (no search, no filter, the
     // business's preferred partners first), page 1 of 25, as a client browsing it asks.
-    run_row(&mut rows, BROWSE_ROW, lc, &mut || {
-        let clients = clients.clone();
-        Ok(
-            runtime.block_on(closed_loop(lc, warmup, duration, pid, move |task, _rng| {
-                let mut client = clients.partner(task);
-                let request = clients.request(pb::ListPartnersRequest::default());
-                async move {
-                    client
-                        .list_partners(request)
-                        .await
-                        .map(|_| ())
-                        .map_err(status_text)
-                }
-            })),
-        )
-    });
+    list_partners_row(&mut rows, BROWSE_ROW, pb::ListPartnersRequest::default);
     // The database's own floor for the list target: the scenario's page statement (the one the
     // service runs while its search index is current) alone under pgbench at the same
     // concurrency (no includes, no service, no load generator).
     let list_floor_name = format!("floor: pgbench ListPartners c={lc}");
     run_row(&mut rows, &list_floor_name, lc, &mut || {
-        let sql = list_partners_statement(&mut connect(&settings.database_url)?, &data)?;
+        let mut conn = connect(&settings.database_url)?;
+        let snapshot = Snapshot::load(&mut conn).map_err(|e| format!("search index: {e}"))?;
+        let sql = list_partners_statement(&mut conn, &data, &snapshot)?;
         let line = format!(
             "{};\n",
             sql.split_whitespace().collect::<Vec<_>>().join(" ")

@@ -338,14 +338,15 @@ impl Snapshot {
             return None;
         }
         let matches = self.matches(q)?;
-        let per_page = usize::try_from(q.per_page).unwrap_or(0);
-        let from = usize::try_from((q.page - 1).saturating_mul(q.per_page)).unwrap_or(usize::MAX);
         let id = |index: usize| self.partners[matches[index] as usize].id;
         if !partner::preference_decides(q) {
-            let from = from.min(matches.len());
-            let to = from.saturating_add(per_page).min(matches.len());
-            return Some(((from..to).map(id).collect(), matches.len() as i64));
+            return Some((
+                page_range(q, matches.len()).map(id).collect(),
+                matches.len() as i64,
+            ));
         }
+        let per_page = usize::try_from(q.per_page).unwrap_or(0);
+        let from = usize::try_from((q.page - 1).saturating_mul(q.per_page)).unwrap_or(usize::MAX);
         // Where the preferred matches are among all matches (ascending indices into `matches`).
         let chosen = self.preferred_indices(q, &matches, preferred);
         let others = matches.len() - chosen.len();
@@ -830,19 +831,11 @@ impl SearchIndex {
                 None => None,
             };
             if business.is_none() || preferred.as_ref().is_some_and(|p| p.complete()) {
-                let business = business.zip(preferred);
-                return match &candidates {
-                    Some(ids) => {
-                        let cut = |preferred: Option<&Preferred>| arrange(q, ids, preferred);
-                        self.known_page(conn, q, snapshot, business, cut)
-                    }
-                    None => {
-                        let cut = |preferred: Option<&Preferred>| {
-                            snapshot.page(q, preferred).unwrap_or_default()
-                        };
-                        self.known_page(conn, q, snapshot, business, cut)
-                    }
+                let cut = |preferred: Option<&Preferred>| match &candidates {
+                    Some(ids) => arrange(q, ids, preferred),
+                    None => snapshot.page(q, preferred).unwrap_or_default(),
                 };
+                return self.known_page(conn, q, snapshot, business.zip(preferred), cut);
             }
         }
         if let Some(ids) = candidates {
@@ -932,13 +925,19 @@ pub fn arrange(q: &ListQuery, ids: &[i64], preferred: Option<&Preferred>) -> (Ve
     } else {
         kept.collect()
     };
-    let total = ordered.len();
+    (
+        ordered[page_range(q, ordered.len())].to_vec(),
+        ordered.len() as i64,
+    )
+}
+
+/// The indices of `q`'s page in a list of `len` entries (empty past the end).
+fn page_range(q: &ListQuery, len: usize) -> std::ops::Range<usize> {
     let per_page = usize::try_from(q.per_page).unwrap_or(0);
     let from = usize::try_from((q.page - 1).saturating_mul(q.per_page))
         .unwrap_or(usize::MAX)
-        .min(total);
-    let to = from.saturating_add(per_page).min(total);
-    (ordered[from..to].to_vec(), total as i64)
+        .min(len);
+    from..from.saturating_add(per_page).min(len)
 }
 
 enum Load {
