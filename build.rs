@@ -6,6 +6,9 @@ use std::{env, fs, path::PathBuf};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     println!("cargo:rerun-if-changed=proto");
+    // `embed_migrations!` reads this directory at compile time: a new or edited migration must
+    // rebuild the crate (cargo otherwise only watches the files of the package's sources).
+    println!("cargo:rerun-if-changed=migrations");
 
     let mut compiler = protox::Compiler::new(["proto"])?;
     compiler.include_source_info(true).include_imports(true);

@@ -59,8 +59,8 @@ use partners::bench_data::{self, COMMON_CATEGORIES, COMMON_COUNTRY, SEARCH_WORD,
 use partners::grpc::pb;
 use partners::grpc::pb::partner_service_client::PartnerServiceClient;
 use partners::model::partner::{
-    ListKind, ListQuery, Scope, find_many_sql, known_page_sql, list_count_sql, list_page_sql,
-    load_integrations_sql, load_preferred_sql, load_users_sql,
+    ListKind, ListQuery, Scope, SortField, find_many_sql, guarded_page_sql, known_page_sql,
+    list_count_sql, list_page_sql, load_integrations_sql, load_preferred_sql, load_users_sql,
 };
 use partners::preferences::{MAX_PER_BUSINESS, PreferenceCache};
 use partners::search::{Snapshot, arrange};
@@ -74,6 +74,10 @@ type BenchResult<T> = Result<T, String>;
 
 /// The row of the directory's default list (not a scenario of the performance issue).
 const BROWSE_ROW: &str = "gRPC ListPartners browse";
+/// The row of the newest partners first (`sort=-created_at`; not a scenario of the issue).
+const NEWEST_ROW: &str = "gRPC ListPartners newest";
+/// The order of [`NEWEST_ROW`].
+const NEWEST_SORT: &str = "-created_at";
 
 const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1/partners_bench";
 const SMOKE_DATABASE_URL: &str = "postgres://postgres@127.0.0.1/partners_bench_smoke";
@@ -1462,6 +1466,24 @@ fn collect_plans(
             write(&format!("== {title}: {part}\n{sql}\n\n{plan}\n"))?;
         }
     }
+    // The newest row's list: a chosen order without a search takes the SQL path under the
+    // search version (the copy tells the total).
+    let title = format!("ListPartners sort={NEWEST_SORT} page 1");
+    let mut newest = base(ListKind::All, 1);
+    let key = NEWEST_SORT.trim_start_matches('-');
+    let field = SortField::parse(key).ok_or_else(|| format!("unknown sort key {key}"))?;
+    newest.sort = vec![(field, NEWEST_SORT.starts_with('-'))];
+    let sql = guarded_page_sql(&newest, snapshot.version()).with_literals();
+    let plan = psql_explain(&settings.database_url, &sql).unwrap_or_else(|e| {
+        seq_scans.push(format!("{title}: {e}"));
+        e
+    });
+    if plan.contains("Seq Scan on partners") {
+        seq_scans.push(title.clone());
+    }
+    write(&format!(
+        "== {title}: page query (guarded_page_sql; the copy tells the total)\n{sql}\n\n{plan}\n"
+    ))?;
     // GetPartner: the statement the partner reader runs, here for a batch of 16 keys spread over
     // the partners (the service binds the arrays; here they are literals).
     let scope = data_scope(data);
@@ -1891,6 +1913,12 @@ fn run(settings: &Settings) -> BenchResult<ExitCode> {
     // Not a scenario of the issue: the directory's default list (no search, no filter, the
     // business's preferred partners first), page 1 of 25, as a client browsing it asks.
     list_partners_row(&mut rows, BROWSE_ROW, pb::ListPartnersRequest::default);
+    // Not a scenario either: a list in an order the caller picks (newest first), which takes
+    // the SQL path (Postgres orders and pages; the copy tells the total).
+    list_partners_row(&mut rows, NEWEST_ROW, || pb::ListPartnersRequest {
+        sort: NEWEST_SORT.into(),
+        ..Default::default()
+    });
     // The database's own floor for the list target: the scenario's page statement (the one the
     // service runs while its search index is current) alone under pgbench at the same
     // concurrency (no includes, no service, no load generator).
@@ -2150,7 +2178,7 @@ fn run(settings: &Settings) -> BenchResult<ExitCode> {
                     "p99≤20ms, RSS≤150".into(),
                     Some(m.p99() <= 20.0 && rss_ok),
                 ),
-                BROWSE_ROW => (
+                BROWSE_ROW | NEWEST_ROW => (
                     Some(select_name(lc).trim_start_matches("baseline: ").into()),
                     rps_ratio(lookup(&select_name(lc))),
                     "RSS≤150".into(),

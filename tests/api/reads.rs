@@ -362,6 +362,14 @@ async fn sort_orders_by_the_given_keys_with_id_last() {
     assert_eq!(order("clicks,-name").await, ["Able", "Charlie", "Baker"]);
     assert_eq!(order("-name").await, ["Charlie", "Baker", "Able"]);
     assert_eq!(order("created_at").await, ["Able", "Baker", "Charlie"]);
+    // The orders the sort indexes serve (migration 11), both directions, ties by id ascending.
+    assert_eq!(order("-created_at").await, ["Charlie", "Baker", "Able"]);
+    assert_eq!(order("-updated_at").await, ["Charlie", "Baker", "Able"]);
+    assert_eq!(order("-users_count").await, ["Able", "Baker", "Charlie"]);
+    assert_eq!(
+        order("users_count,-name").await,
+        ["Charlie", "Baker", "Able"]
+    );
     let _ = a;
 }
 
