@@ -2295,12 +2295,13 @@ fn run(settings: &Settings) -> BenchResult<ExitCode> {
             failure: None,
             baseline: None,
             ratio: None,
-            target: if scans.is_empty() {
-                "no Seq Scan on partners".into()
-            } else {
-                format!("Seq Scan or no plan: {}", scans.join(", "))
+            target: match (scans.is_empty(), settings.smoke) {
+                (true, _) => "no Seq Scan on partners".into(),
+                // The planner rightly scans tables of a few pages: judged on the full data only.
+                (false, true) => format!("smoke data, not judged: {}", scans.join(", ")),
+                (false, false) => format!("Seq Scan or no plan: {}", scans.join(", ")),
             },
-            pass: Some(scans.is_empty()),
+            pass: (!settings.smoke || scans.is_empty()).then_some(scans.is_empty()),
             rss_mib: None,
             cpu: None,
         });
