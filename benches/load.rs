@@ -59,7 +59,7 @@ use partners::bench_data::{self, COMMON_CATEGORIES, COMMON_COUNTRY, SEARCH_WORD,
 use partners::grpc::pb;
 use partners::grpc::pb::partner_service_client::PartnerServiceClient;
 use partners::model::partner::{
-    ListKind, ListQuery, Scope, SortField, find_many_sql, guarded_page_sql, known_page_sql,
+    ListKind, ListQuery, Scope, SortField, find_many_sql, guarded_page_ids_sql, known_page_sql,
     list_count_sql, list_page_sql, load_integrations_sql, load_preferred_sql, load_users_sql,
 };
 use partners::preferences::{MAX_PER_BUSINESS, PreferenceCache};
@@ -1473,17 +1473,31 @@ fn collect_plans(
     let key = NEWEST_SORT.trim_start_matches('-');
     let field = SortField::parse(key).ok_or_else(|| format!("unknown sort key {key}"))?;
     newest.sort = vec![(field, NEWEST_SORT.starts_with('-'))];
-    let sql = guarded_page_sql(&newest, snapshot.version()).with_literals();
-    let plan = psql_explain(&settings.database_url, &sql).unwrap_or_else(|e| {
-        seq_scans.push(format!("{title}: {e}"));
-        e
-    });
-    if plan.contains("Seq Scan on partners") {
-        seq_scans.push(title.clone());
+    let ids_sql = guarded_page_ids_sql(&newest, snapshot.version()).with_literals();
+    let newest_ids: Vec<i64> = diesel::sql_query(&ids_sql)
+        .load::<Id>(conn)
+        .map(|rows| rows.into_iter().map(|r| r.id).collect())
+        .map_err(|e| format!("{title}: {e}"))?;
+    let parts = [
+        (
+            "page ids (guarded_page_ids_sql; the copy tells the total)",
+            ids_sql,
+        ),
+        (
+            "the page's rows (known_page_sql, same transaction)",
+            known_page_sql(&newest, &newest_ids, snapshot.version(), None).with_literals(),
+        ),
+    ];
+    for (part, sql) in &parts {
+        let plan = psql_explain(&settings.database_url, sql).unwrap_or_else(|e| {
+            seq_scans.push(format!("{title} ({part}): {e}"));
+            e
+        });
+        if plan.contains("Seq Scan on partners") {
+            seq_scans.push(format!("{title} ({part})"));
+        }
+        write(&format!("== {title}: {part}\n{sql}\n\n{plan}\n"))?;
     }
-    write(&format!(
-        "== {title}: page query (guarded_page_sql; the copy tells the total)\n{sql}\n\n{plan}\n"
-    ))?;
     // GetPartner: the statement the partner reader runs, here for a batch of 16 keys spread over
     // the partners (the service binds the arrays; here they are literals).
     let scope = data_scope(data);

@@ -14,7 +14,7 @@
 //!   the page, with the business's cached preferences where they order or filter, and Postgres
 //!   joins its rows ([`partner::known_page_sql`]); in other orders Postgres finds the page and
 //!   the copy tells the exact total, so no count query runs over tens of thousands of rows
-//!   ([`partner::guarded_page_sql`]).
+//!   ([`partner::list_page_at`]).
 //!
 //! Exactness never depends on the copy being fresh. The copy is loaded with the search version
 //! it reflects (migration 9: every write to those columns moves the version in its own

@@ -194,7 +194,14 @@ fn requests() -> Vec<pb::ListPartnersRequest> {
                 });
             }
         }
-        for (sort, page) in [("-name", 1), ("-clicks,name", 1), ("", 40)] {
+        for (sort, page) in [
+            ("-name", 1),
+            ("-clicks,name", 1),
+            ("", 40),
+            ("-created_at", 1),
+            ("-created_at", 2),
+            ("users_count,-name", 1),
+        ] {
             out.push(pb::ListPartnersRequest {
                 search: search.to_owned(),
                 sort: sort.to_owned(),
