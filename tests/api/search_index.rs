@@ -178,7 +178,13 @@ fn requests() -> Vec<pb::ListPartnersRequest> {
     let mut out = Vec::new();
     for search in searches {
         for filter in &filters {
-            for (sort, page, per_page) in [("", 1, 25), ("name", 1, 4), ("", 2, 3)] {
+            for (sort, page, per_page) in [
+                ("", 1, 25),
+                ("name", 1, 4),
+                ("", 2, 3),
+                ("-clicks,name", 1, 4),
+                ("-created_at", 2, 3),
+            ] {
                 out.push(pb::ListPartnersRequest {
                     search: search.to_owned(),
                     filter: Some(filter.clone()),
