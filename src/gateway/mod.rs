@@ -195,8 +195,21 @@ impl Forward {
 }
 
 /// A JSON:API response.
-fn json_api(status: StatusCode, body: &Value) -> Response {
-    let mut response = (status, body.to_string()).into_response();
+fn json_api(status: StatusCode, body: &impl serde::Serialize) -> Response {
+    let bytes = match serde_json::to_vec(body) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::error!(error.message = %e, "response document not serialisable");
+            return ApiErrors::from(vec![ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                code: "INTERNAL".into(),
+                detail: "internal error".into(),
+                source: Source::None,
+            }])
+            .into_response();
+        }
+    };
+    let mut response = (status, bytes).into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_API));
