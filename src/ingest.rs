@@ -83,8 +83,9 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
         if batch.is_empty() {
             continue;
         }
-        let events: std::sync::Arc<Vec<NewClickEvent>> =
-            std::sync::Arc::new(batch.iter().map(|j| j.event.clone()).collect());
+        let (events, replies): (Vec<NewClickEvent>, Vec<_>) =
+            batch.into_iter().map(|j| (j.event, j.reply)).unzip();
+        let events = std::sync::Arc::new(events);
         // Two batches can deadlock only when a caller reuses one key for different partners
         // concurrently; Postgres then aborts one of them, which is simply written again.
         let mut attempts = 0;
@@ -103,14 +104,14 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
         };
         match result {
             Ok(outcomes) => {
-                for (job, outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = job.reply.send(Ok(outcome));
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
                 }
             }
             Err(err) => {
-                tracing::warn!(error.message = %err, events = batch.len(), "click batch failed");
-                for job in batch {
-                    let _ = job.reply.send(Err(err.clone()));
+                tracing::warn!(error.message = %err, events = replies.len(), "click batch failed");
+                for reply in replies {
+                    let _ = reply.send(Err(err.clone()));
                 }
             }
         }

@@ -158,10 +158,13 @@ fn fingerprint(event: &NewClickEvent) -> String {
         "{}|{}|{:?}|{:?}",
         event.partner_id, event.event_type, event.user_id, event.business_id
     );
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(64);
+    for byte in Sha256::digest(text.as_bytes()) {
+        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+        hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    hex
 }
 
 #[tonic::async_trait]
@@ -327,4 +330,30 @@ async fn set_connection(
         })
         .await?;
     load_partner(state, partner_id, scope, Includes::default()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stored events carry fingerprints written by earlier builds: the digest stays lowercase hex
+    /// of SHA-256 over the same text.
+    #[test]
+    fn fingerprints_are_lowercase_hex_sha256_of_the_event_text() {
+        let event = NewClickEvent {
+            partner_id: 42,
+            user_id: Some(7),
+            business_id: None,
+            event_type: "video".into(),
+            principal: "user:x".into(),
+            idempotency_key: Some("k".into()),
+            fingerprint: String::new(),
+        };
+        let expected: String = Sha256::digest(b"42|video|Some(7)|None")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(fingerprint(&event), expected);
+        assert_eq!(expected.len(), 64);
+    }
 }
