@@ -56,10 +56,10 @@ use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use hdrhistogram::Histogram;
 use partners::bench_data::{self, COMMON_CATEGORIES, COMMON_COUNTRY, SEARCH_WORD, Scale};
-use partners::grpc::pb;
 use partners::grpc::pb::partner_service_client::PartnerServiceClient;
+use partners::grpc::{pb, validate};
 use partners::model::partner::{
-    ListKind, ListQuery, Scope, SortField, find_many_sql, guarded_page_ids_sql, known_page_sql,
+    ListKind, ListQuery, Scope, find_many_sql, guarded_page_ids_sql, known_page_sql,
     list_count_sql, list_page_sql, load_integrations_sql, load_preferred_sql, load_users_sql,
 };
 use partners::preferences::{MAX_PER_BUSINESS, PreferenceCache};
@@ -1369,6 +1369,34 @@ fn list_partners_statement(
     Ok(known_page_sql(&q, &page_ids, snapshot.version(), guard).with_literals())
 }
 
+/// The newest row's request: the newest partners first, otherwise the defaults.
+fn newest_request() -> pb::ListPartnersRequest {
+    pb::ListPartnersRequest {
+        sort: NEWEST_SORT.into(),
+        ..Default::default()
+    }
+}
+
+/// EXPLAINs one statement of a list into the plans file; a plan with a `Seq Scan on partners`,
+/// or one that could not be taken (the index use is then unverified), goes into `seq_scans`.
+fn explain_list_part(
+    settings: &Settings,
+    title: &str,
+    part: &str,
+    sql: &str,
+    seq_scans: &mut Vec<String>,
+    write: &mut impl FnMut(&str) -> BenchResult<()>,
+) -> BenchResult<()> {
+    let plan = psql_explain(&settings.database_url, sql).unwrap_or_else(|e| {
+        seq_scans.push(format!("{title} ({part}): {e}"));
+        e
+    });
+    if plan.contains("Seq Scan on partners") {
+        seq_scans.push(format!("{title} ({part})"));
+    }
+    write(&format!("== {title}: {part}\n{sql}\n\n{plan}\n"))
+}
+
 /// Writes the plans to `path`; returns the list queries that scan `partners` sequentially or
 /// whose plan could not be taken.
 fn collect_plans(
@@ -1452,27 +1480,16 @@ fn collect_plans(
         parts.push((&page_part, page));
         parts.push((&count_part, count));
         for (part, sql) in &parts {
-            let plan = match psql_explain(&settings.database_url, sql) {
-                Ok(plan) => plan,
-                Err(e) => {
-                    // Counted as a failed index check: the plan could not be verified.
-                    seq_scans.push(format!("{title} ({part}): {e}"));
-                    e
-                }
-            };
-            if plan.contains("Seq Scan on partners") {
-                seq_scans.push(format!("{title} ({part})"));
-            }
-            write(&format!("== {title}: {part}\n{sql}\n\n{plan}\n"))?;
+            explain_list_part(settings, title, part, sql, &mut seq_scans, &mut write)?;
         }
     }
     // The newest row's list: a chosen order without a search takes the SQL path under the
-    // search version (the copy tells the total).
+    // search version (the copy tells the total): the page's ids, then their rows.
     let title = format!("ListPartners sort={NEWEST_SORT} page 1");
-    let mut newest = base(ListKind::All, 1);
-    let key = NEWEST_SORT.trim_start_matches('-');
-    let field = SortField::parse(key).ok_or_else(|| format!("unknown sort key {key}"))?;
-    newest.sort = vec![(field, NEWEST_SORT.starts_with('-'))];
+    let mut newest = validate::list_partners(&newest_request())
+        .map_err(|e| format!("{title}: {e}"))?
+        .query;
+    newest.scope = scope;
     let ids_sql = guarded_page_ids_sql(&newest, snapshot.version()).with_literals();
     let newest_ids: Vec<i64> = diesel::sql_query(&ids_sql)
         .load::<Id>(conn)
@@ -1489,18 +1506,10 @@ fn collect_plans(
         ),
     ];
     for (part, sql) in &parts {
-        let plan = psql_explain(&settings.database_url, sql).unwrap_or_else(|e| {
-            seq_scans.push(format!("{title} ({part}): {e}"));
-            e
-        });
-        if plan.contains("Seq Scan on partners") {
-            seq_scans.push(format!("{title} ({part})"));
-        }
-        write(&format!("== {title}: {part}\n{sql}\n\n{plan}\n"))?;
+        explain_list_part(settings, &title, part, sql, &mut seq_scans, &mut write)?;
     }
     // GetPartner: the statement the partner reader runs, here for a batch of 16 keys spread over
     // the partners (the service binds the arrays; here they are literals).
-    let scope = data_scope(data);
     let step = (data.max_partner_id / 16).max(1);
     let keys: Vec<(i64, Scope)> = (1..=16).map(|i| (i * step, scope)).collect();
     let sql = find_many_sql(&keys).with_literals();
@@ -1929,10 +1938,7 @@ fn run(settings: &Settings) -> BenchResult<ExitCode> {
     list_partners_row(&mut rows, BROWSE_ROW, pb::ListPartnersRequest::default);
     // Not a scenario either: a list in an order the caller picks (newest first), which takes
     // the SQL path (Postgres orders and pages; the copy tells the total).
-    list_partners_row(&mut rows, NEWEST_ROW, || pb::ListPartnersRequest {
-        sort: NEWEST_SORT.into(),
-        ..Default::default()
-    });
+    list_partners_row(&mut rows, NEWEST_ROW, newest_request);
     // The database's own floor for the list target: the scenario's page statement (the one the
     // service runs while its search index is current) alone under pgbench at the same
     // concurrency (no includes, no service, no load generator).

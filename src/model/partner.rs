@@ -267,14 +267,19 @@ fn push_preferred_filter(sql: &mut Sql, q: &ListQuery) {
     }
 }
 
-/// The page's `LIMIT`/`OFFSET`, closing the inner query of the page statements, and the join of
-/// the page's ids with their rows.
-fn push_page_limit(sql: &mut Sql, q: &ListQuery) {
+/// The page's `LIMIT`/`OFFSET`.
+fn push_limit(sql: &mut Sql, q: &ListQuery) {
     sql.push(" LIMIT ")
         .bind(Bind::I64(q.per_page))
         .push(" OFFSET ")
-        .bind(Bind::I64((q.page - 1).saturating_mul(q.per_page)))
-        .push(") page JOIN partners p ON p.id = page.id");
+        .bind(Bind::I64((q.page - 1).saturating_mul(q.per_page)));
+}
+
+/// The page's `LIMIT`/`OFFSET`, closing the inner query of the page statements, and the join of
+/// the page's ids with their rows.
+fn push_page_limit(sql: &mut Sql, q: &ListQuery) {
+    push_limit(sql, q);
+    sql.push(") page JOIN partners p ON p.id = page.id");
 }
 
 /// Most (category, country) pairs a filter is turned into; beyond it the two arrays are used.
@@ -338,10 +343,7 @@ pub fn guarded_page_ids_sql(q: &ListQuery, version: i64) -> Sql {
     push_filters(&mut sql, q);
     push_version_guard(&mut sql, version);
     push_order(&mut sql, q);
-    sql.push(" LIMIT ")
-        .bind(Bind::I64(q.per_page))
-        .push(" OFFSET ")
-        .bind(Bind::I64((q.page - 1).saturating_mul(q.per_page)));
+    push_limit(&mut sql, q);
     sql
 }
 
