@@ -888,6 +888,11 @@ const CEILING_BATCH: usize = 32;
 /// pgbench clients of the click ceiling row (the best of 1, 2 and 4 on this machine).
 const CEILING_CLIENTS: usize = 4;
 
+/// Events per transaction of the sweep rows (run only when asked for, `--only sweep`): the click
+/// statement at other batch sizes, so that its Postgres cost splits into a part per event and a
+/// part per statement (see [`click_cost_fit`]).
+const SWEEP_BATCHES: [usize; 6] = [1, 2, 4, 8, 16, 64];
+
 /// A pgbench script running the service's click batch statement (`click_event::INSERT_BATCH`) on
 /// `n` events per transaction: partners skewed like the scenario (20% on the first 1%), each
 /// client on its own residue of partner ids (like the service's partner-sharded writers, so two
@@ -1551,35 +1556,114 @@ fn all_of(criteria: &[Option<bool>]) -> Option<bool> {
     }
 }
 
+/// What every click bound adds to the statement's Postgres CPU per event: a gRPC call that does no
+/// work at all (the health Check's server and client µs per call at `concurrency`), with the
+/// machine's cores and the click target (1.5 × the one-row-insert rate).
+struct NoOpCall {
+    cores: usize,
+    server_us: f64,
+    client_us: f64,
+    insert_rps: f64,
+}
+
+impl NoOpCall {
+    fn from_rows(rows: &[Row], concurrency: usize) -> Option<NoOpCall> {
+        let find = |name: String| rows.iter().find(|r| r.name == name);
+        let health = find(format!("baseline: health Check c={concurrency}"))?.cpu?;
+        let insert = find(format!("baseline: pgbench insert c={concurrency}"))?;
+        Some(NoOpCall {
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            server_us: health.server_us_per_call?,
+            client_us: health.client_us_per_call?,
+            insert_rps: insert.measured.as_ref()?.rps,
+        })
+    }
+
+    /// Events per second with `postgres_us` of Postgres per event and nothing else on the cores.
+    fn bound(&self, postgres_us: f64) -> f64 {
+        self.cores as f64 * 1e6 / (postgres_us.max(0.0) + self.server_us + self.client_us)
+    }
+
+    fn target(&self) -> f64 {
+        1.5 * self.insert_rps
+    }
+}
+
 /// The most click events per second any server could acknowledge on this machine with the
 /// design's click statement: every core busy, each event costing the ceiling row's Postgres CPU
 /// (the service's statement, 32 events per transaction) plus a gRPC call that does no work at all
 /// (the health Check's server and client CPU per call). Against the click target (1.5 × the
 /// one-row-insert rate) it tells whether the target is reachable in this run's phase.
 fn click_bound(rows: &[Row], concurrency: usize) -> Option<String> {
-    let find = |prefix: &str| rows.iter().find(|r| r.name.starts_with(prefix));
-    let health = find(&format!("baseline: health Check c={concurrency}"))?.cpu?;
-    let ceiling = find("ceiling: pgbench click batch")?.cpu?;
-    let insert = find(&format!("baseline: pgbench insert c={concurrency}"))?
-        .measured
-        .as_ref()?
-        .rps;
+    let call = NoOpCall::from_rows(rows, concurrency)?;
+    let ceiling = rows
+        .iter()
+        .find(|r| r.name.starts_with("ceiling: pgbench click batch"))?
+        .cpu?;
     let postgres = ceiling.postgres_us_per_call?;
-    let (server, client) = (health.server_us_per_call?, health.client_us_per_call?);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let bound = cores as f64 * 1e6 / (postgres + server + client);
-    let target = 1.5 * insert;
+    let (bound, target) = (call.bound(postgres), call.target());
     let verdict = if bound < target {
         "out of reach in this phase, whatever the server does"
     } else {
         "not excluded by this bound"
     };
     Some(format!(
-        "click bound: at most {bound:.0} events/s = {cores} cores / ({postgres:.0} µs of Postgres per \
-         event (ceiling row) + {server:.0} µs server + {client:.0} µs client per gRPC call doing \
+        "click bound: at most {bound:.0} events/s = {} cores / ({postgres:.0} µs of Postgres per \
+         event (ceiling row) + {:.0} µs server + {:.0} µs client per gRPC call doing \
          nothing (health Check c={concurrency})); click target {target:.0} events/s (1.5 × \
-         {insert:.0}): {verdict}"
+         {:.0}): {verdict}",
+        call.cores, call.server_us, call.client_us, call.insert_rps
     ))
+}
+
+/// The click statement's Postgres CPU per event at `n` events per statement, fitted as
+/// `per_event + per_statement / n` by least squares over the ceiling and sweep rows (at least
+/// three batch sizes). `per_event` is what no batch size gets below: with it, the click bound of
+/// batches of any size, against the click target.
+fn click_cost_fit(rows: &[Row], concurrency: usize) -> Option<String> {
+    let points: Vec<(f64, f64)> = rows
+        .iter()
+        .filter_map(|r| {
+            let n = if r.name.starts_with("ceiling: pgbench click batch") {
+                CEILING_BATCH
+            } else {
+                let rest = r.name.strip_prefix("sweep: pgbench click n=")?;
+                rest.split(' ').next()?.parse().ok()?
+            };
+            Some((1.0 / n as f64, r.cpu?.postgres_us_per_call?))
+        })
+        .collect();
+    if points.len() < 3 {
+        return None;
+    }
+    let count = points.len() as f64;
+    let (mean_x, mean_y) = points
+        .iter()
+        .fold((0.0, 0.0), |(x, y), p| (x + p.0 / count, y + p.1 / count));
+    let sxx: f64 = points.iter().map(|p| (p.0 - mean_x).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum();
+    if sxx <= 0.0 {
+        return None;
+    }
+    let per_statement = sxy / sxx;
+    let per_event = mean_y - per_statement * mean_x;
+    let mut line = format!(
+        "click statement cost (fit over {} batch sizes): {per_event:.0} µs of Postgres per event \
+         + {per_statement:.0} µs per statement",
+        points.len()
+    );
+    if let Some(call) = NoOpCall::from_rows(rows, concurrency) {
+        line.push_str(&format!(
+            "; with batches of any size at most {:.0} events/s = {} cores / ({per_event:.0} + \
+             {:.0} + {:.0}) µs, against the click target {:.0}",
+            call.bound(per_event),
+            call.cores,
+            call.server_us,
+            call.client_us,
+            call.target()
+        ));
+    }
+    Some(line)
 }
 
 fn fmt_opt(v: Option<f64>, digits: usize) -> String {
@@ -2072,6 +2156,22 @@ fn run(settings: &Settings) -> BenchResult<ExitCode> {
             &tmp,
         )
     });
+    // The same statement at other batch sizes, only on request (it adds a minute to a run).
+    for n in SWEEP_BATCHES {
+        let name = format!("sweep: pgbench click n={n} c={CEILING_CLIENTS}");
+        if settings.only.is_empty() {
+            break;
+        }
+        run_row(&mut rows, &name, CEILING_CLIENTS, &mut || {
+            run_pgbench(
+                settings,
+                &data,
+                &PgbenchKind::ClickBatch(n),
+                CEILING_CLIENTS,
+                &tmp,
+            )
+        });
+    }
     if settings.selected(click_name) {
         let max_event_before = scalar(
             &mut conn,
@@ -2228,12 +2328,18 @@ fn run(settings: &Settings) -> BenchResult<ExitCode> {
                         None,
                     )
                 }
-                n if n.starts_with("ceiling: pgbench click batch") => {
+                n if n.starts_with("ceiling: pgbench click batch")
+                    || n.starts_with("sweep: pgbench click n=") =>
+                {
                     let name = format!("baseline: pgbench insert c={c}");
                     (
                         Some(name.trim_start_matches("baseline: ").into()),
                         rps_ratio(lookup(&name)),
-                        "(events/s; the click target's ceiling)".into(),
+                        if n.starts_with("sweep") {
+                            "(events/s; the statement at n events)".into()
+                        } else {
+                            "(events/s; the click target's ceiling)".into()
+                        },
                         None,
                     )
                 }
@@ -2349,6 +2455,9 @@ fn run(settings: &Settings) -> BenchResult<ExitCode> {
         );
     }
     if let Some(line) = click_bound(&rows, c) {
+        println!("{line}");
+    }
+    if let Some(line) = click_cost_fit(&rows, c) {
         println!("{line}");
     }
     if let Some((acked, new_rows)) = click_check {
