@@ -2146,22 +2146,17 @@ fn run(settings: &Settings) -> BenchResult<ExitCode> {
     // The database's own ceiling for the click design: the service's batch statement under
     // pgbench, no service and no load generator (its counters stay consistent: the statement
     // bumps them).
-    let ceiling_name = format!("ceiling: pgbench click batch c={CEILING_CLIENTS}");
-    run_row(&mut rows, &ceiling_name, CEILING_CLIENTS, &mut || {
-        run_pgbench(
-            settings,
-            &data,
-            &PgbenchKind::ClickBatch(CEILING_BATCH),
-            CEILING_CLIENTS,
-            &tmp,
-        )
-    });
-    // The same statement at other batch sizes, only on request (it adds a minute to a run).
-    for n in SWEEP_BATCHES {
-        let name = format!("sweep: pgbench click n={n} c={CEILING_CLIENTS}");
-        if settings.only.is_empty() {
-            break;
-        }
+    // Then, only on request (a minute more), the same statement at other batch sizes.
+    let mut batch_rows = vec![(
+        format!("ceiling: pgbench click batch c={CEILING_CLIENTS}"),
+        CEILING_BATCH,
+    )];
+    if !settings.only.is_empty() {
+        batch_rows.extend(
+            SWEEP_BATCHES.map(|n| (format!("sweep: pgbench click n={n} c={CEILING_CLIENTS}"), n)),
+        );
+    }
+    for (name, n) in batch_rows {
         run_row(&mut rows, &name, CEILING_CLIENTS, &mut || {
             run_pgbench(
                 settings,
