@@ -893,6 +893,23 @@ const CEILING_CLIENTS: usize = 4;
 /// part per statement (see [`click_cost_fit`]).
 const SWEEP_BATCHES: [usize; 6] = [1, 2, 4, 8, 16, 64];
 
+/// Row names of the click statement under pgbench: the ceiling row, and the sweep rows followed by
+/// their batch size.
+const CEILING_ROW: &str = "ceiling: pgbench click batch";
+const SWEEP_ROW: &str = "sweep: pgbench click n=";
+
+/// Events per statement of a ceiling or sweep row, from its name; `None` for other rows.
+fn click_batch_of(name: &str) -> Option<usize> {
+    if name.starts_with(CEILING_ROW) {
+        return Some(CEILING_BATCH);
+    }
+    name.strip_prefix(SWEEP_ROW)?
+        .split(' ')
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// A pgbench script running the service's click batch statement (`click_event::INSERT_BATCH`) on
 /// `n` events per transaction: partners skewed like the scenario (20% on the first 1%), each
 /// client on its own residue of partner ids (like the service's partner-sharded writers, so two
@@ -1596,10 +1613,7 @@ impl NoOpCall {
 /// one-row-insert rate) it tells whether the target is reachable in this run's phase.
 fn click_bound(rows: &[Row], concurrency: usize) -> Option<String> {
     let call = NoOpCall::from_rows(rows, concurrency)?;
-    let ceiling = rows
-        .iter()
-        .find(|r| r.name.starts_with("ceiling: pgbench click batch"))?
-        .cpu?;
+    let ceiling = rows.iter().find(|r| r.name.starts_with(CEILING_ROW))?.cpu?;
     let postgres = ceiling.postgres_us_per_call?;
     let (bound, target) = (call.bound(postgres), call.target());
     let verdict = if bound < target {
@@ -1624,12 +1638,7 @@ fn click_cost_fit(rows: &[Row], concurrency: usize) -> Option<String> {
     let points: Vec<(f64, f64)> = rows
         .iter()
         .filter_map(|r| {
-            let n = if r.name.starts_with("ceiling: pgbench click batch") {
-                CEILING_BATCH
-            } else {
-                let rest = r.name.strip_prefix("sweep: pgbench click n=")?;
-                rest.split(' ').next()?.parse().ok()?
-            };
+            let n = click_batch_of(&r.name)?;
             Some((1.0 / n as f64, r.cpu?.postgres_us_per_call?))
         })
         .collect();
@@ -2147,14 +2156,10 @@ fn run(settings: &Settings) -> BenchResult<ExitCode> {
     // pgbench, no service and no load generator (its counters stay consistent: the statement
     // bumps them).
     // Then, only on request (a minute more), the same statement at other batch sizes.
-    let mut batch_rows = vec![(
-        format!("ceiling: pgbench click batch c={CEILING_CLIENTS}"),
-        CEILING_BATCH,
-    )];
+    let mut batch_rows = vec![(format!("{CEILING_ROW} c={CEILING_CLIENTS}"), CEILING_BATCH)];
     if !settings.only.is_empty() {
-        batch_rows.extend(
-            SWEEP_BATCHES.map(|n| (format!("sweep: pgbench click n={n} c={CEILING_CLIENTS}"), n)),
-        );
+        batch_rows
+            .extend(SWEEP_BATCHES.map(|n| (format!("{SWEEP_ROW}{n} c={CEILING_CLIENTS}"), n)));
     }
     for (name, n) in batch_rows {
         run_row(&mut rows, &name, CEILING_CLIENTS, &mut || {
@@ -2323,14 +2328,12 @@ fn run(settings: &Settings) -> BenchResult<ExitCode> {
                         None,
                     )
                 }
-                n if n.starts_with("ceiling: pgbench click batch")
-                    || n.starts_with("sweep: pgbench click n=") =>
-                {
+                n if click_batch_of(n).is_some() => {
                     let name = format!("baseline: pgbench insert c={c}");
                     (
                         Some(name.trim_start_matches("baseline: ").into()),
                         rps_ratio(lookup(&name)),
-                        if n.starts_with("sweep") {
+                        if n.starts_with(SWEEP_ROW) {
                             "(events/s; the statement at n events)".into()
                         } else {
                             "(events/s; the click target's ceiling)".into()
