@@ -56,14 +56,16 @@ use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use hdrhistogram::Histogram;
 use partners::bench_data::{self, COMMON_CATEGORIES, COMMON_COUNTRY, SEARCH_WORD, Scale};
+use partners::grpc::pb;
 use partners::grpc::pb::partner_service_client::PartnerServiceClient;
-use partners::grpc::{pb, validate};
+use partners::grpc::validate::ListRequest;
 use partners::model::partner::{
     ListKind, ListQuery, Scope, find_many_sql, guarded_page_ids_sql, known_page_sql,
     list_count_sql, list_page_sql, load_integrations_sql, load_preferred_sql, load_users_sql,
 };
-use partners::preferences::{MAX_PER_BUSINESS, PreferenceCache};
-use partners::search::{Snapshot, arrange};
+use partners::serving::lists::copy::Snapshot;
+use partners::serving::lists::paging::arrange;
+use partners::serving::lists::preferences::{MAX_PER_BUSINESS, PreferenceCache};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
@@ -1508,7 +1510,7 @@ fn collect_plans(
     // The newest row's list: a chosen order without a search takes the SQL path under the
     // search version (the copy tells the total): the page's ids, then their rows.
     let title = format!("ListPartners sort={NEWEST_SORT} page 1");
-    let mut newest = validate::list_partners(&newest_request())
+    let mut newest = ListRequest::try_from(&newest_request())
         .map_err(|e| format!("{title}: {e}"))?
         .query;
     newest.scope = scope;

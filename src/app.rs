@@ -1,8 +1,10 @@
-//! Process assembly: starts the gRPC server (and, later, the REST gateway) on given listeners with
-//! the database probe that drives health, and shuts everything down gracefully. Used by
-//! `partners serve` and by the integration tests, so both run the same code.
+//! Process assembly: the database handle, the service logic, the gRPC server behind its one
+//! middleware stack, the REST gateway calling the same stack in process, the database probe that
+//! drives health, and graceful shutdown. Used by `partners serve` and by the integration tests, so
+//! both run the same code.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -11,25 +13,19 @@ use tokio::task::JoinHandle;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, ServiceExt};
 
+use crate::auth::{Authenticator, KeyLimiter};
 use crate::config::{DbConfig, ServerLimits};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::gateway::{self, Gateway};
-use crate::grpc::{self, context::AppState};
-use crate::ingest::ClickIngest;
-use crate::rate_limit::RateLimiter;
-use crate::reads::PartnerReads;
-use crate::search::SearchIndex;
+use crate::gateway::{self, Gateway, Transport, TransportError};
+use crate::grpc::{self, layer};
+use crate::serving::Services;
 
-/// Largest number of click events written in one transaction.
-pub const CLICK_BATCH: usize = 256;
-/// Most click events waiting for one writer before callers get RESOURCE_EXHAUSTED.
-pub const CLICK_QUEUE: usize = 4096;
-/// Largest number of GetPartner keys answered by one statement.
-pub const READ_BATCH: usize = 64;
-/// Most GetPartner keys waiting for a statement before callers get RESOURCE_EXHAUSTED.
-pub const READ_QUEUE: usize = 4096;
+/// How often idle rate-limit buckets are dropped.
+const LIMITER_SHRINK_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A running service.
 pub struct RunningApp {
@@ -38,10 +34,10 @@ pub struct RunningApp {
     /// Where the REST gateway listens, when started.
     pub http_addr: Option<SocketAddr>,
     http: Option<(oneshot::Sender<()>, JoinHandle<std::io::Result<()>>)>,
-    /// Shared state (database handle, caches).
-    pub state: AppState,
+    /// The service logic (lists, reads, clicks, caches), for tests and tools that inspect it.
+    pub services: Services,
     reporter: HealthReporter,
-    probe: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
     grpc_shutdown: oneshot::Sender<()>,
     grpc_task: JoinHandle<Result<(), tonic::transport::Error>>,
     drain_timeout: Duration,
@@ -56,28 +52,27 @@ pub async fn start(
     http_listener: Option<TcpListener>,
 ) -> Result<RunningApp> {
     let db = Db::new(db_config);
-    let clicks = ClickIngest::start(db.clone(), limits.click_writers, CLICK_BATCH, CLICK_QUEUE);
-    let limiter = RateLimiter::new(limits.rate_limit_per_second, limits.rate_limit_burst);
-    let reads = PartnerReads::start(db.clone(), limits.read_batches(), READ_BATCH, READ_QUEUE);
-    let search = SearchIndex::start(db.clone(), limits.search_index_max_partners);
-    // Serve once the search index is there (or its first load failed): searches are then fast
+    let services = Services::start(db.clone(), limits);
+    // Serve once the lists' copy is there (or its first load failed): searches are then fast
     // from the first call. A database that is down does not hold the start-up longer than this.
-    search.ready(db_config.checkout_timeout()).await;
-    let state = AppState::new(
-        db.clone(),
-        limits.key_cache_ttl(),
-        clicks,
-        reads,
-        search,
-        limiter,
-    );
+    services.ready(db_config.checkout_timeout()).await;
 
     let (reporter, health) = tonic_health::server::health_reporter();
     let up = db.ping(grpc::PROBE_TIMEOUT).await;
     grpc::set_health(&reporter, up).await;
     let probe = tokio::spawn(probe_loop(db.clone(), reporter.clone(), up));
 
-    let routes = grpc::routes(state.clone(), health)
+    let limiter = Arc::new(KeyLimiter::new(
+        limits.rate_limit_per_second,
+        limits.rate_limit_burst,
+    ));
+    let shrink = tokio::spawn(shrink_loop(limiter.clone()));
+    let stack = layer::stack(
+        Authenticator::new(db.clone(), limits.key_cache_ttl()),
+        limiter,
+        limits.request_timeout(),
+    );
+    let routes = grpc::routes(services.clone(), health)
         .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
     let (http_addr, http) = match http_listener {
         None => (None, None),
@@ -85,7 +80,10 @@ pub async fn start(
             let addr = listener
                 .local_addr()
                 .map_err(|e| Error::Internal(format!("listener: {e}")))?;
-            let gateway = Gateway::in_process(routes.clone(), limits.request_timeout());
+            let gateway = Gateway::in_process(
+                in_process_transport(&stack, routes.clone()),
+                limits.request_timeout(),
+            );
             let (stop, stopped) = oneshot::channel::<()>();
             let task = tokio::spawn(gateway::serve(listener, gateway::router(gateway), async {
                 let _ = stopped.await;
@@ -104,9 +102,7 @@ pub async fn start(
     let server = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .layer(grpc::transport_status::TransportStatusLayer {
-            timeout: limits.request_timeout(),
-        })
+        .layer(stack)
         .add_routes(routes);
     let grpc_task = tokio::spawn(server.serve_with_incoming_shutdown(incoming, async {
         let _ = shutdown_rx.await;
@@ -117,13 +113,25 @@ pub async fn start(
         grpc_addr,
         http_addr,
         http,
-        state,
+        services,
         reporter,
-        probe,
+        background: vec![probe, shrink],
         grpc_shutdown,
         grpc_task,
         drain_timeout: limits.drain_timeout(),
     })
+}
+
+/// The gRPC routes behind the same middleware stack as the TCP server, as the in-process
+/// transport of the REST gateway (same codec, same layers, no socket).
+fn in_process_transport(stack: &layer::CallStack, routes: tonic::service::Routes) -> Transport {
+    type Request = http::Request<tonic::body::Body>;
+    let service = ServiceExt::<Request>::map_response(stack.layer(routes.prepare()), |response| {
+        response.map(tonic::body::Body::new)
+    });
+    let service =
+        ServiceExt::<Request>::map_err(service, |never| -> TransportError { match never {} });
+    BoxCloneSyncService::new(service)
 }
 
 async fn probe_loop(db: Db, reporter: HealthReporter, mut last: bool) {
@@ -142,11 +150,20 @@ async fn probe_loop(db: Db, reporter: HealthReporter, mut last: bool) {
     }
 }
 
+async fn shrink_loop(limiter: Arc<KeyLimiter>) {
+    loop {
+        tokio::time::sleep(LIMITER_SHRINK_INTERVAL).await;
+        limiter.shrink();
+    }
+}
+
 impl RunningApp {
     /// Graceful shutdown: health NOT_SERVING first, then the listener closes and in-flight calls
     /// get until the drain deadline to finish. Errors if the deadline passed.
     pub async fn shutdown(self) -> Result<()> {
-        self.probe.abort();
+        for task in &self.background {
+            task.abort();
+        }
         grpc::set_health(&self.reporter, false).await;
         let _ = self.grpc_shutdown.send(());
         let deadline = tokio::time::Instant::now() + self.drain_timeout;

@@ -3,7 +3,8 @@
 //! Every fallible path of the service returns [`Error`]. The gRPC layer turns it into a `Status`
 //! with `google.rpc.ErrorInfo` (always) and `google.rpc.BadRequest` (for invalid arguments) through
 //! [`Error::into_status`]; the REST gateway maps the resulting `Status` once more to HTTP. Internal
-//! errors are logged here, once, and reach clients as a bare "internal error".
+//! errors reach clients as a bare "internal error"; their cause is recorded on the call's span and
+//! logged once, with the call's line (`crate::grpc::layer::log`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -124,7 +125,8 @@ impl Error {
         }
     }
 
-    /// Converts into a `Status` with rich error details. Internal errors are logged here, once.
+    /// Converts into a `Status` with rich error details. The cause of an internal error is
+    /// recorded on the current span (the call's), whose line logs it.
     pub fn into_status(self) -> Status {
         let code = self.code();
         let reason = self.reason();
@@ -143,7 +145,7 @@ impl Error {
                 self.to_string()
             }
             Error::Internal(text) => {
-                tracing::error!(error.message = %text, "internal error");
+                tracing::Span::current().record("error.message", text.as_str());
                 "internal error".to_owned()
             }
             _ => self.to_string(),

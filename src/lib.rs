@@ -1,23 +1,30 @@
 //! The Partners service: the partner directory of a B2B platform, served over gRPC
-//! (`partners.v1.PartnerService`, `partners.v1.PartnerAdminService`) on Postgres via Diesel.
+//! (`partners.v1.PartnerService`, `partners.v1.PartnerAdminService`) and a JSON:API REST gateway,
+//! on Postgres via Diesel.
 //!
-//! Path of a call: `proto/` → [`grpc`] handler (auth, validation) → [`model`] query → SQL, with
-//! [`db::Db::run`] as the one bridge from async handlers to blocking Diesel.
+//! The modules read as the architecture, from the wire down:
+//! - [`grpc`]: generated code, the middleware stack (call log, deadline, authentication),
+//!   validation into named request types, the two services' handlers, conversions;
+//! - [`gateway`]: the REST gateway, beside [`grpc`]: each route makes one gRPC call;
+//! - [`serving`]: service logic: the lists (planner and in-memory copy), coalesced point reads,
+//!   click group commit, cached lookups of businesses and users;
+//! - [`auth`]: API keys, the authenticator and the per-key rate limits;
+//! - [`model`]: Diesel records and queries per table group;
+//! - [`db`]: the pool, the one async→Diesel bridge ([`db::Db::run`]), migrations, health probe;
+//! - [`app`] assembles a running process; [`config`], [`error`] and [`telemetry`] are shared.
+//!
+//! The public API is what the binary, the integration tests and the load tools
+//! (`tools/loadgen`) use: [`app::start`], [`config`], [`grpc::pb`] (messages and clients),
+//! [`db::run_migrations`], and the model's records and statements.
 
 pub mod app;
 pub mod auth;
 pub mod bench_data;
-pub mod cache;
 pub mod config;
 pub mod db;
-pub mod demo;
 pub mod error;
 pub mod gateway;
 pub mod grpc;
-pub mod ingest;
 pub mod model;
-pub mod preferences;
-pub mod rate_limit;
-pub mod reads;
-pub mod search;
+pub mod serving;
 pub mod telemetry;

@@ -24,7 +24,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use serde_json::{Value, json};
 use tonic::metadata::AsciiMetadataValue;
-use tonic::service::Routes;
 use tower::BoxError;
 use tower::util::BoxCloneSyncService;
 use tracing::{Instrument, field};
@@ -84,14 +83,11 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Calls the in-process gRPC service (same codec and services, no socket).
-    pub fn in_process(routes: Routes, timeout: Duration) -> Gateway {
-        let service = tower::ServiceExt::<http::Request<tonic::body::Body>>::map_err(
-            routes.prepare(),
-            |never| -> TransportError { match never {} },
-        );
+    /// Calls the in-process gRPC service through `transport` (same codec, services and layers,
+    /// no socket).
+    pub fn in_process(transport: Transport, timeout: Duration) -> Gateway {
         Gateway {
-            transports: Arc::new(vec![BoxCloneSyncService::new(service)]),
+            transports: Arc::new(vec![transport]),
             next: Arc::default(),
             timeout,
         }

@@ -1,29 +1,62 @@
-//! `partners.v1.PartnerAdminService`: directory administration, for service keys only.
+//! `partners.v1.PartnerAdminService`: directory administration, for service keys only. Each
+//! handler checks the caller's kind, validates its request into a named type (`super::validate`)
+//! and runs the model's writes (`crate::model`) through the database bridge.
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
-use super::context::AppState;
 use super::pb::partner_admin_service_server::PartnerAdminService;
-use super::{convert, pb, validate};
+use super::scope::Caller;
+use super::validate::{
+    BusinessUpsert, IntegrationSet, PartnerUpdate, PreferenceSet, UserUpsert, partner_id,
+};
+use super::{convert, pb};
 use crate::error::{Error, Result};
-use crate::model::partner::{self, Scope};
+use crate::model::partner::{self, NewPartner, Scope};
 use crate::model::{business, relation};
+use crate::serving::Services;
 
 /// Implementation of `PartnerAdminService`.
 #[derive(Clone)]
 pub struct AdminApi {
-    state: AppState,
+    services: Services,
 }
 
 impl AdminApi {
-    /// A service over the shared state.
-    pub fn new(state: AppState) -> Self {
-        AdminApi { state }
+    /// A service over the shared services.
+    pub fn new(services: Services) -> Self {
+        AdminApi { services }
+    }
+
+    /// The partner as written (no business context).
+    async fn read_partner(&self, id: i64) -> Result<pb::Partner> {
+        self.services
+            .db
+            .run(move |conn| Ok(partner::find(conn, id, Scope::default())?))
+            .await?
+            .map(|r| convert::partner(r, false, false))
+            .ok_or(Error::NotFound("partner"))
+    }
+
+    /// The id of an existing business; NOT_FOUND otherwise.
+    async fn existing_business(&self, uuid: Uuid) -> Result<i64> {
+        self.services
+            .context
+            .business_id(uuid)
+            .await?
+            .ok_or(Error::NotFound("business"))
     }
 }
 
 type RpcResult<T> = Result<Response<T>, Status>;
+
+/// The service caller of `request`; PERMISSION_DENIED for user keys.
+fn service_caller<T>(request: &Request<T>) -> Result<Caller> {
+    let caller = Caller::of(request)?;
+    caller.require_service()?;
+    Ok(caller)
+}
 
 /// A unique violation on `external_id` is the caller's conflict, not an internal error.
 fn external_id_conflict(err: DieselError) -> Error {
@@ -40,194 +73,153 @@ fn external_id_conflict(err: DieselError) -> Error {
     }
 }
 
-async fn read_partner(state: &AppState, id: i64) -> Result<pb::Partner> {
-    state
-        .db
-        .run(move |conn| Ok(partner::find(conn, id, Scope::default())?))
-        .await?
-        .map(|r| convert::partner(r, false, false))
-        .ok_or(Error::NotFound("partner"))
-}
-
-async fn existing_business(state: &AppState, uuid: uuid::Uuid) -> Result<i64> {
-    state
-        .business_id(uuid)
-        .await?
-        .ok_or(Error::NotFound("business"))
-}
-
 #[tonic::async_trait]
 impl PartnerAdminService for AdminApi {
     async fn create_partner(
         &self,
         request: Request<pb::CreatePartnerRequest>,
     ) -> RpcResult<pb::Partner> {
-        self.state
-            .rpc("CreatePartner", request, |caller, req| async move {
-                caller.require_service()?;
-                let new = validate::create_partner(&req)?;
-                let id = caller
-                    .state
-                    .db
-                    .run(move |conn| partner::insert(conn, &new).map_err(external_id_conflict))
-                    .await?;
-                read_partner(&caller.state, id).await
-            })
-            .await
+        service_caller(&request)?;
+        let new = NewPartner::try_from(request.get_ref())?;
+        let id = self
+            .services
+            .db
+            .run(move |conn| partner::insert(conn, &new).map_err(external_id_conflict))
+            .await?;
+        Ok(Response::new(self.read_partner(id).await?))
     }
 
     async fn update_partner(
         &self,
         request: Request<pb::UpdatePartnerRequest>,
     ) -> RpcResult<pb::Partner> {
-        self.state
-            .rpc("UpdatePartner", request, |caller, req| async move {
-                caller.require_service()?;
-                let (id, changes) = validate::update_partner(&req)?;
-                let updated = caller
-                    .state
-                    .db
-                    .run(move |conn| {
-                        partner::update(conn, id, &changes).map_err(external_id_conflict)
-                    })
-                    .await?;
-                if !updated {
-                    return Err(Error::NotFound("partner"));
-                }
-                read_partner(&caller.state, id).await
-            })
-            .await
+        service_caller(&request)?;
+        let PartnerUpdate { id, changes } = PartnerUpdate::try_from(request.get_ref())?;
+        let updated = self
+            .services
+            .db
+            .run(move |conn| partner::update(conn, id, &changes).map_err(external_id_conflict))
+            .await?;
+        if !updated {
+            return Err(Error::NotFound("partner").into());
+        }
+        Ok(Response::new(self.read_partner(id).await?))
     }
 
     async fn delete_partner(&self, request: Request<pb::DeletePartnerRequest>) -> RpcResult<()> {
-        self.state
-            .rpc("DeletePartner", request, |caller, req| async move {
-                caller.require_service()?;
-                let id = validate::partner_id(req.id)?;
-                let deleted = caller
-                    .state
-                    .db
-                    .run(move |conn| Ok(partner::soft_delete(conn, id)?))
-                    .await?;
-                if deleted {
-                    Ok(())
-                } else {
-                    Err(Error::NotFound("partner"))
-                }
-            })
-            .await
+        service_caller(&request)?;
+        let id = partner_id(request.get_ref().id)?;
+        let deleted = self
+            .services
+            .db
+            .run(move |conn| Ok(partner::soft_delete(conn, id)?))
+            .await?;
+        if !deleted {
+            return Err(Error::NotFound("partner").into());
+        }
+        Ok(Response::new(()))
     }
 
     async fn upsert_business(
         &self,
         request: Request<pb::UpsertBusinessRequest>,
     ) -> RpcResult<pb::Business> {
-        self.state
-            .rpc("UpsertBusiness", request, |caller, req| async move {
-                caller.require_service()?;
-                let (uuid, name, country) = validate::upsert_business(&req)?;
-                let row = caller
-                    .state
-                    .db
-                    .run(move |conn| Ok(business::upsert(conn, uuid, &name, country.as_deref())?))
-                    .await?;
-                Ok(convert::business(row))
+        service_caller(&request)?;
+        let upsert = BusinessUpsert::try_from(request.get_ref())?;
+        let row = self
+            .services
+            .db
+            .run(move |conn| {
+                Ok(business::upsert(
+                    conn,
+                    upsert.uuid,
+                    &upsert.name,
+                    upsert.country_code.as_deref(),
+                )?)
             })
-            .await
+            .await?;
+        Ok(Response::new(convert::business(row)))
     }
 
     async fn upsert_user(&self, request: Request<pb::UpsertUserRequest>) -> RpcResult<pb::User> {
-        self.state
-            .rpc("UpsertUser", request, |caller, req| async move {
-                caller.require_service()?;
-                let (uuid, business_uuid, email, name) = validate::upsert_user(&req)?;
-                let business_id = existing_business(&caller.state, business_uuid).await?;
-                let row = caller
-                    .state
-                    .db
-                    .run(move |conn| {
-                        Ok(business::upsert_user(
-                            conn,
-                            uuid,
-                            business_id,
-                            &email,
-                            &name,
-                        )?)
-                    })
-                    .await?;
-                caller.state.forget_user(uuid);
-                Ok(convert::user(row))
+        service_caller(&request)?;
+        let upsert = UserUpsert::try_from(request.get_ref())?;
+        let business_id = self.existing_business(upsert.business_uuid).await?;
+        let uuid = upsert.uuid;
+        let row = self
+            .services
+            .db
+            .run(move |conn| {
+                Ok(business::upsert_user(
+                    conn,
+                    upsert.uuid,
+                    business_id,
+                    &upsert.email,
+                    &upsert.name,
+                )?)
             })
-            .await
+            .await?;
+        self.services.context.forget_user(uuid);
+        Ok(Response::new(convert::user(row)))
     }
 
     async fn set_partner_integration(
         &self,
         request: Request<pb::SetPartnerIntegrationRequest>,
     ) -> RpcResult<pb::PartnerIntegration> {
-        self.state
-            .rpc("SetPartnerIntegration", request, |caller, req| async move {
-                caller.require_service()?;
-                let (partner_id, business_uuid, status) = validate::set_integration(&req)?;
-                let business_id = existing_business(&caller.state, business_uuid).await?;
-                let row = caller
-                    .state
-                    .db
-                    .run(move |conn| {
-                        if !partner::exists(conn, partner_id)? {
-                            return Err(Error::NotFound("partner"));
-                        }
-                        Ok(relation::set_integration(
-                            conn,
-                            business_id,
-                            partner_id,
-                            status,
-                        )?)
-                    })
-                    .await?;
-                Ok(pb::PartnerIntegration {
-                    id: row.id,
-                    partner_id: row.partner_id,
-                    business_uuid: business_uuid.to_string(),
-                    status: convert::integration_status(&row.status) as i32,
-                    created_at: Some(convert::timestamp(row.created_at)),
-                    updated_at: Some(convert::timestamp(row.updated_at)),
-                })
+        service_caller(&request)?;
+        let set = IntegrationSet::try_from(request.get_ref())?;
+        let business_id = self.existing_business(set.business_uuid).await?;
+        let row = self
+            .services
+            .db
+            .run(move |conn| {
+                if !partner::exists(conn, set.partner_id)? {
+                    return Err(Error::NotFound("partner"));
+                }
+                Ok(relation::set_integration(
+                    conn,
+                    business_id,
+                    set.partner_id,
+                    set.status,
+                )?)
             })
-            .await
+            .await?;
+        Ok(Response::new(pb::PartnerIntegration {
+            id: row.id,
+            partner_id: row.partner_id,
+            business_uuid: set.business_uuid.to_string(),
+            status: pb::IntegrationStatus::from(row.status) as i32,
+            created_at: Some(convert::timestamp(row.created_at)),
+            updated_at: Some(convert::timestamp(row.updated_at)),
+        }))
     }
 
     async fn set_partner_preference(
         &self,
         request: Request<pb::SetPartnerPreferenceRequest>,
     ) -> RpcResult<pb::SetPartnerPreferenceResponse> {
-        self.state
-            .rpc("SetPartnerPreference", request, |caller, req| async move {
-                caller.require_service()?;
-                let (partner_id, business_uuid) = validate::set_preference(&req)?;
-                let business_id = existing_business(&caller.state, business_uuid).await?;
-                let preferred = req.preferred;
-                caller
-                    .state
-                    .db
-                    .run(move |conn| {
-                        if !partner::exists(conn, partner_id)? {
-                            return Err(Error::NotFound("partner"));
-                        }
-                        Ok(relation::set_preference(
-                            conn,
-                            business_id,
-                            partner_id,
-                            preferred,
-                        )?)
-                    })
-                    .await?;
-                Ok(pb::SetPartnerPreferenceResponse {
-                    partner_id,
-                    business_uuid: business_uuid.to_string(),
-                    preferred,
-                })
+        service_caller(&request)?;
+        let set = PreferenceSet::try_from(request.get_ref())?;
+        let business_id = self.existing_business(set.business_uuid).await?;
+        self.services
+            .db
+            .run(move |conn| {
+                if !partner::exists(conn, set.partner_id)? {
+                    return Err(Error::NotFound("partner"));
+                }
+                Ok(relation::set_preference(
+                    conn,
+                    business_id,
+                    set.partner_id,
+                    set.preferred,
+                )?)
             })
-            .await
+            .await?;
+        Ok(Response::new(pb::SetPartnerPreferenceResponse {
+            partner_id: set.partner_id,
+            business_uuid: set.business_uuid.to_string(),
+            preferred: set.preferred,
+        }))
     }
 }

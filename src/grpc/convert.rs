@@ -1,4 +1,6 @@
-//! Conversions from database records to protobuf messages (and JSON ↔ `google.protobuf.Struct`).
+//! Conversions between the domain and protobuf: records to messages (a read's records with their
+//! includes attached, in [`partners`]), the domain enums to and from their wire numbers, and JSON ↔
+//! `google.protobuf.Struct`.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +9,8 @@ use prost_types::value::Kind;
 
 use super::pb;
 use crate::model::business::{Business, UserWithBusiness};
-use crate::model::partner::{IntegrationRecord, PartnerRecord, PartnerUserRecord};
+use crate::model::partner::{IntegrationRecord, Loaded, PartnerRecord, PartnerUserRecord};
+use crate::model::{EventType, IntegrationStatus, PartnerStatus};
 
 /// chrono → protobuf timestamp.
 pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
@@ -17,34 +20,58 @@ pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     }
 }
 
-/// Database spelling → enum.
-pub fn partner_status(status: &str) -> pb::PartnerStatus {
-    match status {
-        "available" => pb::PartnerStatus::Available,
-        "coming_soon" => pb::PartnerStatus::ComingSoon,
-        "unavailable" => pb::PartnerStatus::Unavailable,
-        _ => pb::PartnerStatus::Unspecified,
+impl From<PartnerStatus> for pb::PartnerStatus {
+    fn from(status: PartnerStatus) -> Self {
+        match status {
+            PartnerStatus::Available => pb::PartnerStatus::Available,
+            PartnerStatus::ComingSoon => pb::PartnerStatus::ComingSoon,
+            PartnerStatus::Unavailable => pb::PartnerStatus::Unavailable,
+        }
     }
 }
 
-/// Database spelling → enum.
-pub fn integration_status(status: &str) -> pb::IntegrationStatus {
-    match status {
-        "pending" => pb::IntegrationStatus::Pending,
-        "active" => pb::IntegrationStatus::Active,
-        "inactive" => pb::IntegrationStatus::Inactive,
-        "failed" => pb::IntegrationStatus::Failed,
-        _ => pb::IntegrationStatus::Unspecified,
+impl From<IntegrationStatus> for pb::IntegrationStatus {
+    fn from(status: IntegrationStatus) -> Self {
+        match status {
+            IntegrationStatus::Pending => pb::IntegrationStatus::Pending,
+            IntegrationStatus::Active => pb::IntegrationStatus::Active,
+            IntegrationStatus::Inactive => pb::IntegrationStatus::Inactive,
+            IntegrationStatus::Failed => pb::IntegrationStatus::Failed,
+        }
     }
 }
 
-/// Database spelling → enum.
-pub fn event_type(event_type: &str) -> pb::EventType {
-    match event_type {
-        "website" => pb::EventType::Website,
-        "video" => pb::EventType::Video,
-        _ => pb::EventType::Unspecified,
+impl From<EventType> for pb::EventType {
+    fn from(event_type: EventType) -> Self {
+        match event_type {
+            EventType::Website => pb::EventType::Website,
+            EventType::Video => pb::EventType::Video,
+        }
     }
+}
+
+/// The partner status of a wire number (`None` for unspecified or unknown numbers).
+pub fn partner_status(value: i32) -> Option<PartnerStatus> {
+    PartnerStatus::ALL
+        .iter()
+        .copied()
+        .find(|s| pb::PartnerStatus::from(*s) as i32 == value)
+}
+
+/// The integration status of a wire number (`None` for unspecified or unknown numbers).
+pub fn integration_status(value: i32) -> Option<IntegrationStatus> {
+    IntegrationStatus::ALL
+        .iter()
+        .copied()
+        .find(|s| pb::IntegrationStatus::from(*s) as i32 == value)
+}
+
+/// The event type of a wire number (`None` for unspecified or unknown numbers).
+pub fn event_type(value: i32) -> Option<EventType> {
+    EventType::ALL
+        .iter()
+        .copied()
+        .find(|e| pb::EventType::from(*e) as i32 == value)
 }
 
 /// A partner record → message. `with_business` / `with_user` say which context fields are set.
@@ -61,7 +88,7 @@ pub fn partner(r: PartnerRecord, with_business: bool, with_user: bool) -> pb::Pa
         wholesaler_categories: r.wholesaler_categories,
         country_codes: r.country_codes,
         tags: r.tags,
-        status: partner_status(&r.status) as i32,
+        status: pb::PartnerStatus::from(r.status) as i32,
         active: r.active,
         external_id: r.external_id,
         metadata: Some(json_to_struct(&r.metadata)),
@@ -72,17 +99,40 @@ pub fn partner(r: PartnerRecord, with_business: bool, with_user: bool) -> pb::Pa
             users_count: r.users_count,
         }),
         preferred: with_business.then_some(r.preferred),
-        integration_status: r
-            .integration_status
-            .as_deref()
-            .map(integration_status)
-            .unwrap_or_default() as i32,
+        integration_status: r.integration_status.map_or(
+            pb::IntegrationStatus::Unspecified,
+            pb::IntegrationStatus::from,
+        ) as i32,
         connected: with_user.then_some(r.connected),
         created_at: Some(timestamp(r.created_at)),
         updated_at: Some(timestamp(r.updated_at)),
         users: Vec::new(),
         partner_integrations: Vec::new(),
     }
+}
+
+/// A read's records → messages, each with its included users and integrations attached.
+/// `with_business` / `with_user` say which context fields are set.
+pub fn partners(loaded: Loaded, with_business: bool, with_user: bool) -> Vec<pb::Partner> {
+    let mut partners: Vec<pb::Partner> = loaded
+        .records
+        .into_iter()
+        .map(|r| partner(r, with_business, with_user))
+        .collect();
+    let position = |id: i64, partners: &[pb::Partner]| partners.iter().position(|p| p.id == id);
+    for user in loaded.users {
+        if let Some(i) = position(user.partner_id, &partners) {
+            partners[i].users.push(partner_user(user));
+        }
+    }
+    for integration in loaded.integrations {
+        if let Some(i) = position(integration.partner_id, &partners) {
+            partners[i]
+                .partner_integrations
+                .push(self::integration(integration));
+        }
+    }
+    partners
 }
 
 /// An included user → message.
@@ -103,7 +153,7 @@ pub fn integration(i: IntegrationRecord) -> pb::PartnerIntegration {
         id: i.id,
         partner_id: i.partner_id,
         business_uuid: i.business_uuid.to_string(),
-        status: integration_status(&i.status) as i32,
+        status: pb::IntegrationStatus::from(i.status) as i32,
         created_at: Some(timestamp(i.created_at)),
         updated_at: Some(timestamp(i.updated_at)),
     }
@@ -192,6 +242,24 @@ pub fn struct_to_json(s: &prost_types::Struct) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wire_numbers_map_to_the_domain_and_back() {
+        for s in PartnerStatus::ALL {
+            assert_eq!(partner_status(pb::PartnerStatus::from(*s) as i32), Some(*s));
+        }
+        for s in IntegrationStatus::ALL {
+            assert_eq!(
+                integration_status(pb::IntegrationStatus::from(*s) as i32),
+                Some(*s)
+            );
+        }
+        for e in EventType::ALL {
+            assert_eq!(event_type(pb::EventType::from(*e) as i32), Some(*e));
+        }
+        assert_eq!(partner_status(0), None, "unspecified");
+        assert_eq!(event_type(-1), None);
+    }
 
     #[test]
     fn metadata_round_trips_through_struct() {

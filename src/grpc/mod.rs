@@ -1,11 +1,13 @@
-//! The gRPC API: generated code, the two service implementations, validation, conversions, and
-//! the assembly of the tonic server (health, reflection v1 + v1alpha, limits).
+//! The gRPC API: generated code ([`pb`]), the middleware stack ([`layer`]), the two service
+//! implementations ([`partner_service`], [`admin_service`]) with the caller's scope ([`scope`]),
+//! validation ([`validate`]) and conversions ([`convert`]), and the routes of the tonic server
+//! (health, reflection v1 + v1alpha, message size limits).
 
 pub mod admin_service;
-pub mod context;
 pub mod convert;
+pub mod layer;
 pub mod partner_service;
-pub mod transport_status;
+pub mod scope;
 pub mod validate;
 
 use std::time::Duration;
@@ -24,7 +26,7 @@ pub mod pb {
         include_bytes!(concat!(env!("OUT_DIR"), "/partners_descriptor.bin"));
 }
 
-use context::AppState;
+use crate::serving::Services;
 use pb::partner_admin_service_server::PartnerAdminServiceServer;
 use pb::partner_service_server::PartnerServiceServer;
 
@@ -52,7 +54,7 @@ pub async fn set_health(reporter: &HealthReporter, serving: bool) {
 
 /// Every gRPC service of the process: the API, health and reflection.
 pub fn routes(
-    state: AppState,
+    services: Services,
     health: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
     >,
@@ -63,9 +65,9 @@ pub fn routes(
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
     };
-    let partners = PartnerServiceServer::new(partner_service::PartnerApi::new(state.clone()))
+    let partners = PartnerServiceServer::new(partner_service::PartnerApi::new(services.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let admin = PartnerAdminServiceServer::new(admin_service::AdminApi::new(state))
+    let admin = PartnerAdminServiceServer::new(admin_service::AdminApi::new(services))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     Ok(Routes::new(health)
         .add_service(reflection().build_v1()?)

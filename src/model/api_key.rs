@@ -5,6 +5,7 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use uuid::Uuid;
 
+use super::KeyKind;
 use crate::db::schema::{api_keys, businesses, users};
 
 /// A stored key with the user (and business) it acts as, for user keys.
@@ -13,7 +14,7 @@ pub struct StoredKey {
     pub id: i64,
     pub prefix: String,
     pub secret_hash: Vec<u8>,
-    pub kind: String,
+    pub kind: KeyKind,
     pub name: String,
     pub revoked_at: Option<DateTime<Utc>>,
     /// `(user id, user uuid, business id, business uuid)` for user keys.
@@ -24,7 +25,7 @@ type KeyTuple = (
     i64,
     String,
     Vec<u8>,
-    String,
+    KeyKind,
     String,
     Option<DateTime<Utc>>,
     Option<i64>,
@@ -74,7 +75,11 @@ pub fn insert(
     user_id: Option<i64>,
     name: &str,
 ) -> QueryResult<i64> {
-    let kind = if user_id.is_some() { "user" } else { "service" };
+    let kind = if user_id.is_some() {
+        KeyKind::User
+    } else {
+        KeyKind::Service
+    };
     diesel::insert_into(api_keys::table)
         .values((
             api_keys::prefix.eq(prefix),

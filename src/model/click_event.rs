@@ -7,7 +7,8 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 
-use super::sql::{Bind, Sql};
+use super::EventType;
+use crate::db::sql::{Bind, Sql};
 
 /// An event to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,8 +16,8 @@ pub struct NewClickEvent {
     pub partner_id: i64,
     pub user_id: Option<i64>,
     pub business_id: Option<i64>,
-    /// `website` or `video`.
-    pub event_type: String,
+    /// What was clicked.
+    pub event_type: EventType,
     /// Who sent it; idempotency keys are unique per principal.
     pub principal: String,
     pub idempotency_key: Option<String>,
@@ -103,7 +104,12 @@ fn insert_batch_sql(events: &[NewClickEvent]) -> Sql {
         Bind::I64Array(events.iter().map(|e| e.partner_id).collect()),
         Bind::OptI64Array(events.iter().map(|e| e.user_id).collect()),
         Bind::OptI64Array(events.iter().map(|e| e.business_id).collect()),
-        Bind::TextArray(events.iter().map(|e| e.event_type.clone()).collect()),
+        Bind::TextArray(
+            events
+                .iter()
+                .map(|e| e.event_type.as_str().to_owned())
+                .collect(),
+        ),
         Bind::TextArray(events.iter().map(|e| e.principal.clone()).collect()),
         Bind::OptTextArray(events.iter().map(|e| e.idempotency_key.clone()).collect()),
         Bind::TextArray(events.iter().map(|e| e.fingerprint.clone()).collect()),

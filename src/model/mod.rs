@@ -1,9 +1,12 @@
-//! Diesel queries, one file per table group. Functions take `&mut PgConnection` and return
-//! `QueryResult`; the gRPC layer runs them through [`crate::db::Db::run`].
+//! Diesel records and queries, one module per table group. Functions take `&mut PgConnection` and
+//! return `QueryResult`; callers run them through [`crate::db::Db::run`]. [`enums`] holds the
+//! text-stored value sets.
 
 pub mod api_key;
 pub mod business;
 pub mod click_event;
+pub mod enums;
 pub mod partner;
 pub mod relation;
-pub mod sql;
+
+pub use enums::{EventType, IntegrationStatus, KeyKind, PartnerStatus};

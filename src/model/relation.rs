@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use diesel::upsert::excluded;
 
+use super::IntegrationStatus;
 use crate::db::schema::{
     partner_integrations, partner_preferences, partner_users, partners, users,
 };
@@ -18,7 +19,7 @@ pub struct Integration {
     pub id: i64,
     pub business_id: i64,
     pub partner_id: i64,
-    pub status: String,
+    pub status: IntegrationStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -28,7 +29,7 @@ pub fn set_integration(
     conn: &mut PgConnection,
     business_id: i64,
     partner_id: i64,
-    status: &str,
+    status: IntegrationStatus,
 ) -> QueryResult<Integration> {
     diesel::insert_into(partner_integrations::table)
         .values((

@@ -9,7 +9,7 @@ use partners::app::{self, RunningApp};
 use partners::config::{DbConfig, ServerLimits};
 use partners::grpc::pb;
 use partners::grpc::pb::partner_service_client::PartnerServiceClient;
-use partners::search::SearchStats;
+use partners::serving::lists::ListStats as SearchStats;
 use tonic::transport::Channel;
 
 use crate::support::*;
@@ -31,7 +31,7 @@ async fn sql_only(t: &TestApp) -> (RunningApp, PartnerServiceClient<Channel>) {
 }
 
 fn stats(t: &TestApp) -> SearchStats {
-    t.app.as_ref().expect("running").state.search.stats()
+    t.app.as_ref().expect("running").services.lists.stats()
 }
 
 fn db_version(t: &TestApp) -> i64 {
@@ -62,7 +62,7 @@ async fn until_index_is_current(t: &TestApp) {
 async fn until_current_with(t: &TestApp, key: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let current = t.app.as_ref().expect("running").state.search.version();
+        let current = t.app.as_ref().expect("running").services.lists.version();
         if current == Some(db_version(t)) {
             return;
         }
@@ -294,7 +294,7 @@ async fn index_answers_lists_exactly_as_sql_does() {
         2,
         "each business's preferences loaded once"
     );
-    assert_eq!(other.state.search.stats(), SearchStats::default());
+    assert_eq!(other.services.lists.stats(), SearchStats::default());
 
     // ListAvailablePartners: the kind's own conditions, with and without a status filter.
     for status in [vec![], vec![pb::PartnerStatus::ComingSoon as i32]] {
@@ -497,7 +497,7 @@ async fn a_directory_larger_than_the_limit_is_served_by_sql() {
     for i in 0..11 {
         t.simple_partner(&format!("Harbor {i:02}"), &["pos"]).await;
     }
-    let search = &t.app.as_ref().expect("running").state.search;
+    let search = &t.app.as_ref().expect("running").services.lists;
     assert_eq!(
         search.version(),
         Some(1),

@@ -1,5 +1,7 @@
-//! Coalesced point reads of partners. GetPartner calls without includes hand their key (partner,
-//! business, user) to a reader task instead of taking a blocking thread and a connection each.
+//! GetPartner's reads. A read with includes is one hand-off to the database (the record, then one
+//! query per relationship). The common read, without includes, is coalesced: the call hands its
+//! key (partner, business, user) to a reader task instead of taking a blocking thread and a
+//! connection each.
 //! The reader runs at most `in_flight` statements at once; while they run, new keys queue, and the
 //! next statement answers every key waiting (up to a batch limit) in one blocking hand-off and one
 //! round trip. An idle service answers a lone call at once (a batch of one); a busy one pays the
@@ -15,7 +17,7 @@ use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::model::partner::{self, PartnerRecord, Scope};
+use crate::model::partner::{self, Includes, Loaded, PartnerRecord, Scope};
 
 /// Keys that must be waiting before a second statement starts while one runs: a smaller batch
 /// costs the database more per key than it saves in waiting.
@@ -31,31 +33,60 @@ struct Job {
 
 /// Handle to the reader task; cheap to clone.
 #[derive(Clone)]
-pub struct PartnerReads {
+pub struct PointReads {
+    db: Db,
     queue: mpsc::Sender<Job>,
     wait: std::time::Duration,
     /// Told when at least [`MIN_BACKLOG`] keys wait.
     backlog: Arc<Notify>,
 }
 
-impl PartnerReads {
+impl PointReads {
     /// Starts the reader: at most `in_flight` statements at once, `max_batch` keys per statement,
     /// `queue` keys waiting.
-    pub fn start(db: Db, in_flight: usize, max_batch: usize, queue: usize) -> PartnerReads {
+    pub fn start(db: Db, in_flight: usize, max_batch: usize, queue: usize) -> PointReads {
         let (tx, rx) = mpsc::channel(queue.max(1));
         let wait = db.checkout_timeout();
         let backlog = Arc::new(Notify::new());
         let limits = (in_flight.max(1), max_batch.max(1));
-        tokio::spawn(reader(db, rx, limits, backlog.clone()));
-        PartnerReads {
+        tokio::spawn(reader(db.clone(), rx, limits, backlog.clone()));
+        PointReads {
+            db,
             queue: tx,
             wait,
             backlog,
         }
     }
 
-    /// The live partner `id` with the context columns of `scope`, or `None`.
-    pub async fn find(&self, id: i64, scope: Scope) -> Result<Option<PartnerRecord>> {
+    /// The live partner `id` as seen in `scope`, with the relationships in `includes`;
+    /// NOT_FOUND when it is missing or deleted.
+    pub async fn get(&self, id: i64, scope: Scope, includes: Includes) -> Result<Loaded> {
+        if !includes.any() {
+            // The common read: coalesced with the other plain reads of the moment.
+            let record = self
+                .find(id, scope)
+                .await?
+                .ok_or(Error::NotFound("partner"))?;
+            return Ok(Loaded {
+                records: vec![record],
+                ..Loaded::default()
+            });
+        }
+        self.db
+            .run(move |conn| {
+                let record = partner::find(conn, id, scope)?.ok_or(Error::NotFound("partner"))?;
+                Ok(partner::with_includes(
+                    conn,
+                    vec![record],
+                    scope.business_id,
+                    includes,
+                )?)
+            })
+            .await
+    }
+
+    /// The live partner `id` with the context columns of `scope`, or `None` (coalesced).
+    async fn find(&self, id: i64, scope: Scope) -> Result<Option<PartnerRecord>> {
         let (reply, mut answer) = oneshot::channel();
         let taken = Arc::new(AtomicBool::new(false));
         let job = Job {

@@ -5,12 +5,12 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::auth;
-use crate::db::schema::partners;
-use crate::error::Result;
-use crate::model::click_event::{self, NewClickEvent};
-use crate::model::partner::NewPartner;
-use crate::model::{business, relation};
+use partners::auth;
+use partners::db::schema::partners as partner_rows;
+use partners::error::Result;
+use partners::model::click_event::{self, NewClickEvent};
+use partners::model::partner::NewPartner;
+use partners::model::{EventType, IntegrationStatus, PartnerStatus, business, relation};
 
 /// The demo business of the printed user key.
 pub const DEMO_BUSINESS: Uuid = Uuid::from_u128(0x0b0b_0001_0000_4000_8000_0000_0000_0001);
@@ -34,7 +34,7 @@ struct DemoPartner {
     categories: &'static [&'static str],
     wholesaler_categories: &'static [&'static str],
     countries: &'static [&'static str],
-    status: &'static str,
+    status: PartnerStatus,
     active: bool,
 }
 
@@ -45,7 +45,7 @@ const PARTNERS: &[DemoPartner] = &[
         categories: &["pos"],
         wholesaler_categories: &[],
         countries: &["DE", "AT"],
-        status: "available",
+        status: PartnerStatus::Available,
         active: true,
     },
     DemoPartner {
@@ -54,7 +54,7 @@ const PARTNERS: &[DemoPartner] = &[
         categories: &["accounting"],
         wholesaler_categories: &[],
         countries: &["DE", "GB"],
-        status: "available",
+        status: PartnerStatus::Available,
         active: true,
     },
     DemoPartner {
@@ -63,7 +63,7 @@ const PARTNERS: &[DemoPartner] = &[
         categories: &["payments", "pos"],
         wholesaler_categories: &[],
         countries: &["GB", "FR"],
-        status: "available",
+        status: PartnerStatus::Available,
         active: true,
     },
     DemoPartner {
@@ -72,7 +72,7 @@ const PARTNERS: &[DemoPartner] = &[
         categories: &["delivery"],
         wholesaler_categories: &[],
         countries: &["DE"],
-        status: "coming_soon",
+        status: PartnerStatus::ComingSoon,
         active: true,
     },
     DemoPartner {
@@ -81,7 +81,7 @@ const PARTNERS: &[DemoPartner] = &[
         categories: &["wholesaler"],
         wholesaler_categories: &["beverages"],
         countries: &["DE", "AT"],
-        status: "available",
+        status: PartnerStatus::Available,
         active: true,
     },
     DemoPartner {
@@ -90,7 +90,7 @@ const PARTNERS: &[DemoPartner] = &[
         categories: &["wholesaler", "delivery"],
         wholesaler_categories: &["produce", "dairy"],
         countries: &["DE"],
-        status: "available",
+        status: PartnerStatus::Available,
         active: true,
     },
     DemoPartner {
@@ -99,7 +99,7 @@ const PARTNERS: &[DemoPartner] = &[
         categories: &["wholesaler"],
         wholesaler_categories: &["bakery"],
         countries: &["FR"],
-        status: "coming_soon",
+        status: PartnerStatus::ComingSoon,
         active: true,
     },
     DemoPartner {
@@ -108,7 +108,7 @@ const PARTNERS: &[DemoPartner] = &[
         categories: &["accounting"],
         wholesaler_categories: &[],
         countries: &["AT"],
-        status: "unavailable",
+        status: PartnerStatus::Unavailable,
         active: true,
     },
     DemoPartner {
@@ -117,7 +117,7 @@ const PARTNERS: &[DemoPartner] = &[
         categories: &["pos"],
         wholesaler_categories: &[],
         countries: &["DE"],
-        status: "available",
+        status: PartnerStatus::Available,
         active: false,
     },
     DemoPartner {
@@ -126,7 +126,7 @@ const PARTNERS: &[DemoPartner] = &[
         categories: &["reservations"],
         wholesaler_categories: &[],
         countries: &["GB", "DE"],
-        status: "available",
+        status: PartnerStatus::Available,
         active: true,
     },
     DemoPartner {
@@ -135,7 +135,7 @@ const PARTNERS: &[DemoPartner] = &[
         categories: &["scheduling"],
         wholesaler_categories: &[],
         countries: &["DE", "GB", "FR"],
-        status: "coming_soon",
+        status: PartnerStatus::ComingSoon,
         active: true,
     },
     DemoPartner {
@@ -144,7 +144,7 @@ const PARTNERS: &[DemoPartner] = &[
         categories: &["wholesaler"],
         wholesaler_categories: &["beverages", "wine"],
         countries: &["FR", "DE"],
-        status: "available",
+        status: PartnerStatus::Available,
         active: false,
     },
 ];
@@ -166,25 +166,38 @@ fn upsert_partner(conn: &mut PgConnection, p: &DemoPartner) -> QueryResult<i64> 
         wholesaler_categories: strings(p.wholesaler_categories),
         country_codes: strings(p.countries),
         tags: vec!["demo".to_owned()],
-        status: p.status.to_owned(),
+        status: p.status,
         active: p.active,
         external_id: Some(p.external_id.to_owned()),
         metadata: serde_json::json!({"source": "seed-demo"}),
     };
-    let inserted: Option<i64> = diesel::insert_into(partners::table)
+    let inserted: Option<i64> = diesel::insert_into(partner_rows::table)
         .values(&new)
-        .on_conflict(partners::external_id)
+        .on_conflict(partner_rows::external_id)
         .do_nothing()
-        .returning(partners::id)
+        .returning(partner_rows::id)
         .get_result(conn)
         .optional()?;
     match inserted {
         Some(id) => Ok(id),
-        None => partners::table
-            .filter(partners::external_id.eq(p.external_id))
-            .select(partners::id)
+        None => partner_rows::table
+            .filter(partner_rows::external_id.eq(p.external_id))
+            .select(partner_rows::id)
             .first(conn),
     }
+}
+
+/// `partners seed-demo`: migrates, loads the demo data and prints the keys as shell assignments.
+pub fn run(config: &partners::config::DbConfig) -> Result<()> {
+    super::prepare_database(config)?;
+    let keys = seed(&mut super::connect(config)?)?;
+    println!("service_key={}", keys.service_key);
+    println!("user_key={}", keys.user_key);
+    println!("business_uuid={}", keys.business_uuid);
+    if let Some(id) = keys.partner_ids.first() {
+        println!("partner_id={id}");
+    }
+    Ok(())
 }
 
 /// Loads the demo data (idempotent) and creates a new service key and user key.
@@ -212,9 +225,9 @@ pub fn seed(conn: &mut PgConnection) -> Result<DemoKeys> {
         for p in PARTNERS {
             ids.push(upsert_partner(conn, p)?);
         }
-        relation::set_integration(conn, demo.id, ids[0], "active")?;
-        relation::set_integration(conn, demo.id, ids[1], "pending")?;
-        relation::set_integration(conn, other.id, ids[0], "failed")?;
+        relation::set_integration(conn, demo.id, ids[0], IntegrationStatus::Active)?;
+        relation::set_integration(conn, demo.id, ids[1], IntegrationStatus::Pending)?;
+        relation::set_integration(conn, other.id, ids[0], IntegrationStatus::Failed)?;
         relation::set_preference(conn, demo.id, ids[1], true)?;
         relation::set_preference(conn, demo.id, ids[4], true)?;
         relation::set_preference(conn, other.id, ids[2], true)?;
@@ -223,20 +236,24 @@ pub fn seed(conn: &mut PgConnection) -> Result<DemoKeys> {
         relation::connect(conn, ids[0], rival.id)?;
         relation::connect(conn, ids[4], user.id)?;
 
-        let clicks: Vec<NewClickEvent> =
-            [(0, "website"), (0, "website"), (0, "video"), (4, "website")]
-                .iter()
-                .enumerate()
-                .map(|(n, (i, kind))| NewClickEvent {
-                    partner_id: ids[*i],
-                    user_id: Some(user.id),
-                    business_id: Some(demo.id),
-                    event_type: (*kind).to_owned(),
-                    principal: "service:seed-demo".to_owned(),
-                    idempotency_key: Some(format!("seed-demo-{n}")),
-                    fingerprint: format!("seed-demo-{n}"),
-                })
-                .collect();
+        let clicks: Vec<NewClickEvent> = [
+            (0, EventType::Website),
+            (0, EventType::Website),
+            (0, EventType::Video),
+            (4, EventType::Website),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(n, (i, kind))| NewClickEvent {
+            partner_id: ids[*i],
+            user_id: Some(user.id),
+            business_id: Some(demo.id),
+            event_type: *kind,
+            principal: "service:seed-demo".to_owned(),
+            idempotency_key: Some(format!("seed-demo-{n}")),
+            fingerprint: format!("seed-demo-{n}"),
+        })
+        .collect();
         click_event::insert_batch(conn, &clicks)?;
 
         Ok(DemoKeys {

@@ -1,0 +1,97 @@
+//! Per-key rate limits: one GCRA bucket per API key prefix (`governor`, keyed). Over the limit, a
+//! call gets RESOURCE_EXHAUSTED (REST 429) with the time to wait. Only authenticated keys get a
+//! bucket, and buckets idle long enough to be full again are dropped by [`KeyLimiter::shrink`],
+//! so the map is bounded by the keys in use. The limits are per process: N replicas allow N times
+//! the rate.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::error::{Error, Result};
+
+/// Token buckets keyed by key prefix; `None` inside when limiting is off.
+pub struct KeyLimiter {
+    limiter: Option<DefaultKeyedRateLimiter<String>>,
+    clock: DefaultClock,
+}
+
+impl KeyLimiter {
+    /// `per_second` calls per key on average, bursts up to `burst`; a rate of 0 turns limiting off.
+    pub fn new(per_second: u32, burst: u32) -> Self {
+        let limiter = NonZeroU32::new(per_second).map(|rate| {
+            let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+            RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+        });
+        KeyLimiter {
+            limiter,
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// Takes one call's worth for `key`, or says how long to wait.
+    pub fn check(&self, key: &str) -> Result<()> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        limiter.check_key(&key.to_owned()).map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.clock.now());
+            Error::ResourceExhausted {
+                message: "rate limit of this API key exceeded",
+                retry_after: wait.max(Duration::from_millis(1)),
+            }
+        })
+    }
+
+    /// Drops the buckets of keys idle long enough to be full again.
+    pub fn shrink(&self) {
+        if let Some(limiter) = &self.limiter {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
+    /// Keys with a bucket.
+    pub fn len(&self) -> usize {
+        self.limiter.as_ref().map_or(0, |l| l.len())
+    }
+
+    /// Whether no key has a bucket.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bursts_then_refuses_then_refills() {
+        let limiter = KeyLimiter::new(20, 3);
+        for _ in 0..3 {
+            limiter.check("k").expect("within burst");
+        }
+        assert!(matches!(
+            limiter.check("k"),
+            Err(Error::ResourceExhausted { .. })
+        ));
+        limiter.check("other").expect("keys are independent");
+        std::thread::sleep(Duration::from_millis(60));
+        limiter.check("k").expect("refilled");
+        assert!(KeyLimiter::new(0, 0).check("k").is_ok(), "0 disables");
+    }
+
+    #[test]
+    fn idle_buckets_are_dropped() {
+        let limiter = KeyLimiter::new(1000, 2);
+        limiter.check("a").expect("first call");
+        limiter.check("b").expect("first call");
+        assert_eq!(limiter.len(), 2);
+        std::thread::sleep(Duration::from_millis(20));
+        limiter.shrink();
+        assert!(limiter.is_empty(), "full buckets are forgotten");
+    }
+}

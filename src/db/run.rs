@@ -1,0 +1,102 @@
+//! The one bridge from async handlers to blocking Diesel: [`Db::run`] takes a turn (a semaphore
+//! sized like the pool, so blocking threads never pile up waiting for connections), checks a
+//! connection out in a blocking thread, and never waits on a database that stopped answering.
+//! List queries take a turn in their own, narrower lane first ([`Db::run_list`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::Db;
+use crate::error::{Error, Result};
+
+impl Db {
+    /// Runs `f` on a pooled connection in a blocking thread. Waits at most the checkout timeout
+    /// for a slot (then RESOURCE_EXHAUSTED) and for a connection (then UNAVAILABLE); fails fast with
+    /// UNAVAILABLE while the probe reports the database down. A panic in `f` is re-raised here.
+    pub async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        if !self.is_healthy() {
+            return Err(Error::Unavailable("database unreachable"));
+        }
+        let permit = self
+            .take_turn(
+                &self.permits,
+                "server busy: all database connections are in use",
+            )
+            .await?;
+        let pool = self.pool.clone();
+        let timeout = self.checkout_timeout;
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let mut conn = pool.get_timeout(timeout)?;
+            let result = f(&mut conn.pg);
+            if matches!(result, Err(Error::Unavailable(_))) {
+                conn.broken = true;
+            }
+            result
+        });
+        // A call never waits on a database that stopped answering: it ends when the probe sees
+        // the outage, or at the latest after two statement timeouts (a black-holed network does
+        // not end a statement by itself until `tcp_user_timeout`).
+        let mut health = self.health.subscribe();
+        let limit = self.checkout_timeout + self.statement_timeout * 2 + Duration::from_secs(1);
+        tokio::select! {
+            joined = task => match joined {
+                Ok(result) => result,
+                Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+                Err(_) => Err(Error::Unavailable("shutting down")),
+            },
+            _ = health.wait_for(|up| !*up) => Err(Error::Unavailable("database unreachable")),
+            () = tokio::time::sleep(limit) => Err(Error::Unavailable("database did not answer in time")),
+        }
+    }
+
+    /// Runs a list query (see [`Db::run`]) in the list lane: at most `list_concurrency` of them
+    /// at once, the others wait their turn (first come, first served) up to the checkout timeout.
+    /// Lists cost milliseconds of database CPU; run all at once they time-slice the cores and each
+    /// takes as long as the slowest, while point reads and click batches keep their own slots.
+    pub async fn run_list<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let _turn = self
+            .take_turn(
+                &self.list_permits,
+                "server busy: too many list queries waiting",
+            )
+            .await?;
+        self.run(f).await
+    }
+
+    /// Waits at most the checkout timeout for a permit of `permits`, then RESOURCE_EXHAUSTED.
+    async fn take_turn(
+        &self,
+        permits: &Arc<Semaphore>,
+        busy: &'static str,
+    ) -> Result<OwnedSemaphorePermit> {
+        tokio::time::timeout(self.checkout_timeout, permits.clone().acquire_owned())
+            .await
+            .map_err(|_| Error::ResourceExhausted {
+                message: busy,
+                retry_after: Duration::from_secs(1),
+            })?
+            .map_err(|_| Error::Unavailable("database pool closed"))
+    }
+
+    /// Runs `f` inside a transaction (see [`Db::run`]).
+    pub async fn transaction<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run(|conn| conn.transaction(f)).await
+    }
+}

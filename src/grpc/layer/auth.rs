@@ -1,0 +1,116 @@
+//! The authentication layer: every call to a `partners.v1` service (health and reflection are
+//! exempt) must carry `authorization: Bearer <key>`. The layer authenticates the key, applies the
+//! key's rate limit, reads `x-user-uuid`, and puts the [`Caller`] into the request's extensions,
+//! where handlers find it ([`Caller::of`]); a refused call never reaches a handler.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::HeaderMap;
+use tower::{Layer, Service};
+use uuid::Uuid;
+
+use crate::auth::{Authenticator, KeyLimiter, bearer, parse_key};
+use crate::error::{Error, Result};
+use crate::grpc::scope::{Caller, USER_HEADER};
+
+/// Path prefix of the services that need a key.
+const API_PREFIX: &str = "/partners.v1.";
+
+/// Wraps a service with [`Authenticate`].
+#[derive(Clone)]
+pub struct AuthLayer {
+    auth: Authenticator,
+    limiter: Arc<KeyLimiter>,
+}
+
+impl AuthLayer {
+    /// Authenticates with `auth`, limits with `limiter`.
+    pub fn new(auth: Authenticator, limiter: Arc<KeyLimiter>) -> Self {
+        AuthLayer { auth, limiter }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Authenticate<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Authenticate {
+            inner,
+            auth: self.auth.clone(),
+            limiter: self.limiter.clone(),
+        }
+    }
+}
+
+/// See the module documentation.
+#[derive(Clone)]
+pub struct Authenticate<S> {
+    inner: S,
+    auth: Authenticator,
+    limiter: Arc<KeyLimiter>,
+}
+
+impl<S, B, R> Service<http::Request<B>> for Authenticate<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<R>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+    R: Default,
+{
+    type Response = http::Response<R>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        if !request.uri().path().starts_with(API_PREFIX) {
+            return Box::pin(self.inner.call(request));
+        }
+        // The clone that was not polled ready stays behind (tower's usual swap).
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        let (auth, limiter) = (self.auth.clone(), self.limiter.clone());
+        Box::pin(async move {
+            match caller(&auth, &limiter, request.headers()).await {
+                Ok(caller) => {
+                    tracing::Span::current().record("principal", caller.principal.kind());
+                    request.extensions_mut().insert(caller);
+                    inner.call(request).await
+                }
+                Err(err) => Ok(err.into_status().into_http()),
+            }
+        })
+    }
+}
+
+/// The caller of a request: its key authenticated, within its rate limit, with the user it acts
+/// for. Missing, malformed, unknown and revoked keys are all the same UNAUTHENTICATED.
+async fn caller(auth: &Authenticator, limiter: &KeyLimiter, headers: &HeaderMap) -> Result<Caller> {
+    let authorization = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let principal = auth.authenticate(authorization).await?;
+    if let Some((prefix, _)) = bearer(authorization).and_then(parse_key) {
+        limiter.check(prefix)?;
+    }
+    let acting_user = match headers.get(USER_HEADER) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|s| Uuid::parse_str(s.trim()).ok())
+                .ok_or_else(|| Error::invalid(USER_HEADER, "must be a UUID"))?,
+        ),
+    };
+    Ok(Caller {
+        principal,
+        acting_user,
+    })
+}

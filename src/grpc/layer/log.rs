@@ -1,0 +1,195 @@
+//! The call log: one span per call (method, code, duration, principal, request id, and the cause
+//! of an internal error, recorded by [`crate::error::Error::into_status`]) and one line when the
+//! call ends, at a level chosen from its code: client errors at info, refusals for load or outage
+//! at warn, server errors at error; health and reflection at debug.
+//!
+//! Own code rather than tower-http's `TraceLayer`: a gRPC call's code arrives in the trailers
+//! (or in the headers of a trailers-only answer), and `TraceLayer` reports the time to the
+//! headers and the body's time apart, so it cannot write the one line with the call's whole
+//! duration and final code.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Body, Frame};
+use tonic::Code;
+use tower::{Layer, Service};
+use tracing::{Instrument, Span, field};
+
+/// Wraps a service with [`CallLog`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallLogLayer;
+
+impl<S> Layer<S> for CallLogLayer {
+    type Service = CallLog<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CallLog { inner }
+    }
+}
+
+/// See the module documentation.
+#[derive(Debug, Clone)]
+pub struct CallLog<S> {
+    inner: S,
+}
+
+/// One call in progress: its span, method and start; logs once when finished (or dropped).
+struct Call {
+    span: Span,
+    method: String,
+    api: bool,
+    started: Instant,
+    finished: bool,
+}
+
+impl Call {
+    fn new(headers: &HeaderMap, path: &str) -> Call {
+        let (service, method) = path
+            .trim_start_matches('/')
+            .split_once('/')
+            .unwrap_or(("", path));
+        let api = service.starts_with("partners.");
+        let span = tracing::info_span!(
+            "rpc",
+            rpc.service = service,
+            rpc.method = method,
+            rpc.code = field::Empty,
+            duration_ms = field::Empty,
+            principal = field::Empty,
+            request_id = field::Empty,
+            error.message = field::Empty,
+        );
+        if let Some(id) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+            span.record("request_id", id);
+        }
+        Call {
+            span,
+            method: method.to_owned(),
+            api,
+            started: Instant::now(),
+            finished: false,
+        }
+    }
+
+    /// Writes the call's line with `code`.
+    fn finish(&mut self, code: Code) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        let _entered = self.span.enter();
+        self.span.record("rpc.code", field::debug(code));
+        self.span
+            .record("duration_ms", self.started.elapsed().as_secs_f64() * 1000.0);
+        let method = &self.method;
+        match code {
+            _ if !self.api => tracing::debug!("{method} done"),
+            Code::Internal | Code::Unknown | Code::DataLoss => tracing::error!("{method} failed"),
+            Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => {
+                tracing::warn!("{method} not served")
+            }
+            _ => tracing::info!("{method} done"),
+        }
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        // The client went away before the call's end.
+        self.finish(Code::Cancelled);
+    }
+}
+
+/// The code of `grpc-status`, if the headers or trailers carry one.
+fn grpc_code(headers: &HeaderMap) -> Option<Code> {
+    let value = headers.get("grpc-status")?.to_str().ok()?;
+    Some(Code::from_i32(value.parse().ok()?))
+}
+
+impl<S, B, R> Service<http::Request<B>> for CallLog<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+    R: Body<Data = Bytes> + Unpin,
+{
+    type Response = http::Response<LoggedBody<R>>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let mut call = Call::new(request.headers(), request.uri().path());
+        let span = call.span.clone();
+        let future = span.in_scope(|| self.inner.call(request));
+        Box::pin(
+            async move {
+                let response = match future.await {
+                    Ok(response) => response,
+                    Err(err) => {
+                        call.finish(Code::Unknown);
+                        return Err(err);
+                    }
+                };
+                let (parts, body) = response.into_parts();
+                // A trailers-only answer (every error) carries its code in the headers.
+                let call = match grpc_code(&parts.headers) {
+                    Some(code) => {
+                        call.finish(code);
+                        None
+                    }
+                    None => Some(call),
+                };
+                Ok(http::Response::from_parts(
+                    parts,
+                    LoggedBody { inner: body, call },
+                ))
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// A response body that finishes its call's line at the trailers.
+pub struct LoggedBody<B> {
+    inner: B,
+    call: Option<Call>,
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Body for LoggedBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let end = match &polled {
+            Poll::Ready(Some(Ok(frame))) => frame.trailers_ref().map(grpc_code),
+            Poll::Ready(Some(Err(_))) => Some(Some(Code::Unknown)),
+            Poll::Ready(None) => Some(None),
+            Poll::Pending => None,
+        };
+        if let Some(code) = end
+            && let Some(mut call) = self.call.take()
+        {
+            call.finish(code.unwrap_or(Code::Unknown));
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,31 @@
+//! The one middleware stack of the gRPC server, in the order a call passes it: the call log
+//! ([`log`]), the deadline and transport statuses ([`transport_status`]), authentication
+//! ([`auth`]). The same stack serves TCP clients and the in-process REST gateway.
+
+pub mod auth;
+pub mod log;
+pub mod transport_status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tower::ServiceBuilder;
+use tower::layer::util::{Identity, Stack};
+
+use crate::auth::{Authenticator, KeyLimiter};
+use auth::AuthLayer;
+use log::CallLogLayer;
+use transport_status::TransportStatusLayer;
+
+/// The stack's type (outermost layer last).
+pub type CallStack = Stack<AuthLayer, Stack<TransportStatusLayer, Stack<CallLogLayer, Identity>>>;
+
+/// Builds the stack: calls end at `timeout` at the latest; keys are checked by `auth` and limited
+/// by `limiter`.
+pub fn stack(auth: Authenticator, limiter: Arc<KeyLimiter>, timeout: Duration) -> CallStack {
+    ServiceBuilder::new()
+        .layer(CallLogLayer)
+        .layer(TransportStatusLayer { timeout })
+        .layer(AuthLayer::new(auth, limiter))
+        .into_inner()
+}

@@ -1,0 +1,191 @@
+//! The three list requests → [`ListRequest`]: a [`ListQuery`] (scope still empty), the includes
+//! and the named business.
+
+use uuid::Uuid;
+
+use super::Checker;
+use crate::error::{Error, Result};
+use crate::grpc::{convert, pb};
+use crate::model::PartnerStatus;
+use crate::model::partner::{Includes, ListKind, ListQuery, Scope};
+
+/// A validated list request.
+#[derive(Debug)]
+pub struct ListRequest {
+    /// Kind, filters, search, order and page (the scope is filled in once the caller's business
+    /// is resolved).
+    pub query: ListQuery,
+    /// Relationships to load with the page.
+    pub includes: Includes,
+    /// The business named in the request, if any.
+    pub business_uuid: Option<Uuid>,
+}
+
+/// The parts every list request has (`search`: the term, for the lists that take one), checked in
+/// the order their violations are reported.
+struct Common<'a> {
+    business_uuid: &'a str,
+    include: &'a [String],
+    page: Option<i32>,
+    per_page: Option<i32>,
+    search: Option<&'a str>,
+    sort: &'a str,
+}
+
+fn common(c: &mut Checker, kind: ListKind, parts: Common<'_>) -> ListRequest {
+    let business_uuid = c.optional_uuid("business_uuid", parts.business_uuid);
+    let includes = c.includes(parts.include);
+    let (page, per_page) = (c.page(parts.page), c.per_page(parts.per_page));
+    let mut query = ListQuery::new(kind, Scope::default(), page, per_page);
+    query.search = parts.search.and_then(|term| c.search(term));
+    query.sort = c.sort(parts.sort);
+    ListRequest {
+        query,
+        includes,
+        business_uuid,
+    }
+}
+
+impl TryFrom<&pb::ListPartnersRequest> for ListRequest {
+    type Error = Error;
+
+    fn try_from(req: &pb::ListPartnersRequest) -> Result<Self> {
+        let mut c = Checker::default();
+        let mut request = common(
+            &mut c,
+            ListKind::All,
+            Common {
+                business_uuid: &req.business_uuid,
+                include: &req.include,
+                page: req.page,
+                per_page: req.per_page,
+                search: Some(&req.search),
+                sort: &req.sort,
+            },
+        );
+        let query = &mut request.query;
+        if let Some(f) = &req.filter {
+            query.categories = c.list("filter.categories", &f.categories);
+            query.excluded_categories =
+                c.list("filter.excluded_categories", &f.excluded_categories);
+            query.wholesaler_categories =
+                c.list("filter.wholesaler_categories", &f.wholesaler_categories);
+            query.country_codes = c.country_codes("filter.country_codes", &f.country_codes);
+            query.preferred = f.preferred;
+            query.active = f.active;
+        }
+        c.finish(request)
+    }
+}
+
+impl TryFrom<&pb::ListAvailablePartnersRequest> for ListRequest {
+    type Error = Error;
+
+    fn try_from(req: &pb::ListAvailablePartnersRequest) -> Result<Self> {
+        let mut c = Checker::default();
+        let mut request = common(
+            &mut c,
+            ListKind::Available,
+            Common {
+                business_uuid: &req.business_uuid,
+                include: &req.include,
+                page: req.page,
+                per_page: req.per_page,
+                search: Some(&req.search),
+                sort: &req.sort,
+            },
+        );
+        let query = &mut request.query;
+        if let Some(f) = &req.filter {
+            query.categories = c.list("filter.categories", &f.categories);
+            for status in &f.status {
+                match convert::partner_status(*status) {
+                    Some(s @ (PartnerStatus::Available | PartnerStatus::ComingSoon)) => {
+                        query.statuses.push(s)
+                    }
+                    _ => {
+                        c.add("filter.status", "values must be available or coming_soon");
+                        break;
+                    }
+                }
+            }
+            query.statuses.sort();
+            query.statuses.dedup();
+        }
+        c.finish(request)
+    }
+}
+
+impl TryFrom<&pb::ListWholesalersRequest> for ListRequest {
+    type Error = Error;
+
+    fn try_from(req: &pb::ListWholesalersRequest) -> Result<Self> {
+        let mut c = Checker::default();
+        let request = common(
+            &mut c,
+            ListKind::Wholesalers,
+            Common {
+                business_uuid: &req.business_uuid,
+                include: &req.include,
+                page: req.page,
+                per_page: req.per_page,
+                search: None,
+                sort: &req.sort,
+            },
+        );
+        c.finish(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_partners_reports_every_bad_field() {
+        let req = pb::ListPartnersRequest {
+            business_uuid: "nope".into(),
+            include: vec!["users".into(), "bogus".into()],
+            page: Some(0),
+            per_page: Some(101),
+            search: "   ".into(),
+            sort: "-clicks,colour".into(),
+            filter: Some(pb::ListPartnersFilter {
+                country_codes: vec!["DEU".into()],
+                categories: vec!["x".repeat(65)],
+                ..Default::default()
+            }),
+        };
+        let Err(Error::InvalidArgument(v)) = ListRequest::try_from(&req) else {
+            panic!("expected invalid argument");
+        };
+        let fields: Vec<&str> = v.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "business_uuid",
+                "include",
+                "page",
+                "per_page",
+                "search",
+                "sort",
+                "filter.categories",
+                "filter.country_codes"
+            ]
+        );
+    }
+
+    #[test]
+    fn country_codes_are_upper_cased_and_sorted() {
+        let req = pb::ListPartnersRequest {
+            filter: Some(pb::ListPartnersFilter {
+                country_codes: vec!["de".into(), "AT".into(), "De".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let ok = ListRequest::try_from(&req).expect("valid");
+        assert_eq!(ok.query.country_codes, ["AT", "DE"]);
+        assert_eq!((ok.query.page, ok.query.per_page), (1, 25));
+    }
+}

@@ -1,0 +1,17 @@
+//! Partners: the row every read returns ([`record`]), the lists as SQL ([`list`]), the statements
+//! guarded by the in-memory copy's versions ([`guarded`]), point reads ([`point`]), includes
+//! ([`includes`]) and admin writes ([`write`]).
+
+pub mod guarded;
+pub mod includes;
+pub mod list;
+pub mod point;
+pub mod record;
+pub mod write;
+
+pub use guarded::*;
+pub use includes::*;
+pub use list::*;
+pub use point::*;
+pub use record::*;
+pub use write::*;

@@ -1,0 +1,393 @@
+//! Pages cut from the copy: the matches of an unsearched list (found once per snapshot and
+//! filter), the exact totals, and the page in the SQL path's order, with the business's preferred
+//! partners first where the preference orders the list or filtering on it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::copy::Snapshot;
+use super::preferences::Preferred;
+use crate::model::PartnerStatus;
+use crate::model::partner::{self, ListKind, ListQuery, SortField};
+
+/// See [`Snapshot::matches`].
+#[derive(Default)]
+pub(crate) struct Matches {
+    by_key: HashMap<CountKey, Arc<Vec<u32>>>,
+    /// The indices (into the matches of a key) of a business's preferred partners, by key and
+    /// preference version (versions are unique over all businesses: migration 10).
+    preferred: HashMap<(CountKey, i64), Arc<Vec<usize>>>,
+    /// Positions and indices held over all keys.
+    held: usize,
+}
+
+impl Matches {
+    /// Makes room for `n` more held values (drops everything when they would not fit).
+    fn room_for(&mut self, n: usize) {
+        if self.by_key.len() + self.preferred.len() >= MAX_COUNTS
+            || self.held + n > MAX_HELD_MATCHES
+        {
+            self.by_key.clear();
+            self.preferred.clear();
+            self.held = 0;
+        }
+        self.held += n;
+    }
+}
+
+/// A list's kind and filters (categories, excluded categories, wholesaler categories, country
+/// codes, statuses; active), as the key of a count.
+type CountKey = (ListKind, [Vec<String>; 4], Vec<PartnerStatus>, Option<bool>);
+
+/// Most filters whose matches are kept per snapshot (all are dropped when it is reached).
+const MAX_COUNTS: usize = 4096;
+
+/// Most match positions kept per snapshot over all filters (4 bytes each; all are dropped when a
+/// new filter's matches would pass it).
+const MAX_HELD_MATCHES: usize = 2_000_000;
+
+impl Snapshot {
+    /// How many partners match `q`'s kind and filters, for a list without a search term or a
+    /// preference filter (`None` otherwise). Counted once per snapshot and filter.
+    pub fn count(&self, q: &ListQuery) -> Option<usize> {
+        if q.preferred.is_some() {
+            return None;
+        }
+        self.matches(q).map(|m| m.len())
+    }
+
+    /// The ids of `q`'s page and the total, for a list without a search term in list order (the
+    /// default order, or `name` ascending), as the SQL path would order them: when the preference
+    /// orders (ListPartners' default: preferred first) or filters the list, with the business's
+    /// set `preferred` (none = no business in context, which prefers nothing). `None` for other
+    /// lists.
+    pub fn page(&self, q: &ListQuery, preferred: Option<&Preferred>) -> Option<(Vec<i64>, i64)> {
+        if !in_list_order(q) {
+            return None;
+        }
+        let matches = self.matches(q)?;
+        let id = |index: usize| self.partners[matches[index] as usize].id;
+        if !partner::preference_decides(q) {
+            return Some((
+                page_range(q, matches.len()).map(id).collect(),
+                matches.len() as i64,
+            ));
+        }
+        let per_page = usize::try_from(q.per_page).unwrap_or(0);
+        let from = usize::try_from((q.page - 1).saturating_mul(q.per_page)).unwrap_or(usize::MAX);
+        // Where the preferred matches are among all matches (ascending indices into `matches`).
+        let chosen = self.preferred_indices(q, &matches, preferred);
+        let others = matches.len() - chosen.len();
+        let (total, ids) = match q.preferred {
+            Some(true) => (
+                chosen.len(),
+                chosen
+                    .iter()
+                    .skip(from)
+                    .take(per_page)
+                    .map(|&i| id(i))
+                    .collect(),
+            ),
+            Some(false) => (
+                others,
+                Self::others(&chosen, matches.len(), from, per_page)
+                    .map(id)
+                    .collect(),
+            ),
+            // Preferred first, each part in list order.
+            None => {
+                let first: Vec<i64> = chosen
+                    .iter()
+                    .skip(from)
+                    .take(per_page)
+                    .map(|&i| id(i))
+                    .collect();
+                let rest = per_page - first.len();
+                let skip = from.saturating_sub(chosen.len());
+                let ids = first
+                    .into_iter()
+                    .chain(Self::others(&chosen, matches.len(), skip, rest).map(id))
+                    .collect();
+                (matches.len(), ids)
+            }
+        };
+        Some((ids, total as i64))
+    }
+
+    /// The indices into `matches` (those of `q`'s filters) of the partners in `preferred`,
+    /// ascending; found once per snapshot, filters and preference version.
+    fn preferred_indices(
+        &self,
+        q: &ListQuery,
+        matches: &[u32],
+        preferred: Option<&Preferred>,
+    ) -> Arc<Vec<usize>> {
+        let Some(preferred) = preferred else {
+            return Arc::default();
+        };
+        let key = (count_key(q), preferred.version);
+        if let Some(found) = self.lock_matches().preferred.get(&key) {
+            return found.clone();
+        }
+        let mut indices: Vec<usize> = preferred
+            .ids()
+            .iter()
+            .filter_map(|id| {
+                let at = self.by_id.binary_search_by_key(id, |&(id, _)| id).ok()?;
+                matches.binary_search(&self.by_id[at].1).ok()
+            })
+            .collect();
+        indices.sort_unstable();
+        let indices = Arc::new(indices);
+        let mut cached = self.lock_matches();
+        cached.room_for(indices.len());
+        cached.preferred.insert(key, indices.clone());
+        indices
+    }
+
+    fn lock_matches(&self) -> std::sync::MutexGuard<'_, Matches> {
+        self.matches.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `take` indices into a list of `len` matches that are not in `chosen` (ascending), skipping
+    /// the first `skip` of them.
+    fn others(
+        chosen: &[usize],
+        len: usize,
+        skip: usize,
+        take: usize,
+    ) -> impl Iterator<Item = usize> {
+        // The index of the `skip`-th match not chosen: the least `i` with `i = skip + (chosen
+        // indices ≤ i)` (a fixed point reached from below).
+        let mut start = skip;
+        loop {
+            let next = skip.saturating_add(chosen.partition_point(|&c| c <= start));
+            if next == start {
+                break;
+            }
+            start = next;
+        }
+        let mut pending = chosen.partition_point(|&c| c < start);
+        (start..len)
+            .filter(move |&i| {
+                while pending < chosen.len() && chosen[pending] < i {
+                    pending += 1;
+                }
+                chosen.get(pending) != Some(&i)
+            })
+            .take(take)
+    }
+
+    /// The positions (in list order) of the partners matching `q`'s kind and filters, the
+    /// preference aside, for a list without a search term (`None` otherwise). Found once per
+    /// snapshot and filter, within [`MAX_COUNTS`] filters and [`MAX_HELD_MATCHES`] positions.
+    pub(super) fn matches(&self, q: &ListQuery) -> Option<Arc<Vec<u32>>> {
+        if q.search.is_some() {
+            return None;
+        }
+        let key = count_key(q);
+        let mut matches = self.lock_matches();
+        if let Some(found) = matches.by_key.get(&key) {
+            return Some(found.clone());
+        }
+        let filter = self.filter(q);
+        let found: Arc<Vec<u32>> = Arc::new(
+            (0u32..)
+                .zip(&self.partners)
+                .filter(|(_, entry)| filter.matches(self, entry))
+                .map(|(position, _)| position)
+                .collect(),
+        );
+        matches.room_for(found.len());
+        matches.by_key.insert(key, found.clone());
+        Some(found)
+    }
+}
+
+/// The kind and filters of `q`, the preference aside.
+pub(super) fn count_key(q: &ListQuery) -> CountKey {
+    (
+        q.kind,
+        [
+            q.categories.clone(),
+            q.excluded_categories.clone(),
+            q.wholesaler_categories.clone(),
+            q.country_codes.clone(),
+        ],
+        q.statuses.clone(),
+        q.active,
+    )
+}
+
+/// Whether `q` has no search term and the list order (the default order, or `name` ascending):
+/// then [`Snapshot::page`] cuts its page.
+pub(super) fn in_list_order(q: &ListQuery) -> bool {
+    q.search.is_none() && (q.sort.is_empty() || q.sort == [(SortField::Name, false)])
+}
+
+/// The ids of `q`'s page among `ids` (every match of the search, in list order) and the
+/// total: the preference filter applied and, in the default order, the business's preferred
+/// partners first (`preferred`: the business's set when the preference decides; none = no
+/// business in context, which prefers nothing), as the SQL path orders them.
+pub fn arrange(q: &ListQuery, ids: &[i64], preferred: Option<&Preferred>) -> (Vec<i64>, i64) {
+    let prefers = |id: i64| preferred.is_some_and(|p| p.contains(id));
+    let kept = ids
+        .iter()
+        .copied()
+        .filter(|&id| q.preferred.is_none_or(|wanted| prefers(id) == wanted));
+    let ordered: Vec<i64> = if partner::preferred_first(q) && preferred.is_some() {
+        let (first, rest): (Vec<i64>, Vec<i64>) = kept.partition(|&id| prefers(id));
+        first.into_iter().chain(rest).collect()
+    } else {
+        kept.collect()
+    };
+    (
+        ordered[page_range(q, ordered.len())].to_vec(),
+        ordered.len() as i64,
+    )
+}
+
+/// The indices of `q`'s page in a list of `len` entries (empty past the end).
+pub(super) fn page_range(q: &ListQuery, len: usize) -> std::ops::Range<usize> {
+    let per_page = usize::try_from(q.per_page).unwrap_or(0);
+    let from = usize::try_from((q.page - 1).saturating_mul(q.per_page))
+        .unwrap_or(usize::MAX)
+        .min(len);
+    from..from.saturating_add(per_page).min(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::partner::Scope;
+    use crate::serving::lists::copy::fixtures::{query, snapshot};
+
+    #[test]
+    fn counts_unsearched_lists_once_per_filter() {
+        let s = snapshot();
+        let all = ListQuery::new(ListKind::All, Scope::default(), 1, 25);
+        assert_eq!(s.count(&all), Some(6));
+        let mut pos = all.clone();
+        pos.categories = vec!["pos".into()];
+        pos.country_codes = vec!["DE".into()];
+        assert_eq!(s.count(&pos), Some(3));
+        assert_eq!(
+            s.count(&ListQuery::new(ListKind::Available, Scope::default(), 3, 2)),
+            Some(4)
+        );
+        assert_eq!(
+            s.count(&ListQuery::new(
+                ListKind::Wholesalers,
+                Scope::default(),
+                1,
+                25
+            )),
+            Some(1)
+        );
+        assert_eq!(s.matches.lock().expect("matches").by_key.len(), 4);
+        assert_eq!(s.count(&pos), Some(3), "from the cache");
+        assert_eq!(s.matches.lock().expect("matches").by_key.len(), 4);
+        let mut preferred = all.clone();
+        preferred.preferred = Some(true);
+        assert_eq!(
+            s.count(&preferred),
+            None,
+            "the preference is in the database"
+        );
+        assert_eq!(
+            s.count(&query(ListKind::All, "harbor")),
+            None,
+            "searches are counted by SQL"
+        );
+    }
+
+    #[test]
+    fn arranges_pages_as_the_sql_path_orders_them() {
+        let ids = [10, 11, 12, 13, 14, 15];
+        let preferred = Preferred::new(1, vec![14, 11, 99]);
+        let mut q = ListQuery::new(ListKind::All, Scope::default(), 1, 4);
+        // Default order of ListPartners: preferred first, each group in list order.
+        assert_eq!(
+            arrange(&q, &ids, Some(&preferred)),
+            (vec![11, 14, 10, 12], 6)
+        );
+        q.page = 2;
+        assert_eq!(arrange(&q, &ids, Some(&preferred)), (vec![13, 15], 6));
+        q.page = 3;
+        assert_eq!(arrange(&q, &ids, Some(&preferred)), (vec![], 6));
+        q.page = i64::MAX;
+        assert_eq!(arrange(&q, &ids, Some(&preferred)), (vec![], 6));
+        // No business in context: nothing is preferred.
+        q.page = 1;
+        assert_eq!(arrange(&q, &ids, None), (vec![10, 11, 12, 13], 6));
+        // The preference filter, both ways, and without a business.
+        q.preferred = Some(true);
+        assert_eq!(arrange(&q, &ids, Some(&preferred)), (vec![11, 14], 2));
+        assert_eq!(arrange(&q, &ids, None), (vec![], 0));
+        q.preferred = Some(false);
+        assert_eq!(
+            arrange(&q, &ids, Some(&preferred)),
+            (vec![10, 12, 13, 15], 4)
+        );
+        // An explicit `name` order and the other lists keep list order.
+        q.preferred = None;
+        q.sort = vec![(SortField::Name, false)];
+        assert_eq!(
+            arrange(&q, &ids, Some(&preferred)),
+            (vec![10, 11, 12, 13], 6)
+        );
+        let wholesalers = ListQuery::new(ListKind::Wholesalers, Scope::default(), 2, 5);
+        assert_eq!(arrange(&wholesalers, &ids, Some(&preferred)), (vec![15], 6));
+    }
+
+    #[test]
+    fn cuts_unsearched_pages_as_arrange_cuts_the_matches() {
+        let s = snapshot();
+        let in_order: Vec<i64> = s.partners.iter().map(|e| e.id).collect();
+        let mut q = ListQuery::new(ListKind::All, Scope::default(), 1, 25);
+        let preferred = Preferred::new(1, vec![5, 4, 99]);
+        assert_eq!(
+            s.page(&q, Some(&preferred)),
+            Some((vec![5, 4, 3, 1, 2, 6], 6))
+        );
+        assert_eq!(s.page(&q, None), Some((in_order.clone(), 6)));
+        q.search = Some("harbor".into());
+        assert_eq!(
+            s.page(&q, None),
+            None,
+            "searches are cut from their candidates"
+        );
+        q.search = None;
+        q.sort = vec![(SortField::Name, true)];
+        assert_eq!(s.page(&q, None), None, "not the list order");
+        // Every preferred subset, filter, page size and page: the same cut as `arrange` over
+        // all matches in list order.
+        for subset in 0u32..64 {
+            let ids: Vec<i64> = (0..6)
+                .filter(|bit| subset & (1 << bit) != 0)
+                .map(|bit| in_order[bit])
+                .collect();
+            // (Versions are unique, as the database hands them out.)
+            let preferred = Preferred::new(100 + i64::from(subset), ids);
+            for filter in [None, Some(true), Some(false)] {
+                for sort in [vec![], vec![(SortField::Name, false)]] {
+                    for (page, per_page) in
+                        [(1, 25), (1, 2), (2, 2), (3, 2), (4, 2), (2, 4), (9, 1)]
+                    {
+                        let mut q = ListQuery::new(ListKind::All, Scope::default(), page, per_page);
+                        q.preferred = filter;
+                        q.sort = sort.clone();
+                        assert_eq!(
+                            s.page(&q, Some(&preferred)),
+                            Some(arrange(&q, &in_order, Some(&preferred))),
+                            "{subset:06b} {filter:?} {sort:?} page {page} of {per_page}"
+                        );
+                    }
+                }
+            }
+        }
+        // Other kinds: their own conditions, in list order, whatever the preference.
+        let available = ListQuery::new(ListKind::Available, Scope::default(), 1, 2);
+        assert_eq!(s.page(&available, Some(&preferred)), Some((vec![3, 1], 4)));
+    }
+}

@@ -1,0 +1,210 @@
+//! The list planner: [`Lists::plan`] decides how a list is answered and names the statements it
+//! runs ([`Plan`]); [`Lists::run`] runs them, and takes the SQL path when a guarded statement finds
+//! that the database moved past the copy. Every list request's SQL is one hop from here, in
+//! `crate::model::partner`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use diesel::pg::PgConnection;
+
+use super::copy::Snapshot;
+use super::paging::{arrange, in_list_order};
+use super::preferences::Preferred;
+use super::{ListQuery, Lists};
+use crate::error::Result;
+use crate::model::partner::{self, Includes, Loaded, PartnerRecord};
+
+/// A page of records and the list's exact total.
+pub type Page = (Vec<PartnerRecord>, i64);
+
+/// How a list is answered, with the statements it runs.
+#[derive(Debug)]
+pub enum Plan {
+    /// The copy has the matches (`search`: a search's matches in list order; `None`: an unsearched
+    /// list in list order, whose matches the copy keeps per filter) and cuts the page, with the
+    /// business's cached preferences where they order or filter it (`preferred`); Postgres joins
+    /// the page's rows: [`partner::known_page_sql`], guarded by the copy's search version and the
+    /// set's preference version.
+    CutPage {
+        /// The search's matches, in list order.
+        search: Option<Vec<i64>>,
+        /// The business and its preferred partners, when the preference decides the page.
+        preferred: Option<(i64, Arc<Preferred>)>,
+    },
+    /// The copy has a search's matches but the business prefers more partners than the cache
+    /// holds: Postgres orders and pages the matches, [`partner::candidates_page_sql`].
+    OrderMatches(Vec<i64>),
+    /// An unsearched list in another order: Postgres finds the page's ids,
+    /// [`partner::guarded_page_ids_sql`], and joins their rows, [`partner::known_page_sql`], in one
+    /// snapshot; the copy tells the exact total.
+    FindPage {
+        /// The list's total, counted in the copy.
+        total: i64,
+    },
+    /// SQL alone: [`partner::list_page_sql`] and, when the page does not tell the total,
+    /// [`partner::list_count_sql`] (see [`partner::list`]).
+    Sql,
+}
+
+impl Lists {
+    /// Answers a validated list with its includes: a turn in the database's list lane, then one
+    /// hand-off (the page as planned, then one query per relationship for the whole page).
+    pub async fn list(&self, query: ListQuery, includes: Includes) -> Result<(Loaded, i64)> {
+        let lists = self.clone();
+        self.db
+            .run_list(move |conn| {
+                let (records, total) = lists.run(conn, &query)?;
+                let loaded =
+                    partner::with_includes(conn, records, query.scope.business_id, includes)?;
+                Ok((loaded, total))
+            })
+            .await
+    }
+
+    /// Runs a list on the caller's connection (in its blocking thread): as planned with the copy
+    /// when there is one and it is still current in the statements' snapshot, otherwise by SQL.
+    pub fn run(&self, conn: &mut PgConnection, q: &ListQuery) -> Result<Page> {
+        if !self.inner.enabled {
+            return Ok(partner::list(conn, q)?);
+        }
+        match self.snapshot() {
+            None => self.inner.wanted.notify_one(),
+            Some(snapshot) => {
+                let plan = self.plan(conn, q, &snapshot)?;
+                if let Some(answer) = self.answer(conn, q, &snapshot, plan)? {
+                    self.inner.served.fetch_add(1, Ordering::Relaxed);
+                    return Ok(answer);
+                }
+            }
+        }
+        self.inner.fell_back.fetch_add(1, Ordering::Relaxed);
+        Ok(partner::list(conn, q)?)
+    }
+
+    /// How `q` is answered with `snapshot`. Loads the business's preferred partners when they
+    /// order or filter the page (cached, see [`super::preferences`]).
+    pub fn plan(
+        &self,
+        conn: &mut PgConnection,
+        q: &ListQuery,
+        snapshot: &Snapshot,
+    ) -> Result<Plan> {
+        let search = snapshot.candidates(q);
+        if search.is_some() || in_list_order(q) {
+            let business = q
+                .scope
+                .business_id
+                .filter(|_| partner::preference_decides(q));
+            let preferred = match business {
+                Some(business) => self.inner.preferences.get(conn, business)?,
+                None => None,
+            };
+            if business.is_none() || preferred.as_ref().is_some_and(|p| p.complete()) {
+                return Ok(Plan::CutPage {
+                    search,
+                    preferred: business.zip(preferred),
+                });
+            }
+        }
+        if let Some(ids) = search {
+            return Ok(Plan::OrderMatches(ids));
+        }
+        Ok(match snapshot.count(q) {
+            Some(total) => Plan::FindPage {
+                total: total as i64,
+            },
+            None => Plan::Sql,
+        })
+    }
+
+    /// Runs `plan`; `None` when the SQL path must answer. A guarded statement that returns no row
+    /// is followed by a look at the version: if the database is still at the copy's version now,
+    /// it was when the statement ran (versions only grow), so the empty page is the truth;
+    /// otherwise the copy is stale.
+    fn answer(
+        &self,
+        conn: &mut PgConnection,
+        q: &ListQuery,
+        snapshot: &Snapshot,
+        plan: Plan,
+    ) -> Result<Option<Page>> {
+        let current = |conn: &mut PgConnection| -> Result<bool> {
+            let current = partner::search_version(conn)? == Some(snapshot.version);
+            if !current {
+                self.stale(snapshot.version);
+            }
+            Ok(current)
+        };
+        match plan {
+            Plan::CutPage { search, preferred } => {
+                let cut = |preferred: Option<&Preferred>| match &search {
+                    Some(ids) => arrange(q, ids, preferred),
+                    None => snapshot.page(q, preferred).unwrap_or_default(),
+                };
+                self.cut_page(conn, q, snapshot, preferred, cut)
+            }
+            Plan::OrderMatches(ids) => {
+                if !ids.is_empty()
+                    && let Some(answer) = partner::list_candidates(conn, q, &ids, snapshot.version)?
+                {
+                    return Ok(Some(answer));
+                }
+                // Nothing at all matches, or an empty first page: the total is 0. The total of an
+                // empty later page (under a preference filter) is the SQL path's to tell.
+                let empty = ids.is_empty() || q.page == 1;
+                Ok((current(conn)? && empty).then(|| (Vec::new(), 0)))
+            }
+            Plan::FindPage { total } => {
+                let rows = partner::list_page_at(conn, q, snapshot.version)?;
+                Ok((!rows.is_empty() || current(conn)?).then_some((rows, total)))
+            }
+            Plan::Sql => Ok(None),
+        }
+    }
+
+    /// A page cut from the copy: `cut` gives the page's ids and the total from the business's
+    /// cached preferences (`business`: its id and set, when the preference decides), and
+    /// [`partner::list_known_page`] joins the rows, answering only while the search version and
+    /// the set's preference version both hold. When the set moved, it is loaded again and the
+    /// page cut once more; when the search version moved, the SQL path answers (`None`).
+    fn cut_page(
+        &self,
+        conn: &mut PgConnection,
+        q: &ListQuery,
+        snapshot: &Snapshot,
+        mut business: Option<(i64, Arc<Preferred>)>,
+        cut: impl Fn(Option<&Preferred>) -> (Vec<i64>, i64),
+    ) -> Result<Option<Page>> {
+        for _ in 0..2 {
+            let (page_ids, total) = cut(business.as_ref().map(|(_, p)| &**p));
+            let guard = business.as_ref().map(|(b, p)| (*b, p.version));
+            if !page_ids.is_empty() {
+                let rows = partner::list_known_page(conn, q, &page_ids, snapshot.version, guard)?;
+                if !rows.is_empty() {
+                    debug_assert_eq!(rows.len(), page_ids.len());
+                    return Ok(Some((rows, total)));
+                }
+            }
+            // No row: a version moved, or the page lies past the end.
+            let now = partner::versions(conn, guard.map(|(b, _)| b))?;
+            if now.search != Some(snapshot.version) {
+                self.stale(snapshot.version);
+                return Ok(None);
+            }
+            match guard {
+                Some((b, version)) if now.preferences != Some(version) => {
+                    self.inner.preferences.forget(b, version);
+                    let reloaded = self.inner.preferences.get(conn, b)?;
+                    business = match reloaded {
+                        Some(p) if p.complete() => Some((b, p)),
+                        _ => return Ok(None),
+                    };
+                }
+                // Both versions hold: the page is empty (rows for it would have come back).
+                _ => return Ok(page_ids.is_empty().then(|| (Vec::new(), total))),
+            }
+        }
+        Ok(None)
+    }
+}

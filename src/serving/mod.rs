@@ -1,0 +1,59 @@
+//! Service logic between the gRPC handlers and the model: the lists (planner and in-memory copy),
+//! GetPartner's coalesced point reads, the click events' group commit, and the cached lookups of
+//! who a call acts for. Handlers reach all of it through [`Services`].
+
+pub mod click_ingest;
+pub mod context;
+pub mod lists;
+pub mod point_reads;
+
+use std::time::Duration;
+
+use crate::config::ServerLimits;
+use crate::db::Db;
+use click_ingest::ClickIngest;
+use context::Context;
+use lists::Lists;
+use point_reads::PointReads;
+
+/// Largest number of click events written in one transaction.
+pub const CLICK_BATCH: usize = 256;
+/// Most click events waiting for one writer before callers get RESOURCE_EXHAUSTED.
+pub const CLICK_QUEUE: usize = 4096;
+/// Largest number of GetPartner keys answered by one statement.
+pub const READ_BATCH: usize = 64;
+/// Most GetPartner keys waiting for a statement before callers get RESOURCE_EXHAUSTED.
+pub const READ_QUEUE: usize = 4096;
+
+/// Everything the handlers use; cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    /// The database (for the handlers' own statements: writes, existence checks).
+    pub db: Db,
+    /// The three lists.
+    pub lists: Lists,
+    /// GetPartner's reads.
+    pub reads: PointReads,
+    /// Click events' group commit.
+    pub clicks: ClickIngest,
+    /// Businesses and users by uuid.
+    pub context: Context,
+}
+
+impl Services {
+    /// Starts the background tasks (list copy loader, point reader, click writers) on `db`.
+    pub fn start(db: Db, limits: &ServerLimits) -> Services {
+        Services {
+            lists: Lists::start(db.clone(), limits.search_index_max_partners),
+            reads: PointReads::start(db.clone(), limits.read_batches(), READ_BATCH, READ_QUEUE),
+            clicks: ClickIngest::start(db.clone(), limits.click_writers, CLICK_BATCH, CLICK_QUEUE),
+            context: Context::new(db.clone(), limits.key_cache_ttl()),
+            db,
+        }
+    }
+
+    /// Waits until the lists' copy is loaded (or its first load failed), at most `limit`.
+    pub async fn ready(&self, limit: Duration) -> bool {
+        self.lists.ready(limit).await
+    }
+}
