@@ -3,7 +3,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::collections::HashSet;
+use std::net::IpAddr;
+
 use clap::Args;
+use url::{Host, Url};
 
 /// Database settings shared by every subcommand.
 #[derive(Debug, Clone, Args)]
@@ -52,46 +56,49 @@ impl DbConfig {
         Duration::from_millis(self.db_checkout_timeout_ms.max(1))
     }
 
-    /// The URL with connection-level timeouts appended (unless the URL already sets them).
+    /// The URL with connection-level timeouts added (unless the URL already sets them). A value
+    /// that is not a URL (a libpq `key=value` string) is used as it is.
     pub fn connection_url(&self) -> String {
-        let mut url = self.database_url.clone();
-        let mut add = |key: &str, value: String| {
-            if !url.contains(&format!("{key}=")) {
-                url.push(if url.contains('?') { '&' } else { '?' });
-                url.push_str(key);
-                url.push('=');
-                url.push_str(&value);
-            }
+        let Ok(mut url) = Url::parse(&self.database_url) else {
+            return self.database_url.clone();
         };
-        add(
-            "connect_timeout",
-            self.db_connect_timeout_s.max(1).to_string(),
-        );
-        add("tcp_user_timeout", self.db_tcp_user_timeout_ms.to_string());
-        add("keepalives_idle", "10".to_owned());
-        add("keepalives_interval", "5".to_owned());
-        add("keepalives_count", "2".to_owned());
+        let set: HashSet<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+        let mut defaults = vec![
+            (
+                "connect_timeout",
+                self.db_connect_timeout_s.max(1).to_string(),
+            ),
+            ("tcp_user_timeout", self.db_tcp_user_timeout_ms.to_string()),
+            ("keepalives_idle", "10".to_owned()),
+            ("keepalives_interval", "5".to_owned()),
+            ("keepalives_count", "2".to_owned()),
+        ];
         // TLS to a database on this machine protects nothing and costs CPU on every call.
-        if is_loopback(&self.database_url) {
-            add("sslmode", "disable".to_owned());
+        if is_loopback(&url) {
+            defaults.push(("sslmode", "disable".to_owned()));
         }
-        url
+        for (key, value) in defaults {
+            if !set.contains(key) {
+                url.query_pairs_mut().append_pair(key, &value);
+            }
+        }
+        url.into()
     }
 }
 
 /// Whether a Postgres URL points at this machine (loopback address, `localhost`, or a socket).
-fn is_loopback(url: &str) -> bool {
-    let Some(rest) = url.split_once("://").map(|(_, r)| r) else {
-        return false;
-    };
-    let authority = rest.split(['/', '?']).next().unwrap_or("");
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if let Some(v6) = host_port.strip_prefix('[') {
-        v6.split(']').next().unwrap_or("")
-    } else {
-        host_port.split(':').next().unwrap_or("")
-    };
-    matches!(host, "" | "localhost" | "::1") || host.starts_with("127.")
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        None => true,
+        // Hosts of non-special schemes such as `postgres:` stay text, IPv4 addresses included.
+        Some(Host::Domain(name)) => {
+            name.is_empty()
+                || name == "localhost"
+                || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+    }
 }
 
 /// Settings of `partners serve`.
@@ -215,7 +222,7 @@ mod tests {
             ("postgres://db.internal:5432/db", false),
             ("postgres://u@10.0.0.5/db?sslmode=require", false),
         ] {
-            assert_eq!(is_loopback(url), local, "{url}");
+            assert_eq!(is_loopback(&Url::parse(url).expect("url")), local, "{url}");
         }
         let config = DbConfig::for_url("postgres://db.internal/db");
         assert!(!config.connection_url().contains("sslmode"));
@@ -224,5 +231,9 @@ mod tests {
             config.connection_url().contains("sslmode=require")
                 && !config.connection_url().contains("disable")
         );
+        // A key that merely ends like another one does not count as set.
+        let config = DbConfig::for_url("postgres://127.0.0.1/db?xconnect_timeout=9");
+        let url = config.connection_url();
+        assert!(url.contains("xconnect_timeout=9") && url.contains("&connect_timeout=3"));
     }
 }

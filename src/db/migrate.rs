@@ -5,6 +5,8 @@ use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use percent_encoding::percent_decode_str;
+use url::Url;
 
 use crate::config::DbConfig;
 use crate::error::{Error, Result};
@@ -15,24 +17,19 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 /// Advisory lock key held while migrating, so concurrent starts do not race.
 const MIGRATION_LOCK_KEY: i64 = 0x7061_7274_6e65_7273; // "partners"
 
-/// Splits `postgres://…/name?params` into the URL of the `postgres` maintenance database and `name`.
+/// Splits `postgres://…/name?params` into the URL of the `postgres` maintenance database (same
+/// server, user and parameters) and `name`.
 fn maintenance_url(url: &str) -> Option<(String, String)> {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://")? + 3;
-    let slash = base[scheme_end..].rfind('/')? + scheme_end;
-    let name = &base[slash + 1..];
-    if name.is_empty() {
+    let mut url = Url::parse(url).ok()?;
+    let name = percent_decode_str(url.path().trim_start_matches('/'))
+        .decode_utf8()
+        .ok()?
+        .into_owned();
+    if name.is_empty() || name.contains('/') {
         return None;
     }
-    let mut maint = format!("{}/postgres", &base[..slash]);
-    if let Some(q) = query {
-        maint.push('?');
-        maint.push_str(q);
-    }
-    Some((maint, name.to_owned()))
+    url.set_path("/postgres");
+    Some((url.into(), name))
 }
 
 /// Creates the database named in the URL if it does not exist yet.
@@ -101,5 +98,7 @@ mod tests {
         assert_eq!(maint, "postgres://u@h:5432/postgres?connect_timeout=3");
         assert_eq!(name, "partners");
         assert!(maintenance_url("postgres://h/").is_none());
+        let (_, spaced) = maintenance_url("postgres://h/my%20db").expect("parsed");
+        assert_eq!(spaced, "my db");
     }
 }

@@ -4,8 +4,8 @@
 //! background task that reloads it when the database moved past it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
@@ -58,7 +58,7 @@ pub struct Snapshot {
     pub(super) dictionary: HashMap<String, u32>,
     /// The matches (positions, in list order) of the unsearched lists asked for so far (see
     /// [`Snapshot::matches`]).
-    pub(super) matches: Mutex<Matches>,
+    pub(super) matches: Matches,
 }
 
 pub(super) struct Entry {
@@ -142,7 +142,7 @@ impl Snapshot {
             by_id: Vec::new(),
             values: Vec::new(),
             dictionary: HashMap::new(),
-            matches: Mutex::default(),
+            matches: Matches::default(),
         };
         // `(trigram << 32) | position` of every name, turned into the lists once all are in.
         let mut pairs = Vec::new();

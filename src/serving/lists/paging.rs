@@ -2,36 +2,40 @@
 //! filter), the exact totals, and the page in the SQL path's order, with the business's preferred
 //! partners first where the preference orders the list or filtering on it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use moka::sync::Cache;
 
 use super::copy::Snapshot;
 use super::preferences::Preferred;
 use crate::model::PartnerStatus;
 use crate::model::partner::{self, ListKind, ListQuery, SortField};
 
-/// See [`Snapshot::matches`].
-#[derive(Default)]
+/// The matches of the unsearched lists asked for so far, per snapshot (see
+/// [`Snapshot::matches`]); moka caches, bounded by the values they hold.
 pub(crate) struct Matches {
-    by_key: HashMap<CountKey, Arc<Vec<u32>>>,
+    /// Positions (in list order) of the partners matching a list's kind and filters.
+    by_key: Cache<CountKey, Arc<Vec<u32>>>,
     /// The indices (into the matches of a key) of a business's preferred partners, by key and
     /// preference version (versions are unique over all businesses: migration 10).
-    preferred: HashMap<(CountKey, i64), Arc<Vec<usize>>>,
-    /// Positions and indices held over all keys.
-    held: usize,
+    preferred: Cache<(CountKey, i64), Arc<Vec<usize>>>,
 }
 
-impl Matches {
-    /// Makes room for `n` more held values (drops everything when they would not fit).
-    fn room_for(&mut self, n: usize) {
-        if self.by_key.len() + self.preferred.len() >= MAX_COUNTS
-            || self.held + n > MAX_HELD_MATCHES
-        {
-            self.by_key.clear();
-            self.preferred.clear();
-            self.held = 0;
+impl Default for Matches {
+    fn default() -> Self {
+        fn weight<T>(values: &[T]) -> u32 {
+            u32::try_from(values.len() + 1).unwrap_or(u32::MAX)
         }
-        self.held += n;
+        Matches {
+            by_key: Cache::builder()
+                .max_capacity(MAX_HELD_MATCHES)
+                .weigher(|_, found: &Arc<Vec<u32>>| weight(found))
+                .build(),
+            preferred: Cache::builder()
+                .max_capacity(MAX_HELD_MATCHES / 2)
+                .weigher(|_, found: &Arc<Vec<usize>>| weight(found))
+                .build(),
+        }
     }
 }
 
@@ -39,12 +43,9 @@ impl Matches {
 /// codes, statuses; active), as the key of a count.
 type CountKey = (ListKind, [Vec<String>; 4], Vec<PartnerStatus>, Option<bool>);
 
-/// Most filters whose matches are kept per snapshot (all are dropped when it is reached).
-const MAX_COUNTS: usize = 4096;
-
-/// Most match positions kept per snapshot over all filters (4 bytes each; all are dropped when a
-/// new filter's matches would pass it).
-const MAX_HELD_MATCHES: usize = 2_000_000;
+/// Most match positions kept per snapshot over all filters (4 bytes each; half as many preferred
+/// indices, 8 bytes each).
+const MAX_HELD_MATCHES: u64 = 2_000_000;
 
 impl Snapshot {
     /// How many partners match `q`'s kind and filters, for a list without a search term or a
@@ -126,8 +127,8 @@ impl Snapshot {
             return Arc::default();
         };
         let key = (count_key(q), preferred.version);
-        if let Some(found) = self.lock_matches().preferred.get(&key) {
-            return found.clone();
+        if let Some(found) = self.matches.preferred.get(&key) {
+            return found;
         }
         let mut indices: Vec<usize> = preferred
             .ids()
@@ -139,14 +140,8 @@ impl Snapshot {
             .collect();
         indices.sort_unstable();
         let indices = Arc::new(indices);
-        let mut cached = self.lock_matches();
-        cached.room_for(indices.len());
-        cached.preferred.insert(key, indices.clone());
+        self.matches.preferred.insert(key, indices.clone());
         indices
-    }
-
-    fn lock_matches(&self) -> std::sync::MutexGuard<'_, Matches> {
-        self.matches.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// `take` indices into a list of `len` matches that are not in `chosen` (ascending), skipping
@@ -180,27 +175,22 @@ impl Snapshot {
 
     /// The positions (in list order) of the partners matching `q`'s kind and filters, the
     /// preference aside, for a list without a search term (`None` otherwise). Found once per
-    /// snapshot and filter, within [`MAX_COUNTS`] filters and [`MAX_HELD_MATCHES`] positions.
+    /// snapshot and filter (concurrent first asks of one filter wait for one scan), within
+    /// [`MAX_HELD_MATCHES`] positions.
     pub(super) fn matches(&self, q: &ListQuery) -> Option<Arc<Vec<u32>>> {
         if q.search.is_some() {
             return None;
         }
-        let key = count_key(q);
-        let mut matches = self.lock_matches();
-        if let Some(found) = matches.by_key.get(&key) {
-            return Some(found.clone());
-        }
-        let filter = self.filter(q);
-        let found: Arc<Vec<u32>> = Arc::new(
-            (0u32..)
-                .zip(&self.partners)
-                .filter(|(_, entry)| filter.matches(self, entry))
-                .map(|(position, _)| position)
-                .collect(),
-        );
-        matches.room_for(found.len());
-        matches.by_key.insert(key, found.clone());
-        Some(found)
+        Some(self.matches.by_key.get_with(count_key(q), || {
+            let filter = self.filter(q);
+            Arc::new(
+                (0u32..)
+                    .zip(&self.partners)
+                    .filter(|(_, entry)| filter.matches(self, entry))
+                    .map(|(position, _)| position)
+                    .collect(),
+            )
+        }))
     }
 }
 
@@ -284,9 +274,11 @@ mod tests {
             )),
             Some(1)
         );
-        assert_eq!(s.matches.lock().expect("matches").by_key.len(), 4);
+        s.matches.by_key.run_pending_tasks();
+        assert_eq!(s.matches.by_key.entry_count(), 4);
         assert_eq!(s.count(&pos), Some(3), "from the cache");
-        assert_eq!(s.matches.lock().expect("matches").by_key.len(), 4);
+        s.matches.by_key.run_pending_tasks();
+        assert_eq!(s.matches.by_key.entry_count(), 4);
         let mut preferred = all.clone();
         preferred.preferred = Some(true);
         assert_eq!(

@@ -1,4 +1,4 @@
-//! Each business's set of preferred partners, cached so the search index can order and filter a
+//! Each business's set of preferred partners, cached so the lists' copy can order and filter a
 //! search's matches itself ("preferred first", `filter[preferred]`) and hand Postgres only the
 //! page's ids. A set is loaded with its business's preference version (migration 10: every
 //! statement changing a business's preferences gives it a fresh version in the same
@@ -6,11 +6,11 @@
 //! still at that version, so a cached set is never trusted past a change. A set that moved is
 //! dropped and loaded again by the call that noticed.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use diesel::pg::PgConnection;
+use moka::sync::Cache;
 
 use crate::model::partner;
 
@@ -18,8 +18,7 @@ use crate::model::partner;
 /// such and its lists let Postgres join the preference (as without the cache).
 pub const MAX_PER_BUSINESS: usize = 100_000;
 
-/// Most preferences cached over all businesses (8 bytes each); when a load would pass it, the
-/// cache is emptied first (simple and bounded).
+/// Most preferences cached over all businesses (8 bytes each).
 pub const MAX_TOTAL: usize = 1_000_000;
 
 /// A business's preferred partners at one preference version.
@@ -65,18 +64,25 @@ impl Preferred {
     }
 }
 
-/// The cache; shared by every call.
-#[derive(Debug, Default)]
+/// The cache (moka: bounded by the ids held, evicting by frequency and recency); shared by every
+/// call.
 pub struct PreferenceCache {
-    entries: Mutex<Entries>,
+    sets: Cache<i64, Arc<Preferred>>,
     loads: AtomicU64,
 }
 
-#[derive(Debug, Default)]
-struct Entries {
-    by_business: HashMap<i64, Arc<Preferred>>,
-    /// Ids held over all entries.
-    held: usize,
+impl Default for PreferenceCache {
+    fn default() -> Self {
+        PreferenceCache {
+            sets: Cache::builder()
+                .max_capacity(MAX_TOTAL as u64)
+                .weigher(|_, set: &Arc<Preferred>| {
+                    u32::try_from(set.ids.len() + 1).unwrap_or(u32::MAX)
+                })
+                .build(),
+            loads: AtomicU64::new(0),
+        }
+    }
 }
 
 impl PreferenceCache {
@@ -87,45 +93,31 @@ impl PreferenceCache {
         conn: &mut PgConnection,
         business_id: i64,
     ) -> diesel::QueryResult<Option<Arc<Preferred>>> {
-        if let Some(found) = self.lock().by_business.get(&business_id) {
-            return Ok(Some(found.clone()));
+        if let Some(found) = self.sets.get(&business_id) {
+            return Ok(Some(found));
         }
         let Some(record) = partner::load_preferred(conn, business_id, MAX_PER_BUSINESS)? else {
             return Ok(None);
         };
         self.loads.fetch_add(1, Ordering::Relaxed);
         let preferred = Arc::new(Preferred::new(record.version, record.partner_ids));
-        let mut entries = self.lock();
-        if entries.held + preferred.ids.len() > MAX_TOTAL {
-            entries.by_business.clear();
-            entries.held = 0;
-        }
-        entries.held += preferred.ids.len();
-        if let Some(old) = entries.by_business.insert(business_id, preferred.clone()) {
-            entries.held -= old.ids.len();
-        }
+        self.sets.insert(business_id, preferred.clone());
         Ok(Some(preferred))
     }
 
     /// Drops the set of `business_id` read at `version` (the database moved past it).
     pub fn forget(&self, business_id: i64, version: i64) {
-        let mut entries = self.lock();
-        if entries
-            .by_business
+        if self
+            .sets
             .get(&business_id)
             .is_some_and(|p| p.version == version)
-            && let Some(old) = entries.by_business.remove(&business_id)
         {
-            entries.held -= old.ids.len();
+            self.sets.invalidate(&business_id);
         }
     }
 
     /// Sets loaded since start.
     pub fn loads(&self) -> u64 {
         self.loads.load(Ordering::Relaxed)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
