@@ -4,6 +4,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use diesel::connection::SimpleConnection;
 use partners::grpc::pb;
 use partners::grpc::pb::partner_service_client::PartnerServiceClient;
 use tokio::io::AsyncReadExt;
@@ -75,6 +76,24 @@ async fn json_logs_name_each_rpc_and_never_contain_keys() {
             .send()
             .await;
     }
+    // An internal error: the include's table is gone. The client learns nothing of the cause; the
+    // log has it once, on the call's line.
+    t.db.conn()
+        .batch_execute("ALTER TABLE partner_integrations RENAME TO partner_integrations_gone")
+        .expect("rename");
+    let failed = client
+        .get_partner(with_key(
+            pb::GetPartnerRequest {
+                id: p.id,
+                include: vec!["partner_integrations".into()],
+                ..Default::default()
+            },
+            &t.world.user_key_a,
+        ))
+        .await
+        .expect_err("the include's table is gone");
+    assert_eq!(failed.code(), tonic::Code::Internal);
+    assert_eq!(failed.message(), "internal error");
     let pid = child.id().expect("pid").to_string();
     std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -117,4 +136,15 @@ async fn json_logs_name_each_rpc_and_never_contain_keys() {
         .find(|l| l["span"]["rpc.code"] == "Unauthenticated")
         .unwrap_or_else(|| panic!("no refused call logged: {logs}"));
     assert_eq!(refused["level"], "INFO");
+    let with_cause: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| {
+            l.to_string()
+                .contains("partner_integrations\\\" does not exist")
+        })
+        .collect();
+    assert_eq!(with_cause.len(), 1, "the cause is logged once: {logs}");
+    assert_eq!(with_cause[0]["level"], "ERROR");
+    assert_eq!(with_cause[0]["message"], "GetPartner failed");
+    assert_eq!(with_cause[0]["span"]["rpc.code"], "Internal");
 }
