@@ -32,6 +32,20 @@ struct Common<'a> {
     sort: &'a str,
 }
 
+/// The [`Common`] parts of a list request message `$req`, with the search term `$search`.
+macro_rules! parts {
+    ($req:ident, $search:expr) => {
+        Common {
+            business_uuid: &$req.business_uuid,
+            include: &$req.include,
+            page: $req.page,
+            per_page: $req.per_page,
+            search: $search,
+            sort: &$req.sort,
+        }
+    };
+}
+
 fn common(c: &mut Checker, kind: ListKind, parts: Common<'_>) -> ListRequest {
     let business_uuid = c.optional_uuid("business_uuid", parts.business_uuid);
     let includes = c.includes(parts.include);
@@ -51,18 +65,7 @@ impl TryFrom<&pb::ListPartnersRequest> for ListRequest {
 
     fn try_from(req: &pb::ListPartnersRequest) -> Result<Self> {
         let mut c = Checker::default();
-        let mut request = common(
-            &mut c,
-            ListKind::All,
-            Common {
-                business_uuid: &req.business_uuid,
-                include: &req.include,
-                page: req.page,
-                per_page: req.per_page,
-                search: Some(&req.search),
-                sort: &req.sort,
-            },
-        );
+        let mut request = common(&mut c, ListKind::All, parts!(req, Some(&req.search)));
         let query = &mut request.query;
         if let Some(f) = &req.filter {
             query.categories = c.list("filter.categories", &f.categories);
@@ -83,18 +86,7 @@ impl TryFrom<&pb::ListAvailablePartnersRequest> for ListRequest {
 
     fn try_from(req: &pb::ListAvailablePartnersRequest) -> Result<Self> {
         let mut c = Checker::default();
-        let mut request = common(
-            &mut c,
-            ListKind::Available,
-            Common {
-                business_uuid: &req.business_uuid,
-                include: &req.include,
-                page: req.page,
-                per_page: req.per_page,
-                search: Some(&req.search),
-                sort: &req.sort,
-            },
-        );
+        let mut request = common(&mut c, ListKind::Available, parts!(req, Some(&req.search)));
         let query = &mut request.query;
         if let Some(f) = &req.filter {
             query.categories = c.list("filter.categories", &f.categories);
@@ -121,18 +113,7 @@ impl TryFrom<&pb::ListWholesalersRequest> for ListRequest {
 
     fn try_from(req: &pb::ListWholesalersRequest) -> Result<Self> {
         let mut c = Checker::default();
-        let request = common(
-            &mut c,
-            ListKind::Wholesalers,
-            Common {
-                business_uuid: &req.business_uuid,
-                include: &req.include,
-                page: req.page,
-                per_page: req.per_page,
-                search: None,
-                sort: &req.sort,
-            },
-        );
+        let request = common(&mut c, ListKind::Wholesalers, parts!(req, None));
         c.finish(request)
     }
 }
