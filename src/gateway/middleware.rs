@@ -143,7 +143,63 @@ fn render_layer_answers(response: Response<ResponseBody<Body>>) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use axum::body::Bytes;
+    use tower::ServiceExt;
+
     use super::*;
+
+    /// A gateway whose upstream is never reached by these tests.
+    fn router(call_timeout: Duration) -> Router {
+        let gateway = Gateway::remote("http://127.0.0.1:9", 1, call_timeout).expect("gateway");
+        crate::gateway::router(gateway)
+    }
+
+    async fn json(response: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        serde_json::from_slice(&bytes).expect("JSON")
+    }
+
+    #[tokio::test]
+    async fn a_request_past_the_timeout_is_a_json_api_504() {
+        // A body that never ends: the handler waits on it until the layer's timeout.
+        let body = Body::from_stream(tokio_stream::pending::<Result<Bytes, std::io::Error>>());
+        let request = Request::post("/api/v1/partners/1/click_event")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(X_REQUEST_ID, "slow-1")
+            .body(body)
+            .expect("request");
+        let response = router(Duration::from_millis(10))
+            .oneshot(request)
+            .await
+            .expect("answer");
+        assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], JSON_API);
+        assert_eq!(response.headers()[X_REQUEST_ID], "slow-1");
+        let body = json(response).await;
+        assert_eq!(body["errors"][0]["code"], "DEADLINE_EXCEEDED");
+        assert_eq!(body["errors"][0]["status"], "504");
+    }
+
+    #[tokio::test]
+    async fn a_declared_length_over_the_limit_is_a_json_api_413() {
+        let request = Request::post("/api/v1/partners")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_LENGTH, MAX_BODY_BYTES + 1)
+            .body(Body::from(vec![b' '; MAX_BODY_BYTES + 1]))
+            .expect("request");
+        let response = router(Duration::from_secs(5))
+            .oneshot(request)
+            .await
+            .expect("answer");
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], JSON_API);
+        assert!(response.headers().contains_key(X_REQUEST_ID));
+        let body = json(response).await;
+        assert_eq!(body["errors"][0]["code"], "PAYLOAD_TOO_LARGE");
+        assert_eq!(body["errors"][0]["detail"], "the body exceeds 65536 bytes");
+    }
 
     #[test]
     fn request_ids_are_kept_only_when_short_visible_ascii() {
@@ -180,5 +236,62 @@ mod tests {
         assert!(replace_invalid_request_id(&request).is_none());
         let request = Request::builder().body(()).expect("request");
         assert!(replace_invalid_request_id(&request).is_none());
+    }
+
+    /// A log sink for one test.
+    #[derive(Clone, Default)]
+    struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Logs {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("logs").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn one_line_per_request_with_the_route_template_and_never_the_key() {
+        let logs = Logs::default();
+        let sink = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_writer(move || sink.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let request = Request::get("/api/v1/partners/4242?include=users")
+            .header(header::AUTHORIZATION, "Bearer pk_abcd_secretsecret")
+            .header(X_REQUEST_ID, "logged-1")
+            .body(Body::empty())
+            .expect("request");
+        // The upstream is unreachable: the call fails with a 500, logged at error.
+        let response = router(Duration::from_secs(5))
+            .oneshot(request)
+            .await
+            .expect("answer");
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let text = String::from_utf8(logs.0.lock().expect("logs").clone()).expect("utf-8");
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect();
+        let done: Vec<_> = lines
+            .iter()
+            .filter(|l| l["fields"]["message"] == "request failed")
+            .collect();
+        assert_eq!(done.len(), 1, "{text}");
+        assert!(!text.contains("response failed"), "one line only: {text}");
+        let span = &done[0]["span"];
+        assert_eq!(done[0]["level"], "ERROR");
+        assert_eq!(span["http.method"], "GET");
+        assert_eq!(span["http.route"], "/api/v1/partners/{id}");
+        assert_eq!(span["http.status"], 500);
+        assert_eq!(span["request_id"], "logged-1");
+        assert!(span["duration_ms"].as_f64().is_some(), "{span}");
+        assert!(!text.contains("secret"), "a key leaked: {text}");
+        assert!(!text.contains("4242"), "the raw path leaked: {text}");
     }
 }
