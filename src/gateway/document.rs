@@ -41,7 +41,8 @@ pub fn partner_status_value(name: &str) -> i32 {
     }
 }
 
-fn integration_status_name(status: i32) -> Option<&'static str> {
+/// REST spelling of an integration status (`None` for an unknown value).
+pub fn integration_status_name(status: i32) -> Option<&'static str> {
     match pb::IntegrationStatus::try_from(status) {
         Ok(pb::IntegrationStatus::Pending) => Some("pending"),
         Ok(pb::IntegrationStatus::Active) => Some("active"),

@@ -2,31 +2,35 @@
 //!
 //! Produced by utoipa: the paths and operations come from each handler's `#[utoipa::path]`,
 //! registered with the router by `routes!` in `super::api`, so the document and the router have
-//! one source. This file holds the root (info, tags, security) and the shared pieces: the error
-//! responses under `components/responses`, the documented query parameters and request headers,
-//! and the `X-Request-Id` response header that the middleware puts on every response. The JSON:API
-//! schemas are in [`schemas`].
+//! one source. This file holds the document's root (info, tags, security, the components no route
+//! names itself), the `X-Request-Id` response header that the middleware puts on every response,
+//! and [`operations`]. The shared pieces the routes name: [`responses`] (error responses),
+//! [`parameters`] (query parameters and request headers), and the schemas in [`schemas`] (shared
+//! blocks, errors), [`resources`] (answered documents) and [`bodies`] (request bodies).
 
+pub mod bodies;
+pub mod parameters;
+pub mod resources;
+pub mod responses;
 pub mod schemas;
 
-use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use serde_json::Value;
+use utoipa::Modify;
 use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn, ParameterStyle};
-use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::response::Response;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
-use utoipa::openapi::{
-    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Ref, RefOr, Required,
-};
-use utoipa::{IntoResponses, Modify, ToResponse, ToSchema};
+use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApi, OpenApiBuilder, RefOr};
 
-use super::errors::JSON_API;
-use super::params::Accepts;
-use schemas::{NO_CONTROLS, label, uuid};
+pub use parameters::{RequestHeader, route_parameters};
+use responses::ERRORS;
+pub use responses::{
+    BadRequest, CommonErrors, Conflict, Forbidden, GatewayTimeout, InternalError, NotFound,
+    PayloadTooLarge, ServiceUnavailable, TooManyRequests, Unauthorized, UnsupportedMediaType,
+};
 
 const INFO_DESCRIPTION: &str = "JSON:API gateway over the partners gRPC API.\n\n\
 Responses are `application/vnd.api+json` unless stated otherwise. Request bodies may be sent as \
@@ -142,318 +146,6 @@ impl Modify for RequestIdHeader {
             components.responses.values_mut().for_each(add);
         }
     }
-}
-
-/// One error response under `components/responses`.
-struct ErrorResponse {
-    status: u16,
-    name: &'static str,
-    description: &'static str,
-}
-
-impl ErrorResponse {
-    /// A JSON:API error document; 429 and 503 also carry `Retry-After`.
-    fn response(&self) -> Response {
-        let mut response = ResponseBuilder::new()
-            .description(self.description)
-            .content(
-                JSON_API,
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name(schemas::Errors::name())))
-                    .build(),
-            );
-        if matches!(self.status, 429 | 503) {
-            response = response.header(
-                "Retry-After",
-                HeaderBuilder::new()
-                    .schema(
-                        ObjectBuilder::new()
-                            .schema_type(Type::Integer)
-                            .minimum(Some(1)),
-                    )
-                    .description(Some("Seconds to wait before retrying."))
-                    .build(),
-            );
-        }
-        response.build()
-    }
-
-    fn reference(&self) -> RefOr<Response> {
-        Ref::from_response_name(self.name).into()
-    }
-}
-
-/// Declares the error responses: a type per response for `#[utoipa::path(responses(...))]`,
-/// and the table `ERRORS` that puts them under `components/responses`.
-macro_rules! error_responses {
-    ($($(#[$doc:meta])* $status:literal $name:ident $description:literal;)*) => {
-        const ERRORS: &[ErrorResponse] = &[
-            $(ErrorResponse { status: $status, name: stringify!($name), description: $description },)*
-        ];
-
-        $(
-            $(#[$doc])*
-            pub struct $name;
-
-            impl<'r> ToResponse<'r> for $name {
-                fn response() -> (&'r str, RefOr<Response>) {
-                    let error = ErrorResponse {
-                        status: $status,
-                        name: stringify!($name),
-                        description: $description,
-                    };
-                    (stringify!($name), error.response().into())
-                }
-            }
-        )*
-    };
-}
-
-error_responses! {
-    /// 400.
-    400 BadRequest "The request is invalid: one error per offending query parameter, header or \
-        body field (code `INVALID_ARGUMENT`), or a failed precondition such as a service key \
-        connecting without `X-User-Uuid` (code `USER_REQUIRED`).";
-    /// 401.
-    401 Unauthorized "Missing, malformed, unknown or revoked API key.";
-    /// 403.
-    403 Forbidden "The API key may not do this (admin operations need a service key).";
-    /// 404.
-    404 NotFound "The partner, business or user does not exist or is not visible to the caller.";
-    /// 409.
-    409 Conflict "A conflicting resource exists: the `Idempotency-Key` was already used with a \
-        different body (`IDEMPOTENCY_KEY_REUSED`), or the `external_id` is taken \
-        (`EXTERNAL_ID_TAKEN`).";
-    /// 413.
-    413 PayloadTooLarge "The request body is over 64 KiB.";
-    /// 415.
-    415 UnsupportedMediaType "The request body is neither `application/json` nor \
-        `application/vnd.api+json`.";
-    /// 429.
-    429 TooManyRequests "Too many requests (rate limit or saturated connection pool); retry after \
-        `Retry-After` seconds.";
-    /// 500.
-    500 InternalError "An unexpected failure; the detail is always `internal error`.";
-    /// 503.
-    503 ServiceUnavailable "The database is unreachable or overloaded; retry after `Retry-After` \
-        seconds.";
-    /// 504.
-    504 GatewayTimeout "The request ran past its time limit.";
-}
-
-/// The errors any partner operation may answer once authenticated and validated:
-/// 400, 401, 429, 500, 503 and 504.
-pub struct CommonErrors;
-
-impl IntoResponses for CommonErrors {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        ERRORS
-            .iter()
-            .filter(|e| matches!(e.status, 400 | 401 | 429 | 500 | 503 | 504))
-            .map(|e| (e.status.to_string(), e.reference()))
-            .collect()
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Parameters
-// ---------------------------------------------------------------------------------------------
-
-/// A request header an operation documents.
-#[derive(Debug, Clone, Copy)]
-pub enum RequestHeader {
-    /// `X-User-Uuid`: the user a service key acts for.
-    UserUuid,
-    /// `X-Request-Id`: the client's request id.
-    RequestId,
-    /// `Idempotency-Key`: makes a click event idempotent.
-    IdempotencyKey,
-}
-
-/// The documented parameters of a route: the `{id}` path segment (when `id`), a query
-/// parameter for each name `accepts` lists (in its order), then `headers`.
-pub fn parameters(id: bool, accepts: &Accepts, headers: &[RequestHeader]) -> Vec<Parameter> {
-    let path_id = id.then(|| {
-        ParameterBuilder::new()
-            .name("id")
-            .parameter_in(ParameterIn::Path)
-            .required(Required::True)
-            .description(Some("Partner id."))
-            .schema(Some(
-                ObjectBuilder::new()
-                    .schema_type(Type::Integer)
-                    .format(Some(SchemaFormat::Custom("int64".into())))
-                    .minimum(Some(1)),
-            ))
-            .build()
-    });
-    // A name without documentation below is still listed (bare), so an accepted parameter is
-    // never left out; a test checks that every parameter is described.
-    let bare = |name: String| {
-        ParameterBuilder::new()
-            .name(name)
-            .parameter_in(ParameterIn::Query)
-            .build()
-    };
-    let scalars = (accepts.scalars.iter())
-        .map(|name| scalar(name).unwrap_or_else(|| bare((*name).to_owned())));
-    let arrays = (accepts.array_filters.iter())
-        .map(|f| array_filter(f).unwrap_or_else(|| bare(format!("filter[{f}][]"))));
-    let booleans = (accepts.bool_filters.iter())
-        .map(|f| bool_filter(f).unwrap_or_else(|| bare(format!("filter[{f}]"))));
-    path_id
-        .into_iter()
-        .chain(scalars)
-        .chain(arrays)
-        .chain(booleans)
-        .chain(headers.iter().map(|h| header(*h)))
-        .collect()
-}
-
-fn query(
-    name: &str,
-    description: &str,
-    schema: impl Into<RefOr<utoipa::openapi::Schema>>,
-) -> ParameterBuilder {
-    ParameterBuilder::new()
-        .name(name)
-        .parameter_in(ParameterIn::Query)
-        .description(Some(description))
-        .schema(Some(schema))
-}
-
-fn int32(minimum: i32, default: i32) -> ObjectBuilder {
-    ObjectBuilder::new()
-        .schema_type(Type::Integer)
-        .format(Some(SchemaFormat::Custom("int32".into())))
-        .minimum(Some(minimum))
-        .default(Some(default.into()))
-}
-
-/// A scalar query parameter (`None` for a name without documentation).
-fn scalar(name: &str) -> Option<Parameter> {
-    let string = || ObjectBuilder::new().schema_type(Type::String);
-    let keys = |keys: &str| format!("^({keys}(,{keys})*)?$");
-    let parameter = match name {
-        "business_uuid" => query(
-            name,
-            "Business in context. Required for service keys; user keys default to their own \
-             business. Empty means none.",
-            AnyOfBuilder::new()
-                .item(uuid())
-                .item(string().max_length(Some(0))),
-        ),
-        "include" => query(
-            name,
-            "Comma-separated related resources to include: `users`, `partner_integrations`.",
-            string().pattern(Some(keys("(users|partner_integrations)"))),
-        )
-        .example(Some("users,partner_integrations".into())),
-        "search" => query(
-            name,
-            "Case-insensitive substring of the partner name; 1 to 100 characters after \
-             trimming (empty means no search). `%`, `_` and `\\` match literally.",
-            string().max_length(Some(100)).pattern(Some(format!(
-                "^([^{NO_CONTROLS}]*[^\\s{NO_CONTROLS}][^{NO_CONTROLS}]*)?$"
-            ))),
-        ),
-        "page" => query(name, "Page number, from 1.", int32(1, 1)),
-        "per_page" => query(name, "Page size.", int32(1, 25).maximum(Some(100))),
-        "sort" => query(
-            name,
-            "Comma-separated sort keys, each once: `name`, `created_at`, `updated_at`, \
-             `clicks`, `users_count`; prefix `-` for descending.",
-            string().pattern(Some(keys(
-                "-?(name|created_at|updated_at|clicks|users_count)",
-            ))),
-        )
-        .example(Some("-clicks,name".into())),
-        _ => return None,
-    };
-    Some(parameter.build())
-}
-
-/// A repeatable array filter (`filter[x][]=a&filter[x][]=b`).
-fn array_filter(filter: &str) -> Option<Parameter> {
-    let (description, items) = match filter {
-        "categories" => (
-            "Partners in any of these categories. `filter[categories]=a,b` (comma-separated) \
-             is accepted as well and merges with this form.",
-            label(),
-        ),
-        "excluded_categories" => ("Partners in none of these categories.", label()),
-        "wholesaler_categories" => ("Partners in any of these wholesaler categories.", label()),
-        "country_codes" => (
-            "Partners serving any of these countries (ISO 3166-1 alpha-2, any case).",
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .pattern(Some("^[A-Za-z]{2}$")),
-        ),
-        "status" => (
-            "Partners with any of these statuses.",
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .enum_values(Some(["available", "coming_soon"])),
-        ),
-        _ => return None,
-    };
-    let schema = ArrayBuilder::new().items(items).max_items(Some(50));
-    Some(
-        query(&format!("filter[{filter}][]"), description, schema)
-            .style(Some(ParameterStyle::Form))
-            .explode(Some(true))
-            .build(),
-    )
-}
-
-/// A boolean filter; `1` and `0` are accepted too.
-fn bool_filter(filter: &str) -> Option<Parameter> {
-    let description = match filter {
-        "preferred" => "Only partners the business prefers (`true`) or does not (`false`).",
-        "active" => "Only active (`true`) or inactive (`false`) partners.",
-        _ => return None,
-    };
-    let schema = ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(["true", "false", "1", "0"]));
-    Some(
-        query(
-            &format!("filter[{filter}]"),
-            &format!("{description} Accepts `true`, `false`, `1` or `0`."),
-            schema,
-        )
-        .build(),
-    )
-}
-
-fn header(header: RequestHeader) -> Parameter {
-    let (name, description, schema) = match header {
-        RequestHeader::UserUuid => (
-            "X-User-Uuid",
-            "With a service key: the user to act for. Ignored for user keys.",
-            uuid(),
-        ),
-        RequestHeader::RequestId => (
-            "X-Request-Id",
-            "Client-chosen request identifier, for correlating logs.",
-            ObjectBuilder::new().schema_type(Type::String),
-        ),
-        RequestHeader::IdempotencyKey => (
-            "Idempotency-Key",
-            "Makes the request idempotent: a replay with the same body returns the first \
-             result; a different body with the same key is a 409.",
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .max_length(Some(200))
-                .pattern(Some("^[!-~ ]*$")),
-        ),
-    };
-    ParameterBuilder::new()
-        .name(name)
-        .parameter_in(ParameterIn::Header)
-        .description(Some(description))
-        .schema(Some(schema))
-        .build()
 }
 
 #[cfg(test)]

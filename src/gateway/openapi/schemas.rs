@@ -1,17 +1,21 @@
-//! The JSON:API schemas of the OpenAPI document (`components/schemas`), one type each.
+//! The shared pieces of the OpenAPI schemas: the `schema!` declaration, the building blocks
+//! (strings, ids, references, required objects), the status enums, the JSON value schemas of
+//! `metadata`, the error document, and [`all`], the list of every schema for
+//! `components/schemas`. The resource documents are in `resources.rs`, the request bodies in
+//! `bodies.rs`.
 //!
 //! `document.rs` renders partner documents from typed views that borrow from the gRPC messages
 //! (for speed), and errors and click events are rendered from small trees; those renderers cannot
 //! carry the constraints a client needs (id patterns, resource types, enums, nullability), so the
-//! shapes they produce are declared here with utoipa's schema builders. Where a Rust type
-//! expresses a schema exactly, it is derived instead (`PartnerStats` from the rendered
-//! `document::Stats`, the health answers in `routes/health.rs`, the status enums below).
+//! shapes they produce are declared with utoipa's schema builders. Where a Rust type expresses a
+//! schema exactly, it is derived instead (`PartnerStats` from the rendered `document::Stats`, the
+//! health answers in `routes/health.rs`, the status enums below).
 
 use std::borrow::Cow;
 
 use utoipa::openapi::schema::{
-    AdditionalProperties, AllOfBuilder, AnyOfBuilder, ArrayBuilder, Discriminator, ObjectBuilder,
-    OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
+    AdditionalProperties, AnyOfBuilder, ArrayBuilder, ObjectBuilder, Schema, SchemaFormat,
+    SchemaType, Type,
 };
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
@@ -35,6 +39,7 @@ macro_rules! schema {
         }
     };
 }
+pub(super) use schema;
 
 /// A partner's status.
 #[derive(ToSchema)]
@@ -71,6 +76,8 @@ pub fn all() -> Vec<(String, RefOr<Schema>)> {
     macro_rules! add {
         ($($t:ty),* $(,)?) => { $( add(<$t as ToSchema>::name(), <$t as PartialSchema>::schema()); )* };
     }
+    use super::bodies::*;
+    use super::resources::*;
     add!(
         JsonValue,
         JsonObject,
@@ -106,23 +113,23 @@ pub fn all() -> Vec<(String, RefOr<Schema>)> {
 // ---------------------------------------------------------------------------------------------
 
 /// `{"$ref": "#/components/schemas/{T}"}`.
-fn reference<T: ToSchema>() -> RefOr<Schema> {
+pub(super) fn reference<T: ToSchema>() -> RefOr<Schema> {
     Ref::from_schema_name(T::name()).into()
 }
 
-fn typed(t: Type) -> ObjectBuilder {
+pub(super) fn typed(t: Type) -> ObjectBuilder {
     ObjectBuilder::new().schema_type(t)
 }
 
-fn string() -> ObjectBuilder {
+pub(super) fn string() -> ObjectBuilder {
     typed(Type::String)
 }
 
-fn strings() -> ArrayBuilder {
+pub(super) fn strings() -> ArrayBuilder {
     ArrayBuilder::new().items(string())
 }
 
-fn format(builder: ObjectBuilder, format: &str) -> ObjectBuilder {
+pub(super) fn format(builder: ObjectBuilder, format: &str) -> ObjectBuilder {
     builder.format(Some(SchemaFormat::Custom(format.to_owned())))
 }
 
@@ -131,34 +138,34 @@ pub fn uuid() -> ObjectBuilder {
     format(string(), "uuid")
 }
 
-fn date_time() -> ObjectBuilder {
+pub(super) fn date_time() -> ObjectBuilder {
     format(string(), "date-time")
 }
 
-fn count() -> ObjectBuilder {
+pub(super) fn count() -> ObjectBuilder {
     format(typed(Type::Integer), "int64").minimum(Some(0))
 }
 
 /// A string that must be exactly `value` (a JSON:API resource type).
-fn constant(value: &str) -> ObjectBuilder {
+pub(super) fn constant(value: &str) -> ObjectBuilder {
     string().enum_values(Some([value]))
 }
 
 /// A decimal resource id.
-fn numeric_id() -> ObjectBuilder {
+pub(super) fn numeric_id() -> ObjectBuilder {
     string().pattern(Some("^[1-9][0-9]*$"))
 }
 
-fn nullable(t: Type) -> SchemaType {
+pub(super) fn nullable(t: Type) -> SchemaType {
     [t, Type::Null].into_iter().collect()
 }
 
-fn null() -> ObjectBuilder {
+pub(super) fn null() -> ObjectBuilder {
     typed(Type::Null)
 }
 
 /// An object with these required properties, in this order.
-fn object<const N: usize>(required: [(&str, RefOr<Schema>); N]) -> ObjectBuilder {
+pub(super) fn object<const N: usize>(required: [(&str, RefOr<Schema>); N]) -> ObjectBuilder {
     required
         .into_iter()
         .fold(ObjectBuilder::new(), |object, (name, schema)| {
@@ -167,7 +174,7 @@ fn object<const N: usize>(required: [(&str, RefOr<Schema>); N]) -> ObjectBuilder
 }
 
 /// `{"data": schema}`, required.
-fn data(schema: impl Into<RefOr<Schema>>) -> ObjectBuilder {
+pub(super) fn data(schema: impl Into<RefOr<Schema>>) -> ObjectBuilder {
     object([("data", schema.into())])
 }
 
@@ -175,7 +182,7 @@ fn data(schema: impl Into<RefOr<Schema>>) -> ObjectBuilder {
 pub const NO_CONTROLS: &str = "\\u0000-\\u001F\\u007F-\\u009F";
 
 /// A single-line text without control characters, with at least one non-space character.
-fn single_line(min: usize, max: usize) -> ObjectBuilder {
+pub(super) fn single_line(min: usize, max: usize) -> ObjectBuilder {
     let pattern = if min == 0 {
         format!("^[^{NO_CONTROLS}]*$")
     } else {
@@ -195,15 +202,13 @@ pub fn label() -> ObjectBuilder {
         .pattern(Some(format!("^[^{NO_CONTROLS}]+$")))
 }
 
-/// The `included` array of a document.
-fn included() -> ArrayBuilder {
-    ArrayBuilder::new()
-        .description(Some("Present only when `include` was requested."))
-        .items(reference::<IncludedResource>())
+/// The event types.
+pub(super) fn event_type() -> ObjectBuilder {
+    string().enum_values(Some(["website", "video"]))
 }
 
 // ---------------------------------------------------------------------------------------------
-// Schemas
+// JSON values and errors
 // ---------------------------------------------------------------------------------------------
 
 schema!(
@@ -230,382 +235,6 @@ schema!(
             .pattern(Some("^[^\\u0000]*$"))))
         .additional_properties(Some(AdditionalProperties::RefOr(reference::<JsonValue>())))
         .into()
-);
-
-schema!(
-    /// A partner resource.
-    Partner = object([
-        ("id", numeric_id().into()),
-        ("type", constant("partner").into()),
-        ("attributes", reference::<PartnerAttributes>()),
-    ])
-    .property("relationships", reference::<PartnerRelationships>())
-    .into()
-);
-
-/// A nullable boolean with a description.
-fn optional_flag(description: &str) -> ObjectBuilder {
-    ObjectBuilder::new()
-        .schema_type(nullable(Type::Boolean))
-        .description(Some(description))
-}
-
-schema!(
-    /// A partner's attributes, as seen by the business (and user) in context.
-    PartnerAttributes = object([
-        ("name", string().into()),
-        ("description", string().into()),
-        ("email", string().into()),
-        ("logo_url", string().into()),
-        ("website_url", string().into()),
-        ("video_url", string().into()),
-        ("categories", strings().into()),
-        ("wholesaler_categories", strings().into()),
-        ("country_codes", strings().into()),
-        ("tags", strings().into()),
-        ("status", reference::<PartnerStatus>()),
-        ("active", typed(Type::Boolean).into()),
-        ("external_id", ObjectBuilder::new().schema_type(nullable(Type::String)).into()),
-        ("metadata", ObjectBuilder::new().into()),
-        ("stats", reference::<crate::gateway::document::Stats>()),
-        (
-            "preferred",
-            optional_flag(
-                "Whether the business in context prefers the partner; null without a business \
-                 in context.",
-            )
-            .into(),
-        ),
-        (
-            "integration_status",
-            OneOfBuilder::new()
-                .description(Some("The business's integration with the partner, if any."))
-                .item(reference::<IntegrationStatus>())
-                .item(null())
-                .into(),
-        ),
-        (
-            "connected",
-            optional_flag(
-                "Whether the user in context is connected; null without a user in context.",
-            )
-            .into(),
-        ),
-        ("created_at", date_time().into()),
-        ("updated_at", date_time().into()),
-    ])
-    .into()
-);
-
-schema!(
-    /// The relationships of a partner.
-    PartnerRelationships = ObjectBuilder::new()
-        .description(Some("Only the relationships named in `include`."))
-        .property(
-            "users",
-            data(ArrayBuilder::new().items(reference::<UserIdentifier>())),
-        )
-        .property(
-            "partner_integrations",
-            data(ArrayBuilder::new().items(reference::<PartnerIntegrationIdentifier>())),
-        )
-        .into()
-);
-
-/// `{"type": kind, "id": id}`, both required.
-fn identifier(kind: &str, id: ObjectBuilder) -> RefOr<Schema> {
-    object([("type", constant(kind).into()), ("id", id.into())]).into()
-}
-
-schema!(
-    /// A partner's resource identifier.
-    PartnerIdentifier = identifier("partner", numeric_id())
-);
-
-schema!(
-    /// A user's resource identifier.
-    UserIdentifier = identifier("user", uuid())
-);
-
-schema!(
-    /// A partner integration's resource identifier.
-    PartnerIntegrationIdentifier = identifier("partner_integration", numeric_id())
-);
-
-schema!(
-    /// A resource of `included`: a user or a partner integration.
-    IncludedResource = OneOfBuilder::new()
-        .item(reference::<IncludedUser>())
-        .item(reference::<IncludedPartnerIntegration>())
-        .discriminator(Some(Discriminator::with_mapping(
-            "type",
-            [
-                ("user", "#/components/schemas/IncludedUser"),
-                (
-                    "partner_integration",
-                    "#/components/schemas/IncludedPartnerIntegration",
-                ),
-            ],
-        )))
-        .into()
-);
-
-schema!(
-    /// An included user (of the business in context).
-    IncludedUser = object([
-        ("type", constant("user").into()),
-        ("id", uuid().into()),
-        (
-            "attributes",
-            object([("name", string().into()), ("email", string().into())]).into(),
-        ),
-    ])
-    .into()
-);
-
-schema!(
-    /// An included partner integration (of the business in context).
-    IncludedPartnerIntegration = object([
-        ("type", constant("partner_integration").into()),
-        ("id", numeric_id().into()),
-        (
-            "attributes",
-            object([
-                ("status", reference::<IntegrationStatus>()),
-                ("business_uuid", uuid().into()),
-                ("created_at", date_time().into()),
-                ("updated_at", date_time().into()),
-            ])
-            .into(),
-        ),
-    ])
-    .into()
-);
-
-schema!(
-    /// A single partner's document.
-    PartnerDocument = data(reference::<Partner>())
-        .property("included", included())
-        .into()
-);
-
-schema!(
-    /// A page of partners with `meta` and `links`.
-    PartnerList = {
-        let link = || format(string(), "uri-reference");
-        let optional_link = || {
-            format(ObjectBuilder::new(), "uri-reference").schema_type(nullable(Type::String))
-        };
-        object([
-            ("data", ArrayBuilder::new().items(reference::<Partner>()).into()),
-            (
-                "meta",
-                object([
-                    ("page", count().into()),
-                    ("per_page", count().into()),
-                    ("total", count().into()),
-                    ("total_pages", count().into()),
-                ])
-                .into(),
-            ),
-            (
-                "links",
-                object([
-                    ("self", link().into()),
-                    ("first", link().into()),
-                    ("last", link().into()),
-                    ("prev", optional_link().into()),
-                    ("next", optional_link().into()),
-                ])
-                .into(),
-            ),
-        ])
-        .property("included", included())
-        .into()
-    }
-);
-
-/// A nullable string with these limits.
-fn nullable_text(max: usize, pattern: String, description: Option<&str>) -> ObjectBuilder {
-    ObjectBuilder::new()
-        .schema_type(nullable(Type::String))
-        .max_length(Some(max))
-        .pattern(Some(pattern))
-        .description(description)
-}
-
-schema!(
-    /// The attributes a partner is created or updated with.
-    PartnerWriteAttributes = {
-        let labels = || {
-            ArrayBuilder::new()
-                .schema_type(nullable(Type::Array))
-                .items(label())
-                .max_items(Some(50))
-        };
-        let url = || {
-            nullable_text(
-                2048,
-                format!("^(https?://[^\\s{NO_CONTROLS}]+)?$"),
-                Some("An http(s) URL, or empty/null for none."),
-            )
-        };
-        ObjectBuilder::new()
-            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
-            .property(
-                "name",
-                single_line(1, 200).description(Some("Display name (trimmed).")),
-            )
-            .property(
-                "description",
-                ObjectBuilder::new()
-                    .schema_type(nullable(Type::String))
-                    .max_length(Some(5000))
-                    .pattern(Some(
-                        "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$",
-                    )),
-            )
-            .property(
-                "email",
-                nullable_text(
-                    320,
-                    format!("^([^@\\s{NO_CONTROLS}]+@[^\\s{NO_CONTROLS}]+)?$"),
-                    Some("An e-mail address, or empty/null for none."),
-                ),
-            )
-            .property("logo_url", url())
-            .property("website_url", url())
-            .property("video_url", url())
-            .property("categories", labels())
-            .property("wholesaler_categories", labels())
-            .property("tags", labels())
-            .property(
-                "country_codes",
-                ArrayBuilder::new()
-                    .schema_type(nullable(Type::Array))
-                    .max_items(Some(50))
-                    .items(string().pattern(Some("^[A-Za-z]{2}$")))
-                    .description(Some("ISO 3166-1 alpha-2 codes, any case; stored upper-case.")),
-            )
-            .property("status", reference::<PartnerStatus>())
-            .property("active", typed(Type::Boolean))
-            .property(
-                "external_id",
-                nullable_text(
-                    200,
-                    format!("^[^{NO_CONTROLS}]*$"),
-                    Some("The caller's own reference; empty or null clears it."),
-                ),
-            )
-            .property(
-                "metadata",
-                AnyOfBuilder::new()
-                    .item(reference::<JsonObject>())
-                    .item(null())
-                    .description(Some(
-                        "Free-form JSON object of at most 16 KiB serialized (no NUL characters).",
-                    )),
-            )
-            .into()
-    }
-);
-
-/// `{"data": {"type": "partner", "attributes": attributes}}`.
-fn partner_write_request(attributes: RefOr<Schema>) -> RefOr<Schema> {
-    data(object([
-        ("type", string().enum_values(Some(["partner"])).into()),
-        ("attributes", attributes),
-    ]))
-    .into()
-}
-
-/// `schema` constrained by `extra` (keywords utoipa's `allOf` does not carry itself).
-fn all_of(schema: RefOr<Schema>, extra: ObjectBuilder) -> AllOfBuilder {
-    AllOfBuilder::new()
-        .item(schema)
-        .item(extra.schema_type(SchemaType::AnyValue))
-}
-
-schema!(
-    /// The body of `createPartner`.
-    PartnerCreateRequest = partner_write_request(
-        all_of(
-            reference::<PartnerWriteAttributes>(),
-            ObjectBuilder::new().required("name"),
-        )
-        .into()
-    )
-);
-
-schema!(
-    /// The body of `updatePartner`.
-    PartnerUpdateRequest = partner_write_request(
-        all_of(
-            reference::<PartnerWriteAttributes>(),
-            ObjectBuilder::new().min_properties(Some(1)),
-        )
-        .description(Some("Only the attributes present are updated."))
-        .into()
-    )
-);
-
-/// The event types.
-fn event_type() -> ObjectBuilder {
-    string().enum_values(Some(["website", "video"]))
-}
-
-schema!(
-    /// The body of `createPartnerClickEvent`.
-    ClickEventRequest = data(
-        object([
-            ("type", string().enum_values(Some(["partner_click_events"])).into()),
-            ("attributes", object([("event_type", event_type().into())]).into()),
-        ])
-        .property(
-            "relationships",
-            ObjectBuilder::new().property(
-                "partner",
-                OneOfBuilder::new()
-                    .description(Some("If given, its id must equal the path id."))
-                    .item(reference::<PartnerIdentifier>())
-                    .item(data(reference::<PartnerIdentifier>())),
-            ),
-        ),
-    )
-    .into()
-);
-
-schema!(
-    /// A click event's document.
-    ClickEventDocument = data(object([
-        ("id", string().into()),
-        ("type", constant("partner_click_events").into()),
-        (
-            "attributes",
-            object([
-                ("event_type", event_type().into()),
-                ("created_at", date_time().into()),
-            ])
-            .into(),
-        ),
-        (
-            "relationships",
-            object([
-                ("partner", data(reference::<PartnerIdentifier>()).into()),
-                (
-                    "user",
-                    data(
-                        OneOfBuilder::new()
-                            .item(reference::<UserIdentifier>())
-                            .item(null()),
-                    )
-                    .into(),
-                ),
-            ])
-            .into(),
-        ),
-    ]))
-    .into()
 );
 
 schema!(
@@ -658,3 +287,42 @@ schema!(
         .into()
     }
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::document;
+    use crate::grpc::pb;
+
+    fn enum_values(schema: impl Into<RefOr<Schema>>) -> Vec<String> {
+        let schema = serde_json::to_value(schema.into()).expect("schema");
+        serde_json::from_value(schema["enum"].clone()).expect("enum values")
+    }
+
+    /// The documented enums are the spellings `document.rs` renders and `extract.rs` reads.
+    #[test]
+    fn documented_enums_are_the_rendered_spellings() {
+        use pb::{EventType, IntegrationStatus as Integration, PartnerStatus as Status};
+        let statuses = [Status::Available, Status::ComingSoon, Status::Unavailable]
+            .map(|s| document::partner_status_name(s as i32).expect("named"));
+        assert_eq!(enum_values(PartnerStatus::schema()), statuses);
+        for (name, status) in
+            statuses
+                .iter()
+                .zip([Status::Available, Status::ComingSoon, Status::Unavailable])
+        {
+            assert_eq!(document::partner_status_value(name), status as i32);
+        }
+        let integrations = [
+            Integration::Pending,
+            Integration::Active,
+            Integration::Inactive,
+            Integration::Failed,
+        ]
+        .map(|s| document::integration_status_name(s as i32).expect("named"));
+        assert_eq!(enum_values(IntegrationStatus::schema()), integrations);
+        let events = [EventType::Website, EventType::Video]
+            .map(|e| document::event_type_name(e as i32).expect("named"));
+        assert_eq!(enum_values(event_type()), events);
+    }
+}

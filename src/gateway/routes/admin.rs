@@ -14,9 +14,8 @@ use crate::gateway::errors::{ApiError, Source, query_source};
 use crate::gateway::extract::{
     NOTHING, data_object, id_text, partner_from_attributes, partner_id, query_params, read_json,
 };
-use crate::gateway::openapi::schemas::{
-    PartnerCreateRequest, PartnerDocument, PartnerUpdateRequest,
-};
+use crate::gateway::openapi::bodies::{PartnerCreateRequest, PartnerUpdateRequest};
+use crate::gateway::openapi::resources::PartnerDocument;
 use crate::gateway::openapi::{
     CommonErrors, Conflict, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType,
 };

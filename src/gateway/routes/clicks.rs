@@ -12,7 +12,8 @@ use crate::gateway::errors::{ApiError, Source};
 use crate::gateway::extract::{
     click_event_type, params_source, partner_id, query_params, read_json,
 };
-use crate::gateway::openapi::schemas::{ClickEventDocument, ClickEventRequest};
+use crate::gateway::openapi::bodies::ClickEventRequest;
+use crate::gateway::openapi::resources::ClickEventDocument;
 use crate::gateway::openapi::{
     CommonErrors, Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType,
 };

@@ -9,7 +9,7 @@ use axum::http::HeaderMap;
 use super::{Reply, partner_response, route_params};
 use crate::gateway::errors::query_source;
 use crate::gateway::extract::{NOTHING, partner_id, query_params, read_json};
-use crate::gateway::openapi::schemas::PartnerDocument;
+use crate::gateway::openapi::resources::PartnerDocument;
 use crate::gateway::openapi::{CommonErrors, NotFound};
 use crate::gateway::{Forward, Gateway};
 use crate::grpc::pb;

@@ -24,7 +24,7 @@ pub struct Health {
     status: Alive,
 }
 
-/// The only liveness status.
+/// `ok` while the process is up.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Alive {

@@ -9,7 +9,7 @@ use axum::http::HeaderMap;
 use super::{Reply, list_response, route_params};
 use crate::gateway::document::{self, Included};
 use crate::gateway::extract::{check, params_source, read_params};
-use crate::gateway::openapi::schemas::PartnerList;
+use crate::gateway::openapi::resources::PartnerList;
 use crate::gateway::openapi::{CommonErrors, NotFound};
 use crate::gateway::params::Accepts;
 use crate::gateway::{Forward, Gateway};

@@ -34,7 +34,7 @@ macro_rules! route_params {
             fn into_params(
                 _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
             ) -> Vec<utoipa::openapi::path::Parameter> {
-                crate::gateway::openapi::parameters(
+                crate::gateway::openapi::route_parameters(
                     $id,
                     &$accepts,
                     &[$(crate::gateway::openapi::RequestHeader::$header),*],

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use super::{Reply, json_api, route_params};
 use crate::gateway::document::{self, Included};
 use crate::gateway::extract::{params_source, partner_id, read_params};
-use crate::gateway::openapi::schemas::PartnerDocument;
+use crate::gateway::openapi::resources::PartnerDocument;
 use crate::gateway::openapi::{CommonErrors, NotFound};
 use crate::gateway::params::Accepts;
 use crate::gateway::{Forward, Gateway};
