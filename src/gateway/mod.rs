@@ -5,7 +5,7 @@
 //! remote server (`partners gateway --upstream`).
 //!
 //! Where things live:
-//! - this file: [`Gateway`] (transports, round robin, the one [`Gateway::call`] helper with the
+//! - this file: [`Gateway`] (transports, round robin, the one `Gateway::call` helper with the
 //!   deadline) and the router's assembly ([`router`], [`serve`]);
 //! - [`routes`]: the handlers, one file per domain, each with its `#[utoipa::path]`;
 //! - [`extract`]: request decoding shared by the routes; [`params`]: the query-string grammar;
@@ -40,6 +40,7 @@ use crate::grpc::pb::partner_admin_service_client::PartnerAdminServiceClient;
 use crate::grpc::pb::partner_service_client::PartnerServiceClient;
 use errors::{ApiError, ApiErrors, Source, from_status};
 
+// The body decoders, also at their former path (the fuzz targets call them).
 pub use extract::{click_event_type, partner_from_attributes};
 
 /// Largest accepted request body.
