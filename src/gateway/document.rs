@@ -10,6 +10,7 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use crate::grpc::convert::struct_to_json;
 use crate::grpc::pb;
@@ -40,7 +41,8 @@ pub fn partner_status_value(name: &str) -> i32 {
     }
 }
 
-fn integration_status_name(status: i32) -> Option<&'static str> {
+/// REST spelling of an integration status (`None` for an unknown value).
+pub fn integration_status_name(status: i32) -> Option<&'static str> {
     match pb::IntegrationStatus::try_from(status) {
         Ok(pb::IntegrationStatus::Pending) => Some("pending"),
         Ok(pb::IntegrationStatus::Active) => Some("active"),
@@ -101,11 +103,18 @@ struct Relationships<'a> {
     users: Option<ToMany<'a>>,
 }
 
-#[derive(Serialize)]
-struct Stats {
+// The OpenAPI schema `PartnerStats` is derived from this type.
+/// A partner's counters.
+#[derive(Serialize, ToSchema)]
+#[schema(as = PartnerStats)]
+pub struct Stats {
+    #[schema(minimum = 0)]
     clicks: i64,
+    #[schema(minimum = 0)]
     users_count: i64,
+    #[schema(minimum = 0)]
     video_clicks: i64,
+    #[schema(minimum = 0)]
     website_clicks: i64,
 }
 

@@ -1,0 +1,249 @@
+//! The schemas of the documents the gateway answers: a partner resource and its attributes,
+//! relationships and included resources, the single-partner and list documents, and the click
+//! event document. They describe what `document.rs` renders.
+
+use std::borrow::Cow;
+
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{
+    ArrayBuilder, Discriminator, ObjectBuilder, OneOfBuilder, Schema, Type,
+};
+use utoipa::{PartialSchema, ToSchema};
+
+use super::schemas::{
+    IntegrationStatus, PartnerStatus, constant, count, data, date_time, event_type, format, null,
+    nullable, numeric_id, object, reference, schema, string, strings, typed, uuid,
+};
+
+/// The `included` array of a document.
+fn included() -> ArrayBuilder {
+    ArrayBuilder::new()
+        .description(Some("Present only when `include` was requested."))
+        .items(reference::<IncludedResource>())
+}
+
+schema!(
+    /// A partner resource.
+    Partner = object([
+        ("id", numeric_id().into()),
+        ("type", constant("partner").into()),
+        ("attributes", reference::<PartnerAttributes>()),
+    ])
+    .property("relationships", reference::<PartnerRelationships>())
+    .into()
+);
+
+/// A nullable boolean with a description.
+fn optional_flag(description: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(nullable(Type::Boolean))
+        .description(Some(description))
+}
+
+schema!(
+    /// A partner's attributes, as seen by the business (and user) in context.
+    PartnerAttributes = object([
+        ("name", string().into()),
+        ("description", string().into()),
+        ("email", string().into()),
+        ("logo_url", string().into()),
+        ("website_url", string().into()),
+        ("video_url", string().into()),
+        ("categories", strings().into()),
+        ("wholesaler_categories", strings().into()),
+        ("country_codes", strings().into()),
+        ("tags", strings().into()),
+        ("status", reference::<PartnerStatus>()),
+        ("active", typed(Type::Boolean).into()),
+        ("external_id", ObjectBuilder::new().schema_type(nullable(Type::String)).into()),
+        ("metadata", ObjectBuilder::new().into()),
+        ("stats", reference::<crate::gateway::document::Stats>()),
+        (
+            "preferred",
+            optional_flag(
+                "Whether the business in context prefers the partner; null without a business \
+                 in context.",
+            )
+            .into(),
+        ),
+        (
+            "integration_status",
+            OneOfBuilder::new()
+                .description(Some("The business's integration with the partner, if any."))
+                .item(reference::<IntegrationStatus>())
+                .item(null())
+                .into(),
+        ),
+        (
+            "connected",
+            optional_flag(
+                "Whether the user in context is connected; null without a user in context.",
+            )
+            .into(),
+        ),
+        ("created_at", date_time().into()),
+        ("updated_at", date_time().into()),
+    ])
+    .into()
+);
+
+schema!(
+    /// The relationships of a partner.
+    PartnerRelationships = ObjectBuilder::new()
+        .description(Some("Only the relationships named in `include`."))
+        .property(
+            "users",
+            data(ArrayBuilder::new().items(reference::<UserIdentifier>())),
+        )
+        .property(
+            "partner_integrations",
+            data(ArrayBuilder::new().items(reference::<PartnerIntegrationIdentifier>())),
+        )
+        .into()
+);
+
+/// `{"type": kind, "id": id}`, both required.
+fn identifier(kind: &str, id: ObjectBuilder) -> RefOr<Schema> {
+    object([("type", constant(kind).into()), ("id", id.into())]).into()
+}
+
+schema!(
+    /// A partner's resource identifier.
+    PartnerIdentifier = identifier("partner", numeric_id())
+);
+
+schema!(
+    /// A user's resource identifier.
+    UserIdentifier = identifier("user", uuid())
+);
+
+schema!(
+    /// A partner integration's resource identifier.
+    PartnerIntegrationIdentifier = identifier("partner_integration", numeric_id())
+);
+
+schema!(
+    /// A resource of `included`: a user or a partner integration.
+    IncludedResource = OneOfBuilder::new()
+        .item(reference::<IncludedUser>())
+        .item(reference::<IncludedPartnerIntegration>())
+        .discriminator(Some(Discriminator::with_mapping(
+            "type",
+            [
+                ("user", "#/components/schemas/IncludedUser"),
+                (
+                    "partner_integration",
+                    "#/components/schemas/IncludedPartnerIntegration",
+                ),
+            ],
+        )))
+        .into()
+);
+
+schema!(
+    /// An included user (of the business in context).
+    IncludedUser = object([
+        ("type", constant("user").into()),
+        ("id", uuid().into()),
+        (
+            "attributes",
+            object([("name", string().into()), ("email", string().into())]).into(),
+        ),
+    ])
+    .into()
+);
+
+schema!(
+    /// An included partner integration (of the business in context).
+    IncludedPartnerIntegration = object([
+        ("type", constant("partner_integration").into()),
+        ("id", numeric_id().into()),
+        (
+            "attributes",
+            object([
+                ("status", reference::<IntegrationStatus>()),
+                ("business_uuid", uuid().into()),
+                ("created_at", date_time().into()),
+                ("updated_at", date_time().into()),
+            ])
+            .into(),
+        ),
+    ])
+    .into()
+);
+
+schema!(
+    /// A single partner's document.
+    PartnerDocument = data(reference::<Partner>())
+        .property("included", included())
+        .into()
+);
+
+schema!(
+    /// A page of partners with `meta` and `links`.
+    PartnerList = {
+        let link = || format(string(), "uri-reference");
+        let optional_link = || {
+            format(ObjectBuilder::new(), "uri-reference").schema_type(nullable(Type::String))
+        };
+        object([
+            ("data", ArrayBuilder::new().items(reference::<Partner>()).into()),
+            (
+                "meta",
+                object([
+                    ("page", count().into()),
+                    ("per_page", count().into()),
+                    ("total", count().into()),
+                    ("total_pages", count().into()),
+                ])
+                .into(),
+            ),
+            (
+                "links",
+                object([
+                    ("self", link().into()),
+                    ("first", link().into()),
+                    ("last", link().into()),
+                    ("prev", optional_link().into()),
+                    ("next", optional_link().into()),
+                ])
+                .into(),
+            ),
+        ])
+        .property("included", included())
+        .into()
+    }
+);
+
+schema!(
+    /// A click event's document.
+    ClickEventDocument = data(object([
+        ("id", string().into()),
+        ("type", constant("partner_click_events").into()),
+        (
+            "attributes",
+            object([
+                ("event_type", event_type().into()),
+                ("created_at", date_time().into()),
+            ])
+            .into(),
+        ),
+        (
+            "relationships",
+            object([
+                ("partner", data(reference::<PartnerIdentifier>()).into()),
+                (
+                    "user",
+                    data(
+                        OneOfBuilder::new()
+                            .item(reference::<UserIdentifier>())
+                            .item(null()),
+                    )
+                    .into(),
+                ),
+            ])
+            .into(),
+        ),
+    ]))
+    .into()
+);

@@ -1,0 +1,200 @@
+//! The admin writes (service keys only): `POST /api/v1/partners` (CreatePartner), `PATCH` and
+//! `DELETE /api/v1/partners/{id}` (UpdatePartner with a field mask of the attributes present,
+//! soft DeletePartner).
+
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+
+use super::{Reply, created, partner_response, route_params};
+use crate::gateway::document;
+use crate::gateway::errors::{ApiError, Source, query_source};
+use crate::gateway::extract::{
+    NOTHING, data_object, id_text, partner_from_attributes, partner_id, query_params, read_json,
+};
+use crate::gateway::openapi::bodies::{PartnerCreateRequest, PartnerUpdateRequest};
+use crate::gateway::openapi::resources::PartnerDocument;
+use crate::gateway::openapi::{
+    CommonErrors, Conflict, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType,
+};
+use crate::gateway::{Forward, Gateway};
+use crate::grpc::pb;
+
+/// REST source of a field of the admin requests: the body's attributes, or the path id.
+fn admin_source(field: &str) -> Source {
+    match field {
+        "partner" => Source::Pointer("/data".into()),
+        "partner.id" | "id" => Source::Parameter("id".into()),
+        "update_mask" => Source::Pointer("/data/attributes".into()),
+        other => match other.strip_prefix("partner.") {
+            Some(attribute) => Source::Pointer(format!("/data/attributes/{attribute}")),
+            None => query_source(other),
+        },
+    }
+}
+
+route_params!(
+    /// Parameters of `createPartner`.
+    CreatePartnerParams,
+    id: false,
+    accepts: NOTHING,
+    headers: [RequestId]
+);
+
+route_params!(
+    /// Parameters of `updatePartner` and `deletePartner`.
+    PartnerWriteParams,
+    id: true,
+    accepts: NOTHING,
+    headers: [RequestId]
+);
+
+/// `POST /api/v1/partners`: CreatePartner.
+#[utoipa::path(
+    post,
+    path = "/api/v1/partners",
+    tag = "admin",
+    operation_id = "createPartner",
+    summary = "Create a partner",
+    description = "Creates a partner; `name` is required. Service keys only.",
+    params(CreatePartnerParams),
+    request_body(
+        description = "The new partner.",
+        content(
+            (PartnerCreateRequest = "application/json"),
+            (PartnerCreateRequest = "application/vnd.api+json"),
+        ),
+    ),
+    responses(
+        (status = 201, description = "The created partner.", body = PartnerDocument,
+         content_type = "application/vnd.api+json",
+         headers(("Location" = String, description = "URL of the created resource."))),
+        CommonErrors,
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    ),
+)]
+pub async fn create_partner(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Reply {
+    query_params(query, &NOTHING)?;
+    let body = read_json(&headers, body).await?;
+    let data = data_object(&body, "partner")?;
+    let (partner, _) = partner_from_attributes(data)?;
+    let forward = Forward::new(&headers, &gw);
+    let created_partner = gw
+        .call(
+            gw.admin()
+                .create_partner(forward.request(pb::CreatePartnerRequest {
+                    partner: Some(partner),
+                })),
+            &admin_source,
+        )
+        .await?;
+    Ok(created(
+        &document::partner_document(&created_partner, document::Included::default()),
+        &format!("/api/v1/partners/{}", created_partner.id),
+    ))
+}
+
+/// `PATCH /api/v1/partners/{id}`: UpdatePartner.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/partners/{id}",
+    tag = "admin",
+    operation_id = "updatePartner",
+    summary = "Update a partner",
+    description = "Updates exactly the attributes present in the body (at least one). Service keys only.",
+    params(PartnerWriteParams),
+    request_body(
+        description = "The attributes to change.",
+        content(
+            (PartnerUpdateRequest = "application/json"),
+            (PartnerUpdateRequest = "application/vnd.api+json"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "The updated partner.", body = PartnerDocument,
+         content_type = "application/vnd.api+json"),
+        CommonErrors,
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    ),
+)]
+pub async fn update_partner(
+    State(gw): State<Gateway>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Reply {
+    query_params(query, &NOTHING)?;
+    let id = partner_id(path)?;
+    let body = read_json(&headers, body).await?;
+    let data = data_object(&body, "partner")?;
+    if let Some(body_id) = data.get("id")
+        && id_text(body_id) != Some(id.to_string())
+    {
+        return Err(
+            ApiError::bad_pointer("/data/id", "must match the partner id in the path").into(),
+        );
+    }
+    let (mut partner, present) = partner_from_attributes(data)?;
+    partner.id = id;
+    let forward = Forward::new(&headers, &gw);
+    let request = pb::UpdatePartnerRequest {
+        partner: Some(partner),
+        update_mask: Some(prost_types::FieldMask { paths: present }),
+    };
+    let updated = gw
+        .call(
+            gw.admin().update_partner(forward.request(request)),
+            &admin_source,
+        )
+        .await?;
+    Ok(partner_response(&updated))
+}
+
+/// `DELETE /api/v1/partners/{id}`: DeletePartner (soft).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/partners/{id}",
+    tag = "admin",
+    operation_id = "deletePartner",
+    summary = "Delete a partner",
+    description = "Soft-deletes a partner. Service keys only.",
+    params(PartnerWriteParams),
+    responses(
+        (status = 204, description = "Deleted."),
+        CommonErrors,
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    ),
+)]
+pub async fn delete_partner(
+    State(gw): State<Gateway>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    query_params(query, &NOTHING)?;
+    let id = partner_id(path)?;
+    let forward = Forward::new(&headers, &gw);
+    gw.call(
+        gw.admin()
+            .delete_partner(forward.request(pb::DeletePartnerRequest { id })),
+        &admin_source,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

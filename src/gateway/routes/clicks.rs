@@ -1,0 +1,113 @@
+//! Click events: `POST /api/v1/partners/{id}/click_event` (CreatePartnerClickEvent), with the
+//! `Idempotency-Key` header as the request id; answers 201 with the event and its `Location`.
+
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+
+use super::{Reply, created, route_params};
+use crate::gateway::document;
+use crate::gateway::errors::{ApiError, Source};
+use crate::gateway::extract::{
+    click_event_type, params_source, partner_id, query_params, read_json,
+};
+use crate::gateway::openapi::bodies::ClickEventRequest;
+use crate::gateway::openapi::resources::ClickEventDocument;
+use crate::gateway::openapi::{
+    CommonErrors, Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType,
+};
+use crate::gateway::params::Accepts;
+use crate::gateway::{Forward, Gateway};
+use crate::grpc::pb;
+
+const CONTEXT_ONLY: Accepts = Accepts {
+    scalars: &["business_uuid"],
+    array_filters: &[],
+    bool_filters: &[],
+};
+
+route_params!(
+    /// Parameters of `createPartnerClickEvent`.
+    ClickEventParams,
+    id: true,
+    accepts: CONTEXT_ONLY,
+    headers: [IdempotencyKey, UserUuid, RequestId]
+);
+
+/// `POST /api/v1/partners/{id}/click_event`: CreatePartnerClickEvent.
+#[utoipa::path(
+    post,
+    path = "/api/v1/partners/{id}/click_event",
+    tag = "partners",
+    operation_id = "createPartnerClickEvent",
+    summary = "Record a click on a partner",
+    description = "Records a website or video click by the business (and user) in context. With an \
+                   `Idempotency-Key`, a replay with the same body returns 201 with the first event, and \
+                   a reuse with a different body fails with 409.",
+    params(ClickEventParams),
+    request_body(
+        description = "The click event.",
+        content(
+            (ClickEventRequest = "application/json"),
+            (ClickEventRequest = "application/vnd.api+json"),
+        ),
+    ),
+    responses(
+        (status = 201, description = "The click event.", body = ClickEventDocument,
+         content_type = "application/vnd.api+json",
+         headers(("Location" = String, description = "URL of the created resource."))),
+        CommonErrors,
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    ),
+)]
+pub async fn click_event(
+    State(gw): State<Gateway>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Reply {
+    let params = query_params(query, &CONTEXT_ONLY)?;
+    let id = partner_id(path)?;
+    let body = read_json(&headers, body).await?;
+    let event_type = click_event_type(&body, id)?;
+    let request_id = match headers.get("idempotency-key") {
+        None => String::new(),
+        Some(v) => v
+            .to_str()
+            .map_err(|_| {
+                ApiError::bad_request(
+                    Source::Header("Idempotency-Key".into()),
+                    "must be visible ASCII",
+                )
+            })?
+            .to_owned(),
+    };
+    let request = pb::CreatePartnerClickEventRequest {
+        id,
+        event_type,
+        request_id,
+        business_uuid: params.string("business_uuid"),
+    };
+    let forward = Forward::new(&headers, &gw);
+    let source = |field: &str| match field {
+        "event_type" => Source::Pointer("/data/attributes/event_type".into()),
+        "request_id" => Source::Header("Idempotency-Key".into()),
+        other => params_source(&params)(other),
+    };
+    let event = gw
+        .call(
+            gw.partners()
+                .create_partner_click_event(forward.request(request)),
+            &source,
+        )
+        .await?;
+    Ok(created(
+        &document::click_event_document(&event),
+        &format!("/api/v1/partners/{id}/click_event/{}", event.id),
+    ))
+}

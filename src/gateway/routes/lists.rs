@@ -1,0 +1,244 @@
+//! The three partner lists: `GET /api/v1/partners` (ListPartners), `/partners/available`
+//! (ListAvailablePartners) and `/partners/wholesalers` (ListWholesalers). Each reads its query
+//! (or GET body) parameters, makes one gRPC call and answers a page with `meta` and `links`.
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+
+use super::{Reply, list_response, route_params};
+use crate::gateway::document::{self, Included};
+use crate::gateway::extract::{check, params_source, read_params};
+use crate::gateway::openapi::resources::PartnerList;
+use crate::gateway::openapi::{CommonErrors, NotFound};
+use crate::gateway::params::Accepts;
+use crate::gateway::{Forward, Gateway};
+use crate::grpc::pb;
+
+const LIST_PARTNERS: Accepts = Accepts {
+    scalars: &[
+        "business_uuid",
+        "include",
+        "search",
+        "page",
+        "per_page",
+        "sort",
+    ],
+    array_filters: &[
+        "categories",
+        "excluded_categories",
+        "wholesaler_categories",
+        "country_codes",
+    ],
+    bool_filters: &["preferred", "active"],
+};
+
+route_params!(
+    /// Parameters of `listPartners`.
+    ListPartnersParams,
+    id: false,
+    accepts: LIST_PARTNERS,
+    headers: [UserUuid, RequestId]
+);
+
+/// `GET /api/v1/partners`: ListPartners.
+#[utoipa::path(
+    get,
+    path = "/api/v1/partners",
+    tag = "partners",
+    operation_id = "listPartners",
+    summary = "List partners",
+    description = "A page of the partners visible to the business, filtered, searched and sorted. \
+                   Service keys must pass `business_uuid`; user keys default to their own business.",
+    params(ListPartnersParams),
+    responses(
+        (status = 200, description = "A page of partners.", body = PartnerList,
+         content_type = "application/vnd.api+json"),
+        CommonErrors,
+        (status = 404, response = NotFound),
+    ),
+)]
+pub async fn list_partners(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Reply {
+    let params = read_params(&headers, query, body, &LIST_PARTNERS).await?;
+    let mut errors = Vec::new();
+    let request = pb::ListPartnersRequest {
+        business_uuid: params.string("business_uuid"),
+        include: params.comma_list("include"),
+        search: params.string("search"),
+        page: params.int("page", &mut errors),
+        per_page: params.int("per_page", &mut errors),
+        sort: params.string("sort"),
+        filter: Some(pb::ListPartnersFilter {
+            categories: params.list("filter[categories]"),
+            excluded_categories: params.list("filter[excluded_categories]"),
+            wholesaler_categories: params.list("filter[wholesaler_categories]"),
+            country_codes: params.list("filter[country_codes]"),
+            preferred: params.boolean("filter[preferred]", &mut errors),
+            active: params.boolean("filter[active]", &mut errors),
+        }),
+    };
+    check(errors)?;
+    let included = Included::from_values(&request.include);
+    let forward = Forward::new(&headers, &gw);
+    let page = gw
+        .call(
+            gw.partners().list_partners(forward.request(request)),
+            &params_source(&params),
+        )
+        .await?;
+    Ok(list_response(
+        "/api/v1/partners",
+        &params,
+        included,
+        &page.partners,
+        page.meta,
+    ))
+}
+
+const LIST_AVAILABLE: Accepts = Accepts {
+    scalars: &[
+        "business_uuid",
+        "include",
+        "search",
+        "page",
+        "per_page",
+        "sort",
+    ],
+    array_filters: &["categories", "status"],
+    bool_filters: &[],
+};
+
+route_params!(
+    /// Parameters of `listAvailablePartners`.
+    ListAvailableParams,
+    id: false,
+    accepts: LIST_AVAILABLE,
+    headers: [UserUuid, RequestId]
+);
+
+/// `GET /api/v1/partners/available`: ListAvailablePartners.
+#[utoipa::path(
+    get,
+    path = "/api/v1/partners/available",
+    tag = "partners",
+    operation_id = "listAvailablePartners",
+    summary = "List available partners",
+    description = "Like `listPartners`, restricted to partners that are available or coming soon.",
+    params(ListAvailableParams),
+    responses(
+        (status = 200, description = "A page of partners.", body = PartnerList,
+         content_type = "application/vnd.api+json"),
+        CommonErrors,
+        (status = 404, response = NotFound),
+    ),
+)]
+pub async fn list_available(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Reply {
+    let params = read_params(&headers, query, body, &LIST_AVAILABLE).await?;
+    let mut errors = Vec::new();
+    let request = pb::ListAvailablePartnersRequest {
+        business_uuid: params.string("business_uuid"),
+        include: params.comma_list("include"),
+        search: params.string("search"),
+        page: params.int("page", &mut errors),
+        per_page: params.int("per_page", &mut errors),
+        sort: params.string("sort"),
+        filter: Some(pb::ListAvailablePartnersFilter {
+            categories: params.list("filter[categories]"),
+            status: params
+                .list("filter[status]")
+                .iter()
+                .map(|s| document::partner_status_value(s))
+                .collect(),
+        }),
+    };
+    check(errors)?;
+    let included = Included::from_values(&request.include);
+    let forward = Forward::new(&headers, &gw);
+    let page = gw
+        .call(
+            gw.partners()
+                .list_available_partners(forward.request(request)),
+            &params_source(&params),
+        )
+        .await?;
+    Ok(list_response(
+        "/api/v1/partners/available",
+        &params,
+        included,
+        &page.partners,
+        page.meta,
+    ))
+}
+
+const LIST_WHOLESALERS: Accepts = Accepts {
+    scalars: &["business_uuid", "include", "page", "per_page", "sort"],
+    array_filters: &[],
+    bool_filters: &[],
+};
+
+route_params!(
+    /// Parameters of `listWholesalers`.
+    ListWholesalersParams,
+    id: false,
+    accepts: LIST_WHOLESALERS,
+    headers: [UserUuid, RequestId]
+);
+
+/// `GET /api/v1/partners/wholesalers`: ListWholesalers.
+#[utoipa::path(
+    get,
+    path = "/api/v1/partners/wholesalers",
+    tag = "partners",
+    operation_id = "listWholesalers",
+    summary = "List wholesalers",
+    description = "A page of the partners that are wholesalers.",
+    params(ListWholesalersParams),
+    responses(
+        (status = 200, description = "A page of wholesalers.", body = PartnerList,
+         content_type = "application/vnd.api+json"),
+        CommonErrors,
+        (status = 404, response = NotFound),
+    ),
+)]
+pub async fn list_wholesalers(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Reply {
+    let params = read_params(&headers, query, body, &LIST_WHOLESALERS).await?;
+    let mut errors = Vec::new();
+    let request = pb::ListWholesalersRequest {
+        business_uuid: params.string("business_uuid"),
+        include: params.comma_list("include"),
+        page: params.int("page", &mut errors),
+        per_page: params.int("per_page", &mut errors),
+        sort: params.string("sort"),
+    };
+    check(errors)?;
+    let included = Included::from_values(&request.include);
+    let forward = Forward::new(&headers, &gw);
+    let page = gw
+        .call(
+            gw.partners().list_wholesalers(forward.request(request)),
+            &params_source(&params),
+        )
+        .await?;
+    Ok(list_response(
+        "/api/v1/partners/wholesalers",
+        &params,
+        included,
+        &page.partners,
+        page.meta,
+    ))
+}

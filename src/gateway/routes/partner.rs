@@ -1,0 +1,73 @@
+//! One partner: `GET /api/v1/partners/{id}` (GetPartner), with the business (and user) in
+//! context and the relationships named in `include`.
+
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+
+use super::{Reply, json_api, route_params};
+use crate::gateway::document::{self, Included};
+use crate::gateway::extract::{params_source, partner_id, read_params};
+use crate::gateway::openapi::resources::PartnerDocument;
+use crate::gateway::openapi::{CommonErrors, NotFound};
+use crate::gateway::params::Accepts;
+use crate::gateway::{Forward, Gateway};
+use crate::grpc::pb;
+
+const GET_PARTNER: Accepts = Accepts {
+    scalars: &["business_uuid", "include"],
+    array_filters: &[],
+    bool_filters: &[],
+};
+
+route_params!(
+    /// Parameters of `getPartner`.
+    GetPartnerParams,
+    id: true,
+    accepts: GET_PARTNER,
+    headers: [UserUuid, RequestId]
+);
+
+/// `GET /api/v1/partners/{id}`: GetPartner.
+#[utoipa::path(
+    get,
+    path = "/api/v1/partners/{id}",
+    tag = "partners",
+    operation_id = "getPartner",
+    summary = "Get a partner",
+    description = "One partner, as seen by the business (and user) in context.",
+    params(GetPartnerParams),
+    responses(
+        (status = 200, description = "The partner.", body = PartnerDocument,
+         content_type = "application/vnd.api+json"),
+        CommonErrors,
+        (status = 404, response = NotFound),
+    ),
+)]
+pub async fn get_partner(
+    State(gw): State<Gateway>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Reply {
+    let params = read_params(&headers, query, body, &GET_PARTNER).await?;
+    let request = pb::GetPartnerRequest {
+        id: partner_id(path)?,
+        business_uuid: params.string("business_uuid"),
+        include: params.comma_list("include"),
+    };
+    let included = Included::from_values(&request.include);
+    let forward = Forward::new(&headers, &gw);
+    let partner = gw
+        .call(
+            gw.partners().get_partner(forward.request(request)),
+            &params_source(&params),
+        )
+        .await?;
+    Ok(json_api(
+        StatusCode::OK,
+        &document::partner_document(&partner, included),
+    ))
+}
