@@ -6,7 +6,6 @@
 
 pub mod app;
 pub mod auth;
-pub mod bench_data;
 pub mod cache;
 pub mod config;
 pub mod db;

@@ -34,8 +34,6 @@ enum Command {
     SeedDemo,
     /// Run the REST gateway alone, calling a remote gRPC server.
     Gateway(GatewayArgs),
-    /// Load the large, skewed benchmark data set (see BENCHMARKS.md) and print keys for it.
-    SeedBench(partners::bench_data::Scale),
     /// Create or revoke API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -200,13 +198,6 @@ fn main() -> ExitCode {
             println!("business_uuid={}", keys.business_uuid);
             if let Some(id) = keys.partner_ids.first() {
                 println!("partner_id={id}");
-            }
-            Ok(())
-        }),
-        Command::SeedBench(scale) => prepare_database(&cli.db).and_then(|()| {
-            let out = partners::bench_data::seed(&mut connect(&cli.db)?, &scale)?;
-            for (key, value) in out {
-                println!("{key}={value}");
             }
             Ok(())
         }),
