@@ -278,3 +278,28 @@ pub fn run_pgbench(
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_sizes_are_read_from_the_row_names() {
+        let ceiling = format!("{CEILING_ROW} c={CEILING_CLIENTS}");
+        assert_eq!(click_batch_of(&ceiling), Some(CEILING_BATCH));
+        assert_eq!(click_batch_of(&format!("{SWEEP_ROW}16 c=4")), Some(16));
+        assert_eq!(click_batch_of("gRPC CreatePartnerClickEvent"), None);
+    }
+
+    #[test]
+    fn the_click_script_is_the_service_statement_on_one_line() {
+        let script = click_batch_script(4);
+        assert!(script.ends_with(";\n"));
+        assert_eq!(script.lines().count(), 1);
+        let first_words: Vec<&str> = service_sql::click_batch_parts()[0]
+            .split_whitespace()
+            .collect();
+        assert!(script.starts_with(&first_words.join(" ")));
+        assert_eq!(script.matches("FROM generate_series(1, 4)").count(), 7);
+    }
+}

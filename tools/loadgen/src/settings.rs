@@ -171,3 +171,50 @@ pub fn default_out_dir() -> PathBuf {
         .and_then(|dir| dir.parent().map(|target| target.join("tmp")))
         .unwrap_or_else(|| std::env::temp_dir().join("loadgen"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn settings(args: &[&str]) -> Settings {
+        let cli = Cli::parse_from(std::iter::once("run").chain(args.iter().copied()));
+        Settings::from_args(cli.run)
+    }
+
+    #[test]
+    fn smoke_mode_has_its_own_defaults() {
+        let s = settings(&["--smoke"]);
+        assert_eq!(s.database_url, SMOKE_DATABASE_URL);
+        assert_eq!((s.concurrency, s.list_concurrency), (4, 4));
+        assert_eq!(s.duration, Duration::from_secs(1));
+        assert_eq!(s.scale.partners, Scale::smoke().partners);
+        let full = settings(&[]);
+        assert_eq!(full.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!((full.concurrency, full.list_concurrency), (32, 8));
+    }
+
+    #[test]
+    fn only_selects_rows_by_substring() {
+        let s = settings(&["--only", "GetPartner,pgbench select"]);
+        assert!(s.selected("gRPC GetPartner"));
+        assert!(s.selected("baseline: pgbench select c=32"));
+        assert!(!s.selected("gRPC ListPartners"));
+        assert!(settings(&[]).selected("anything"));
+    }
+
+    #[test]
+    fn the_database_name_is_the_last_path_segment() {
+        let s = settings(&[
+            "--database-url",
+            "postgres://u@h:5432/bench_db?sslmode=disable",
+        ]);
+        assert_eq!(s.database_name(), "bench_db");
+    }
+}

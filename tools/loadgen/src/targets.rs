@@ -305,3 +305,15 @@ pub fn transport_ratios(rows: &[Row]) -> Vec<String> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verdict_fails_on_any_failure_and_is_na_when_unknown() {
+        assert_eq!(all_of(&[Some(true), Some(true)]), Some(true));
+        assert_eq!(all_of(&[Some(true), None, Some(false)]), Some(false));
+        assert_eq!(all_of(&[Some(true), None]), None);
+    }
+}
