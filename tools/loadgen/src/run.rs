@@ -27,7 +27,7 @@ use crate::scenarios::{
 };
 use crate::server::{Server, server_binary};
 use crate::settings::{BenchResult, Settings};
-use crate::targets::{self, Judging, RSS_LIMIT_MIB};
+use crate::targets::{self, Judging};
 
 /// Runs the rows one after the other, each with its CPU split, and keeps them.
 struct RowRunner<'a> {
@@ -221,37 +221,9 @@ pub fn run(settings: &Settings) -> BenchResult<ExitCode> {
         (a, b) => a.or(b),
     };
     if let Some(scans) = &seq_scans {
-        rows.push(Row {
-            name: "list queries use an index".into(),
-            concurrency: 0,
-            measured: None,
-            failure: None,
-            baseline: None,
-            ratio: None,
-            target: match (scans.is_empty(), settings.smoke) {
-                (true, _) => "no Seq Scan on partners".into(),
-                // The planner rightly scans tables of a few pages: judged on the full data only.
-                (false, true) => format!("smoke data, not judged: {}", scans.join(", ")),
-                (false, false) => format!("Seq Scan or no plan: {}", scans.join(", ")),
-            },
-            pass: (!settings.smoke || scans.is_empty()).then_some(scans.is_empty()),
-            rss_mib: None,
-            cpu: None,
-        });
+        rows.push(targets::index_use_row(scans, settings.smoke));
     }
-    let hwm_mib = hwm_kib.map(|k| k as f64 / 1024.0);
-    rows.push(Row {
-        name: "server VmHWM (whole run)".into(),
-        concurrency: 0,
-        measured: None,
-        failure: None,
-        baseline: None,
-        ratio: None,
-        target: "VmHWM ≤150 MiB".into(),
-        pass: hwm_mib.map(|m| m <= RSS_LIMIT_MIB),
-        rss_mib: hwm_mib,
-        cpu: None,
-    });
+    rows.push(targets::peak_memory_row(hwm_kib));
 
     print_table(&rows);
     print_cpu_table(&rows);

@@ -306,6 +306,46 @@ pub fn transport_ratios(rows: &[Row]) -> Vec<String> {
         .collect()
 }
 
+/// The row "list queries use an index": PASS without a list statement in `scans` (plans with a
+/// `Seq Scan on partners`, or not taken); not judged on smoke data, where the planner rightly
+/// scans tables of a few pages.
+pub fn index_use_row(scans: &[String], smoke: bool) -> Row {
+    Row {
+        name: "list queries use an index".into(),
+        concurrency: 0,
+        measured: None,
+        failure: None,
+        baseline: None,
+        ratio: None,
+        target: match (scans.is_empty(), smoke) {
+            (true, _) => "no Seq Scan on partners".into(),
+            // The planner rightly scans tables of a few pages: judged on the full data only.
+            (false, true) => format!("smoke data, not judged: {}", scans.join(", ")),
+            (false, false) => format!("Seq Scan or no plan: {}", scans.join(", ")),
+        },
+        pass: (!smoke || scans.is_empty()).then_some(scans.is_empty()),
+        rss_mib: None,
+        cpu: None,
+    }
+}
+
+/// The row of the server's peak memory over the whole run (`VmHWM`, KiB when known).
+pub fn peak_memory_row(hwm_kib: Option<u64>) -> Row {
+    let hwm_mib = hwm_kib.map(|k| k as f64 / 1024.0);
+    Row {
+        name: "server VmHWM (whole run)".into(),
+        concurrency: 0,
+        measured: None,
+        failure: None,
+        baseline: None,
+        ratio: None,
+        target: "VmHWM ≤150 MiB".into(),
+        pass: hwm_mib.map(|m| m <= RSS_LIMIT_MIB),
+        rss_mib: hwm_mib,
+        cpu: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
