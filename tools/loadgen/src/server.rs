@@ -166,11 +166,11 @@ pub fn server_binary(explicit: Option<&Path>) -> BenchResult<PathBuf> {
     }
     let dir = profile_dir().ok_or("cannot tell where this binary is (std::env::current_exe)")?;
     let built = dir.join(format!("partners{}", std::env::consts::EXE_SUFFIX));
-    let profile = match dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") => "dev".to_owned(),
-        Some(name) => name.to_owned(),
-        None => return Err(format!("{}: not a cargo profile directory", dir.display())),
-    };
+    let profile = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(cargo_profile)
+        .ok_or_else(|| format!("{}: not a cargo profile directory", dir.display()))?;
     let hint = format!(
         "build it with `cargo build -p partners --profile {profile}` and run again, or name a          server binary with --server-bin PATH"
     );
@@ -205,4 +205,30 @@ pub fn server_binary(explicit: Option<&Path>) -> BenchResult<PathBuf> {
         return Err(format!("cargo built no {}; {hint}", built.display()));
     }
     Ok(built)
+}
+
+/// The cargo profile that builds into the profile directory `dir_name` (`debug` is `dev`'s).
+fn cargo_profile(dir_name: &str) -> String {
+    match dir_name {
+        "debug" => "dev".to_owned(),
+        name => name.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_profile_is_told_by_the_directory() {
+        assert_eq!(cargo_profile("debug"), "dev");
+        assert_eq!(cargo_profile("release"), "release");
+        assert_eq!(cargo_profile("profiling"), "profiling");
+    }
+
+    #[test]
+    fn a_missing_server_binary_is_named() {
+        let err = server_binary(Some(Path::new("/nonexistent/partners"))).unwrap_err();
+        assert!(err.contains("--server-bin /nonexistent/partners"), "{err}");
+    }
 }
