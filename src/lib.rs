@@ -19,7 +19,6 @@
 
 pub mod app;
 pub mod auth;
-pub mod bench_data;
 pub mod config;
 pub mod db;
 pub mod error;

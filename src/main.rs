@@ -33,8 +33,6 @@ enum Command {
     SeedDemo,
     /// Run the REST gateway alone, calling a remote gRPC server.
     Gateway(cli::serve::GatewayArgs),
-    /// Load the large, skewed benchmark data set (see BENCHMARKS.md) and print keys for it.
-    SeedBench(partners::bench_data::Scale),
     /// Create or revoke API keys.
     #[command(subcommand)]
     Keys(cli::keys::KeysCommand),
@@ -48,13 +46,6 @@ fn main() -> ExitCode {
         Command::Gateway(args) => cli::serve::gateway(args),
         Command::Migrate => cli::prepare_database(&cli.db),
         Command::SeedDemo => cli::demo::run(&cli.db),
-        Command::SeedBench(scale) => cli::prepare_database(&cli.db).and_then(|()| {
-            let out = partners::bench_data::seed(&mut cli::connect(&cli.db)?, &scale)?;
-            for (key, value) in out {
-                println!("{key}={value}");
-            }
-            Ok(())
-        }),
         Command::Keys(command) => cli::keys::run(&cli.db, command),
     };
     match result {

@@ -98,7 +98,7 @@ impl Sql {
         out
     }
 
-    /// The SQL with every bind written as a literal, for EXPLAIN by hand or by the benchmark
+    /// The SQL with every bind written as a literal, for EXPLAIN (by hand, or the load tools' plans)
     /// (never run by the service: its queries always bind).
     pub fn with_literals(&self) -> String {
         fn text(v: &str) -> String {

@@ -7,7 +7,7 @@
 //!
 //! A writer does not wait for more events before it writes: the events that arrive while its
 //! statement runs form the next batch, so batches grow with the load by themselves. (A fixed
-//! gather window of 1.5 ms left a third of the machine idle under 32 callers; see BENCHMARKS.md.)
+//! gather window of 1.5 ms left a third of the machine idle under 32 callers.)
 
 use std::collections::{HashSet, VecDeque};
 

@@ -649,12 +649,12 @@ async fn a_missing_version_row_means_sql_answers() {
 
 #[tokio::test]
 async fn seed_bench_tells_running_indexes() {
-    // seed-bench writes with triggers off (replica mode) and moves the version itself.
+    // The benchmark data generator (`loadgen seed`) writes with triggers off (replica mode) and
+    // moves the version itself.
     let t = TestApp::start().await;
     let before = db_version(&t);
     let mut conn = t.db.conn();
-    let out =
-        partners::bench_data::seed(&mut conn, &partners::bench_data::Scale::smoke()).expect("seed");
+    let out = loadgen::data::seed(&mut conn, &loadgen::data::Scale::smoke()).expect("seed");
     let user_key = out
         .iter()
         .find(|(k, _)| k == "user_key")

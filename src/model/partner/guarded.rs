@@ -40,7 +40,7 @@ pub fn guarded_page_ids_sql(q: &ListQuery, version: i64) -> Sql {
 /// read-only repeatable-read transaction, so the rows are those of the snapshot that ordered
 /// them (counters included). Empty when the database moved past `version` or the page is
 /// empty. One statement with both parts took ~0.75 ms to plan on each call against ~0.5 ms to
-/// run (BENCHMARKS-HISTORY.md, run CC).
+/// run (measured; see docs/history/).
 pub fn list_page_at(
     conn: &mut PgConnection,
     q: &ListQuery,

@@ -236,7 +236,7 @@ pub fn preference_decides(q: &ListQuery) -> bool {
     q.preferred.is_some() || preferred_first(q)
 }
 
-/// The page query of a list (exposed for EXPLAIN in benchmarks). The page's ids are found first,
+/// The page query of a list on the SQL path. The page's ids are found first,
 /// ordered, offset and limited on `partners` alone (plus the preference when it orders or
 /// filters); only those rows are then joined with their context, so a deep page does not pay the
 /// joins of the rows it skips. With a search the matching set is small and read whole anyway, so

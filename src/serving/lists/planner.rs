@@ -1,7 +1,7 @@
-//! The list planner: [`Lists::plan`] decides how a list is answered and names the statements it
-//! runs ([`Plan`]); [`Lists::run`] runs them, and takes the SQL path when a guarded statement finds
-//! that the database moved past the copy. Every list request's SQL is one hop from here, in
-//! `crate::model::partner`.
+//! The list planner: [`plan`] decides how a list is answered and names the statements it runs
+//! ([`Plan`], [`Plan::statement`]); [`Lists::run`] runs them, and takes the SQL path when a
+//! guarded statement finds that the database moved past the copy. Every list request's SQL is one
+//! hop from here, in `crate::model::partner`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,8 +10,9 @@ use diesel::pg::PgConnection;
 
 use super::copy::Snapshot;
 use super::paging::{arrange, in_list_order};
-use super::preferences::Preferred;
+use super::preferences::{PreferenceCache, Preferred};
 use super::{ListQuery, Lists};
+use crate::db::sql::Sql;
 use crate::error::Result;
 use crate::model::partner::{self, Includes, Loaded, PartnerRecord};
 
@@ -47,6 +48,76 @@ pub enum Plan {
     Sql,
 }
 
+/// How `q` is answered with `snapshot`: the planner's one decision. Loads the business's
+/// preferred partners into `preferences` when they order or filter the page.
+pub fn plan(
+    conn: &mut PgConnection,
+    q: &ListQuery,
+    snapshot: &Snapshot,
+    preferences: &PreferenceCache,
+) -> Result<Plan> {
+    let search = snapshot.candidates(q);
+    if search.is_some() || in_list_order(q) {
+        let business = q
+            .scope
+            .business_id
+            .filter(|_| partner::preference_decides(q));
+        let preferred = match business {
+            Some(business) => preferences.get(conn, business)?,
+            None => None,
+        };
+        if business.is_none() || preferred.as_ref().is_some_and(|p| p.complete()) {
+            return Ok(Plan::CutPage {
+                search,
+                preferred: business.zip(preferred),
+            });
+        }
+    }
+    if let Some(ids) = search {
+        return Ok(Plan::OrderMatches(ids));
+    }
+    Ok(match snapshot.count(q) {
+        Some(total) => Plan::FindPage {
+            total: total as i64,
+        },
+        None => Plan::Sql,
+    })
+}
+
+/// The page's ids and the list's total cut from the copy: among a search's matches (`search`),
+/// or among the matches of an unsearched list's filters, with the business's `preferred` partners
+/// where they order or filter the page.
+fn cut(
+    q: &ListQuery,
+    snapshot: &Snapshot,
+    search: Option<&[i64]>,
+    preferred: Option<&Preferred>,
+) -> (Vec<i64>, i64) {
+    match search {
+        Some(ids) => arrange(q, ids, preferred),
+        None => snapshot.page(q, preferred).unwrap_or_default(),
+    }
+}
+
+impl Plan {
+    /// The first statement the plan runs for `q` with `snapshot` (for EXPLAIN: the load tools
+    /// write its plan; operators can too). [`Plan::FindPage`]'s second statement is
+    /// [`partner::known_page_sql`] with the ids the first one returns.
+    pub fn statement(&self, q: &ListQuery, snapshot: &Snapshot) -> Sql {
+        match self {
+            Plan::CutPage { search, preferred } => {
+                let set = preferred.as_ref().map(|(_, p)| &**p);
+                let (ids, _) = cut(q, snapshot, search.as_deref(), set);
+                let guard = preferred.as_ref().map(|(b, p)| (*b, p.version));
+                partner::known_page_sql(q, &ids, snapshot.version, guard)
+            }
+            Plan::OrderMatches(ids) => partner::candidates_page_sql(q, ids, snapshot.version),
+            Plan::FindPage { .. } => partner::guarded_page_ids_sql(q, snapshot.version),
+            Plan::Sql => partner::list_page_sql(q),
+        }
+    }
+}
+
 impl Lists {
     /// Answers a validated list with its includes: a turn in the database's list lane, then one
     /// hand-off (the page as planned, then one query per relationship for the whole page).
@@ -71,7 +142,7 @@ impl Lists {
         match self.snapshot() {
             None => self.inner.wanted.notify_one(),
             Some(snapshot) => {
-                let plan = self.plan(conn, q, &snapshot)?;
+                let plan = plan(conn, q, &snapshot, &self.inner.preferences)?;
                 if let Some(answer) = self.answer(conn, q, &snapshot, plan)? {
                     self.inner.served.fetch_add(1, Ordering::Relaxed);
                     return Ok(answer);
@@ -80,42 +151,6 @@ impl Lists {
         }
         self.inner.fell_back.fetch_add(1, Ordering::Relaxed);
         Ok(partner::list(conn, q)?)
-    }
-
-    /// How `q` is answered with `snapshot`. Loads the business's preferred partners when they
-    /// order or filter the page (cached, see [`super::preferences`]).
-    pub fn plan(
-        &self,
-        conn: &mut PgConnection,
-        q: &ListQuery,
-        snapshot: &Snapshot,
-    ) -> Result<Plan> {
-        let search = snapshot.candidates(q);
-        if search.is_some() || in_list_order(q) {
-            let business = q
-                .scope
-                .business_id
-                .filter(|_| partner::preference_decides(q));
-            let preferred = match business {
-                Some(business) => self.inner.preferences.get(conn, business)?,
-                None => None,
-            };
-            if business.is_none() || preferred.as_ref().is_some_and(|p| p.complete()) {
-                return Ok(Plan::CutPage {
-                    search,
-                    preferred: business.zip(preferred),
-                });
-            }
-        }
-        if let Some(ids) = search {
-            return Ok(Plan::OrderMatches(ids));
-        }
-        Ok(match snapshot.count(q) {
-            Some(total) => Plan::FindPage {
-                total: total as i64,
-            },
-            None => Plan::Sql,
-        })
     }
 
     /// Runs `plan`; `None` when the SQL path must answer. A guarded statement that returns no row
@@ -138,10 +173,8 @@ impl Lists {
         };
         match plan {
             Plan::CutPage { search, preferred } => {
-                let cut = |preferred: Option<&Preferred>| match &search {
-                    Some(ids) => arrange(q, ids, preferred),
-                    None => snapshot.page(q, preferred).unwrap_or_default(),
-                };
+                let cut =
+                    |preferred: Option<&Preferred>| cut(q, snapshot, search.as_deref(), preferred);
                 self.cut_page(conn, q, snapshot, preferred, cut)
             }
             Plan::OrderMatches(ids) => {

@@ -1,0 +1,350 @@
+//! The scenarios: what each caller of a row sends (gRPC through the generated client with the
+//! user key, REST through one shared `reqwest` client), each row's closed loop, and the clients
+//! shared by the rows.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use loadgen::data::{COMMON_CATEGORIES, COMMON_COUNTRY, SEARCH_WORD};
+use partners::grpc::pb;
+use partners::grpc::pb::partner_service_client::PartnerServiceClient;
+use tokio::runtime::Runtime;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::closed_loop::{Measured, XorShift, closed_loop};
+use crate::settings::BenchResult;
+
+/// The row of the directory's default list (not a scenario of the performance issue).
+pub const BROWSE_ROW: &str = "gRPC ListPartners browse";
+/// The row of the newest partners first (`sort=-created_at`; not a scenario of the issue).
+pub const NEWEST_ROW: &str = "gRPC ListPartners newest";
+/// The order of [`NEWEST_ROW`].
+pub const NEWEST_SORT: &str = "-created_at";
+
+/// Clients shared by the scenarios.
+#[derive(Clone)]
+pub struct Clients {
+    channels: Vec<Channel>,
+    http: reqwest::Client,
+    http_base: String,
+    auth: MetadataValue<Ascii>,
+    auth_header: String,
+}
+
+impl Clients {
+    /// `connections` HTTP/2 connections to the server's gRPC address, an HTTP client for its REST
+    /// address, and `user_key` as the bearer of every call.
+    pub async fn connect(
+        grpc_addr: &str,
+        http_addr: &str,
+        connections: usize,
+        user_key: &str,
+    ) -> BenchResult<Clients> {
+        let mut channels = Vec::new();
+        for _ in 0..connections {
+            let channel = Endpoint::from_shared(format!("http://{grpc_addr}"))
+                .map_err(|e| format!("endpoint: {e}"))?
+                .tcp_nodelay(true)
+                .connect()
+                .await
+                .map_err(|e| format!("connect {grpc_addr}: {e}"))?;
+            channels.push(channel);
+        }
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(1024)
+            .build()
+            .map_err(|e| format!("http client: {e}"))?;
+        let auth_header = format!("Bearer {user_key}");
+        let auth: MetadataValue<Ascii> = auth_header
+            .parse()
+            .map_err(|e| format!("key is not valid metadata: {e}"))?;
+        Ok(Clients {
+            channels,
+            http,
+            http_base: format!("http://{http_addr}"),
+            auth,
+            auth_header,
+        })
+    }
+
+    fn partner(&self, task: usize) -> PartnerServiceClient<Channel> {
+        PartnerServiceClient::new(self.channels[task % self.channels.len()].clone())
+    }
+
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", self.auth.clone());
+        request
+    }
+}
+
+fn status_text(s: tonic::Status) -> String {
+    format!("{:?}: {}", s.code(), s.message())
+}
+
+async fn rest_get(http: &reqwest::Client, url: String, auth: &str) -> Result<(), String> {
+    let response = http
+        .get(url)
+        .header("authorization", auth)
+        .send()
+        .await
+        .map_err(|e| format!("http: {e}"))?;
+    let status = response.status();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| format!("http body: {e}"))?;
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "HTTP {status}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        ))
+    }
+}
+
+/// The partner of a click: 20% on the first 1% of ids (the seed's hot partners), the rest on
+/// the other ids.
+fn skewed_partner(rng: &mut XorShift, max_id: i64) -> i64 {
+    let max_id = max_id.max(1) as u64;
+    let hot = (max_id / 100).max(1);
+    if max_id <= hot || rng.unit() < 0.2 {
+        1 + rng.below(hot) as i64
+    } else {
+        (hot + 1 + rng.below(max_id - hot)) as i64
+    }
+}
+
+/// The filters of the ListPartners scenarios (gRPC and REST).
+pub fn list_partners_request() -> pb::ListPartnersRequest {
+    pb::ListPartnersRequest {
+        business_uuid: String::new(),
+        include: vec!["users".into(), "partner_integrations".into()],
+        filter: Some(pb::ListPartnersFilter {
+            categories: COMMON_CATEGORIES.iter().map(|c| (*c).to_owned()).collect(),
+            country_codes: vec![COMMON_COUNTRY.to_owned()],
+            ..Default::default()
+        }),
+        search: SEARCH_WORD.to_owned(),
+        page: None,
+        per_page: None,
+        sort: String::new(),
+    }
+}
+
+fn rest_list_partners_path() -> String {
+    let mut query = String::new();
+    for c in COMMON_CATEGORIES {
+        query.push_str(&format!("filter%5Bcategories%5D%5B%5D={c}&"));
+    }
+    format!(
+        "/api/v1/partners?{query}filter%5Bcountry_codes%5D%5B%5D={COMMON_COUNTRY}&search={SEARCH_WORD}\
+         &include=users,partner_integrations"
+    )
+}
+
+/// The newest row's request: the newest partners first, otherwise the defaults.
+pub fn newest_request() -> pb::ListPartnersRequest {
+    pb::ListPartnersRequest {
+        sort: NEWEST_SORT.into(),
+        ..Default::default()
+    }
+}
+
+/// The rows' closed loops against one server: the clients, the timing of every row, and the
+/// runtime they run on.
+pub struct Load<'a> {
+    /// The runtime of the callers.
+    pub runtime: &'a Runtime,
+    /// The clients shared by the callers.
+    pub clients: Clients,
+    /// Unmeasured time before each row.
+    pub warmup: Duration,
+    /// Measured time of each row.
+    pub duration: Duration,
+    /// The server's process id (its RSS is sampled).
+    pub pid: u32,
+}
+
+impl Load<'_> {
+    fn drive<F, Fut>(&self, concurrency: usize, call: F) -> Measured
+    where
+        F: Fn(usize, &mut XorShift) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.runtime.block_on(closed_loop(
+            concurrency,
+            self.warmup,
+            self.duration,
+            self.pid,
+            call,
+        ))
+    }
+
+    /// `grpc.health.v1.Health/Check`: a call that does no work.
+    pub fn health(&self, concurrency: usize) -> Measured {
+        let channels = self.clients.channels.clone();
+        self.drive(concurrency, move |task, _rng| {
+            let mut client = HealthClient::new(channels[task % channels.len()].clone());
+            async move {
+                let r = client
+                    .check(HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await
+                    .map_err(status_text)?;
+                if r.into_inner().status == ServingStatus::Serving as i32 {
+                    Ok(())
+                } else {
+                    Err("not SERVING".into())
+                }
+            }
+        })
+    }
+
+    /// gRPC GetPartner of uniformly random ids in `1..=max_id`, no include.
+    pub fn get_partner(&self, concurrency: usize, max_id: i64) -> Measured {
+        let clients = self.clients.clone();
+        self.drive(concurrency, move |task, rng| {
+            let mut client = clients.partner(task);
+            let request = clients.request(pb::GetPartnerRequest {
+                id: 1 + rng.below(max_id as u64) as i64,
+                business_uuid: String::new(),
+                include: Vec::new(),
+            });
+            async move {
+                client
+                    .get_partner(request)
+                    .await
+                    .map(|_| ())
+                    .map_err(status_text)
+            }
+        })
+    }
+
+    /// gRPC ListPartners with the request `request` builds.
+    pub fn list_partners(
+        &self,
+        concurrency: usize,
+        request: fn() -> pb::ListPartnersRequest,
+    ) -> Measured {
+        let clients = self.clients.clone();
+        self.drive(concurrency, move |task, _rng| {
+            let mut client = clients.partner(task);
+            let request = clients.request(request());
+            async move {
+                client
+                    .list_partners(request)
+                    .await
+                    .map(|_| ())
+                    .map_err(status_text)
+            }
+        })
+    }
+
+    /// gRPC ListAvailablePartners, no filter, page 1.
+    pub fn list_available(&self, concurrency: usize) -> Measured {
+        let clients = self.clients.clone();
+        self.drive(concurrency, move |task, _rng| {
+            let mut client = clients.partner(task);
+            let request = clients.request(pb::ListAvailablePartnersRequest::default());
+            async move {
+                client
+                    .list_available_partners(request)
+                    .await
+                    .map(|_| ())
+                    .map_err(status_text)
+            }
+        })
+    }
+
+    /// gRPC ListWholesalers at `page`, 25 per page; an empty page is an error.
+    pub fn list_wholesalers(&self, concurrency: usize, page: i32) -> Measured {
+        let clients = self.clients.clone();
+        self.drive(concurrency, move |task, _rng| {
+            let mut client = clients.partner(task);
+            let request = clients.request(pb::ListWholesalersRequest {
+                page: Some(page),
+                per_page: Some(25),
+                ..Default::default()
+            });
+            async move {
+                let r = client
+                    .list_wholesalers(request)
+                    .await
+                    .map_err(status_text)?;
+                if r.into_inner().partners.is_empty() {
+                    Err(format!("page {page} is empty"))
+                } else {
+                    Ok(())
+                }
+            }
+        })
+    }
+
+    /// REST `GET /api/v1/partners/{id}` of uniformly random ids in `1..=max_id`.
+    pub fn rest_get_partner(&self, concurrency: usize, max_id: i64) -> Measured {
+        let clients = self.clients.clone();
+        self.drive(concurrency, move |_task, rng| {
+            let http = clients.http.clone();
+            let url = format!(
+                "{}/api/v1/partners/{}",
+                clients.http_base,
+                1 + rng.below(max_id as u64)
+            );
+            let auth = clients.auth_header.clone();
+            async move { rest_get(&http, url, &auth).await }
+        })
+    }
+
+    /// REST ListPartners with the gRPC scenario's filters, search and include.
+    pub fn rest_list_partners(&self, concurrency: usize) -> Measured {
+        let clients = self.clients.clone();
+        let list_path = rest_list_partners_path();
+        self.drive(concurrency, move |_task, _rng| {
+            let http = clients.http.clone();
+            let url = format!("{}{}", clients.http_base, list_path);
+            let auth = clients.auth_header.clone();
+            async move { rest_get(&http, url, &auth).await }
+        })
+    }
+
+    /// gRPC CreatePartnerClickEvent: a distinct `request_id` per call (`nonce` tells runs
+    /// apart), 70% website, partners skewed as in the data.
+    pub fn clicks(&self, concurrency: usize, max_id: i64, nonce: u128) -> Measured {
+        let clients = self.clients.clone();
+        let counter = Arc::new(AtomicU64::new(0));
+        self.drive(concurrency, move |task, rng| {
+            let mut client = clients.partner(task);
+            let n = counter.fetch_add(1, Ordering::Relaxed);
+            let event_type = if rng.unit() < 0.7 {
+                pb::EventType::Website
+            } else {
+                pb::EventType::Video
+            };
+            let request = clients.request(pb::CreatePartnerClickEventRequest {
+                id: skewed_partner(rng, max_id),
+                event_type: event_type as i32,
+                request_id: format!("load-{nonce}-{task}-{n}"),
+                business_uuid: String::new(),
+            });
+            async move {
+                client
+                    .create_partner_click_event(request)
+                    .await
+                    .map(|_| ())
+                    .map_err(status_text)
+            }
+        })
+    }
+}

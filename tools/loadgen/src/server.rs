@@ -1,0 +1,234 @@
+//! The server under test: which `partners` binary (`--server-bin`, else the workspace's, built
+//! first), its child process on two free loopback ports with its log in a file, readiness
+//! (`grpc.health.v1` SERVING), and its stop (SIGTERM, drain, exit status).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tonic::transport::Endpoint;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::settings::{BenchResult, profile_dir};
+
+/// Two distinct free ports on 127.0.0.1 (bound, read, released).
+fn free_ports() -> BenchResult<(u16, u16)> {
+    let a = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+    let b = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+    let pa = a
+        .local_addr()
+        .map_err(|e| format!("local_addr: {e}"))?
+        .port();
+    let pb = b
+        .local_addr()
+        .map_err(|e| format!("local_addr: {e}"))?
+        .port();
+    Ok((pa, pb))
+}
+
+/// The `partners serve` child process; stopped with SIGTERM on drop.
+pub struct Server {
+    child: Option<Child>,
+    /// Its process id.
+    pub pid: u32,
+    /// Its gRPC address, `127.0.0.1:port`.
+    pub grpc_addr: String,
+    /// Its REST address, `127.0.0.1:port`.
+    pub http_addr: String,
+    /// Its log (stdout and stderr).
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// Starts `binary serve --no-migrate` on `database_url` and two free ports, its log in
+    /// `out_dir/load-server.log`. The environment reaches it (`RUST_LOG`, `PARTNERS_*`).
+    pub fn start(binary: &Path, database_url: &str, out_dir: &Path) -> BenchResult<Server> {
+        let (grpc_port, http_port) = free_ports()?;
+        let grpc_addr = format!("127.0.0.1:{grpc_port}");
+        let http_addr = format!("127.0.0.1:{http_port}");
+        let log = out_dir.join("load-server.log");
+        let file = std::fs::File::create(&log)
+            .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+        let err_file = file
+            .try_clone()
+            .map_err(|e| format!("cannot share {}: {e}", log.display()))?;
+        let child = Command::new(binary)
+            .args([
+                "serve",
+                "--no-migrate",
+                "--grpc-addr",
+                &grpc_addr,
+                "--http-addr",
+                &http_addr,
+            ])
+            .env("DATABASE_URL", database_url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(file))
+            .stderr(Stdio::from(err_file))
+            .spawn()
+            .map_err(|e| format!("cannot start {} serve: {e}", binary.display()))?;
+        let pid = child.id();
+        Ok(Server {
+            child: Some(child),
+            pid,
+            grpc_addr,
+            http_addr,
+            log,
+        })
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// The exit status, when the server has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Waits until `grpc.health.v1.Health/Check` answers SERVING (at most 60 s).
+    pub async fn wait_serving(&mut self) -> BenchResult<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let uri = format!("http://{}", self.grpc_addr);
+        loop {
+            if let Some(status) = self.exited() {
+                return Err(format!(
+                    "partners serve exited early ({status}); log tail:\n{}",
+                    self.log_tail()
+                ));
+            }
+            let endpoint = Endpoint::from_shared(uri.clone()).map_err(|e| format!("{uri}: {e}"))?;
+            if let Ok(channel) = endpoint.connect().await {
+                let answer = HealthClient::new(channel)
+                    .check(HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await;
+                if answer.is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32) {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "partners serve not SERVING after 60 s; log tail:\n{}",
+                    self.log_tail()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGTERM, then up to 20 s for the drain, then SIGKILL. Returns the exit status text.
+    pub fn stop(&mut self) -> String {
+        let Some(mut child) = self.child.take() else {
+            return "already stopped".into();
+        };
+        if let Ok(Some(status)) = child.try_wait() {
+            return format!("had exited: {status}");
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.to_string();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        "killed after 20 s without exiting".into()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The server binary of a run: `explicit` as given (`--server-bin`), else the workspace's
+/// `partners` binary, built first by cargo in this binary's target directory and profile (so the
+/// server measured is the one of the sources; a no-op when it is up to date).
+pub fn server_binary(explicit: Option<&Path>) -> BenchResult<PathBuf> {
+    if let Some(path) = explicit {
+        if !path.is_file() {
+            return Err(format!("--server-bin {}: no such file", path.display()));
+        }
+        return Ok(path.to_path_buf());
+    }
+    let dir = profile_dir().ok_or("cannot tell where this binary is (std::env::current_exe)")?;
+    let built = dir.join(format!("partners{}", std::env::consts::EXE_SUFFIX));
+    let profile = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(cargo_profile)
+        .ok_or_else(|| format!("{}: not a cargo profile directory", dir.display()))?;
+    let hint = format!(
+        "build it with `cargo build -p partners --profile {profile}` and run again, or name a          server binary with --server-bin PATH"
+    );
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
+    let target_dir = dir.parent().ok_or_else(|| hint.clone())?;
+    if !manifest.is_file() {
+        return Err(format!(
+            "the workspace of this build ({}) is gone; {hint}",
+            manifest.display()
+        ));
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("load: building the server: cargo build -p partners --profile {profile} …");
+    // Selecting loadgen too resolves the features as for loadgen's own build, so the server's
+    // dependencies are those already built for it (only the `partners` binary is linked).
+    let status = Command::new(&cargo)
+        .args(["build", "-p", "loadgen", "-p", "partners"])
+        .args(["--bin", "partners", "--profile", &profile])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(target_dir)
+        .stdin(Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}; {hint}", cargo.to_string_lossy()))?;
+    if !status.success() {
+        return Err(format!(
+            "cargo build of the server failed ({status}); {hint}"
+        ));
+    }
+    if !built.is_file() {
+        return Err(format!("cargo built no {}; {hint}", built.display()));
+    }
+    Ok(built)
+}
+
+/// The cargo profile that builds into the profile directory `dir_name` (`debug` is `dev`'s).
+fn cargo_profile(dir_name: &str) -> String {
+    match dir_name {
+        "debug" => "dev".to_owned(),
+        name => name.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_profile_is_told_by_the_directory() {
+        assert_eq!(cargo_profile("debug"), "dev");
+        assert_eq!(cargo_profile("release"), "release");
+        assert_eq!(cargo_profile("profiling"), "profiling");
+    }
+
+    #[test]
+    fn a_missing_server_binary_is_named() {
+        let err = server_binary(Some(Path::new("/nonexistent/partners"))).unwrap_err();
+        assert!(err.contains("--server-bin /nonexistent/partners"), "{err}");
+    }
+}
