@@ -12,8 +12,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use crate::grpc::convert::struct_to_json;
+use crate::grpc::convert::{self, struct_to_json};
 use crate::grpc::pb;
+use crate::model::{EventType, IntegrationStatus, PartnerStatus};
 
 fn time(ts: &Option<prost_types::Timestamp>) -> Option<String> {
     ts.as_ref()
@@ -23,42 +24,27 @@ fn time(ts: &Option<prost_types::Timestamp>) -> Option<String> {
 
 /// REST spelling of a partner status (`None` for an unknown value).
 pub fn partner_status_name(status: i32) -> Option<&'static str> {
-    match pb::PartnerStatus::try_from(status) {
-        Ok(pb::PartnerStatus::Available) => Some("available"),
-        Ok(pb::PartnerStatus::ComingSoon) => Some("coming_soon"),
-        Ok(pb::PartnerStatus::Unavailable) => Some("unavailable"),
-        _ => None,
-    }
+    convert::partner_status(status).map(PartnerStatus::as_str)
 }
 
 /// REST spelling → enum value; unknown names map to -1 so the gRPC layer rejects them.
 pub fn partner_status_value(name: &str) -> i32 {
-    match name {
-        "available" => pb::PartnerStatus::Available as i32,
-        "coming_soon" => pb::PartnerStatus::ComingSoon as i32,
-        "unavailable" => pb::PartnerStatus::Unavailable as i32,
-        _ => -1,
-    }
+    PartnerStatus::parse(name).map_or(-1, |s| pb::PartnerStatus::from(s) as i32)
 }
 
 /// REST spelling of an integration status (`None` for an unknown value).
 pub fn integration_status_name(status: i32) -> Option<&'static str> {
-    match pb::IntegrationStatus::try_from(status) {
-        Ok(pb::IntegrationStatus::Pending) => Some("pending"),
-        Ok(pb::IntegrationStatus::Active) => Some("active"),
-        Ok(pb::IntegrationStatus::Inactive) => Some("inactive"),
-        Ok(pb::IntegrationStatus::Failed) => Some("failed"),
-        _ => None,
-    }
+    convert::integration_status(status).map(IntegrationStatus::as_str)
 }
 
 /// REST spelling of an event type (`None` for an unknown value).
 pub fn event_type_name(event_type: i32) -> Option<&'static str> {
-    match pb::EventType::try_from(event_type) {
-        Ok(pb::EventType::Website) => Some("website"),
-        Ok(pb::EventType::Video) => Some("video"),
-        _ => None,
-    }
+    convert::event_type(event_type).map(EventType::as_str)
+}
+
+/// REST spelling → event type value; unknown names map to -1 so the gRPC layer rejects them.
+pub fn event_type_value(name: &str) -> i32 {
+    EventType::parse(name).map_or(-1, |e| pb::EventType::from(e) as i32)
 }
 
 /// Which relationships the request asked for.

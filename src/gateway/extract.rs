@@ -185,11 +185,7 @@ pub fn click_event_type(body: &Option<Value>, id: i64) -> Result<i32, ApiErrors>
     let data = data_object(body, "partner_click_events")?;
     let event_type = match data.get("attributes").and_then(|a| a.get("event_type")) {
         None | Some(Value::Null) => pb::EventType::Unspecified as i32,
-        Some(Value::String(s)) => match s.as_str() {
-            "website" => pb::EventType::Website as i32,
-            "video" => pb::EventType::Video as i32,
-            _ => -1,
-        },
+        Some(Value::String(s)) => document::event_type_value(s),
         Some(_) => {
             return Err(
                 ApiError::bad_pointer("/data/attributes/event_type", "must be a string").into(),

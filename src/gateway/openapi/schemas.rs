@@ -9,7 +9,8 @@
 //! carry the constraints a client needs (id patterns, resource types, enums, nullability), so the
 //! shapes they produce are declared with utoipa's schema builders. Where a Rust type expresses a
 //! schema exactly, it is derived instead (`PartnerStats` from the rendered `document::Stats`, the
-//! health answers in `routes/health.rs`, the status enums below).
+//! health answers in `routes/health.rs`); the status and event type enums list the domain enums'
+//! spellings (`crate::model::enums`).
 
 use std::borrow::Cow;
 
@@ -19,6 +20,8 @@ use utoipa::openapi::schema::{
 };
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
+
+use crate::model;
 
 /// Declares a schema type whose schema is built by `$build`; its name is the type's name.
 macro_rules! schema {
@@ -41,31 +44,33 @@ macro_rules! schema {
 }
 pub(super) use schema;
 
-/// A partner's status.
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum PartnerStatus {
-    /// Listed and open to integrations.
-    Available,
-    /// Listed, integrations not open yet.
-    ComingSoon,
-    /// Not listed as available.
-    Unavailable,
+/// The spellings of a domain enum, in declaration order.
+fn spellings<T: Copy>(all: &[T], as_str: fn(T) -> &'static str) -> Vec<&'static str> {
+    all.iter().map(|&value| as_str(value)).collect()
 }
 
-/// A business's integration status with a partner.
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum IntegrationStatus {
-    /// Requested.
-    Pending,
-    /// Working.
-    Active,
-    /// Switched off.
-    Inactive,
-    /// Set up but broken.
-    Failed,
-}
+schema!(
+    /// A partner's status (the spellings of [`model::PartnerStatus`]).
+    PartnerStatus = string()
+        .description(Some("A partner's status."))
+        .enum_values(Some(spellings(
+            model::PartnerStatus::ALL,
+            model::PartnerStatus::as_str
+        )))
+        .into()
+);
+
+schema!(
+    /// A business's integration status with a partner (the spellings of
+    /// [`model::IntegrationStatus`]).
+    IntegrationStatus = string()
+        .description(Some("A business's integration status with a partner."))
+        .enum_values(Some(spellings(
+            model::IntegrationStatus::ALL,
+            model::IntegrationStatus::as_str
+        )))
+        .into()
+);
 
 /// Every schema of the document, for `components/schemas`.
 pub fn all() -> Vec<(String, RefOr<Schema>)> {
@@ -204,7 +209,10 @@ pub fn label() -> ObjectBuilder {
 
 /// The event types.
 pub(super) fn event_type() -> ObjectBuilder {
-    string().enum_values(Some(["website", "video"]))
+    string().enum_values(Some(spellings(
+        model::EventType::ALL,
+        model::EventType::as_str,
+    )))
 }
 
 // ---------------------------------------------------------------------------------------------
