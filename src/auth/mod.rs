@@ -3,9 +3,9 @@
 //! [`Principal`] through a bounded cache; [`KeyLimiter`] holds the per-key rate limits. Every
 //! failure is the same UNAUTHENTICATED.
 
-pub mod authenticator;
+pub(crate) mod authenticator;
 pub mod key;
-pub mod limiter;
+pub(crate) mod limiter;
 
 use uuid::Uuid;
 

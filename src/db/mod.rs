@@ -3,10 +3,10 @@
 //! migrations ([`migrate`]), the SQL builder of the dynamic statements ([`sql`]) and Diesel's
 //! table definitions ([`schema`]).
 
-pub mod health;
-pub mod migrate;
-pub mod pool;
-pub mod run;
+mod health;
+mod migrate;
+mod pool;
+mod run;
 pub mod schema;
 pub mod sql;
 

@@ -3,11 +3,11 @@
 //! validation ([`validate`]) and conversions ([`convert`]), and the routes of the tonic server
 //! (health, reflection v1 + v1alpha, message size limits).
 
-pub mod admin_service;
+mod admin_service;
 pub mod convert;
-pub mod layer;
-pub mod partner_service;
-pub mod scope;
+pub(crate) mod layer;
+mod partner_service;
+pub(crate) mod scope;
 pub mod validate;
 
 use std::time::Duration;

@@ -2,10 +2,10 @@
 //! GetPartner's coalesced point reads, the click events' group commit, and the cached lookups of
 //! who a call acts for. Handlers reach all of it through [`Services`].
 
-pub mod click_ingest;
-pub mod context;
+pub(crate) mod click_ingest;
+pub(crate) mod context;
 pub mod lists;
-pub mod point_reads;
+pub(crate) mod point_reads;
 
 use std::time::Duration;
 
@@ -29,15 +29,15 @@ pub const READ_QUEUE: usize = 4096;
 #[derive(Clone)]
 pub struct Services {
     /// The database (for the handlers' own statements: writes, existence checks).
-    pub db: Db,
-    /// The three lists.
+    pub(crate) db: Db,
+    /// The three lists (public for tests that look at the copy's counters).
     pub lists: Lists,
     /// GetPartner's reads.
-    pub reads: PointReads,
+    pub(crate) reads: PointReads,
     /// Click events' group commit.
-    pub clicks: ClickIngest,
+    pub(crate) clicks: ClickIngest,
     /// Businesses and users by uuid.
-    pub context: Context,
+    pub(crate) context: Context,
 }
 
 impl Services {
