@@ -38,38 +38,56 @@ pub struct CallLog<S> {
     inner: S,
 }
 
-/// One call in progress: its span, method and start; logs once when finished (or dropped).
+/// One call in progress: its span, path and start; logs once when finished (or dropped).
 struct Call {
     span: Span,
-    method: String,
+    uri: http::Uri,
     api: bool,
     started: Instant,
     finished: bool,
 }
 
-impl Call {
-    fn new(headers: &HeaderMap, path: &str) -> Call {
-        let (service, method) = path
-            .trim_start_matches('/')
-            .split_once('/')
-            .unwrap_or(("", path));
-        let api = service.starts_with("partners.");
-        let span = tracing::info_span!(
+/// `(service, method)` of a gRPC path `/package.Service/Method`.
+fn service_and_method(path: &str) -> (&str, &str) {
+    path.trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or(("", path))
+}
+
+/// The span of a call, from `$level_span` (`info_span` or `debug_span`).
+macro_rules! call_span {
+    ($level_span:ident, $method:expr) => {
+        tracing::$level_span!(
             "rpc",
-            rpc.service = service,
-            rpc.method = method,
+            rpc.method = $method,
             rpc.code = field::Empty,
             duration_ms = field::Empty,
             principal = field::Empty,
             request_id = field::Empty,
             error.message = field::Empty,
-        );
-        if let Some(id) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+        )
+    };
+}
+
+impl Call {
+    fn new(headers: &HeaderMap, uri: &http::Uri) -> Call {
+        let (service, method) = service_and_method(uri.path());
+        let api = service.starts_with("partners.");
+        // Health checks and reflection come often (probes) and say little: their span and line
+        // exist at debug level only, and cost nothing above it.
+        let span = if api {
+            call_span!(info_span, method)
+        } else {
+            call_span!(debug_span, method)
+        };
+        if !span.is_disabled()
+            && let Some(id) = headers.get("x-request-id").and_then(|v| v.to_str().ok())
+        {
             span.record("request_id", id);
         }
         Call {
             span,
-            method: method.to_owned(),
+            uri: uri.clone(),
             api,
             started: Instant::now(),
             finished: false,
@@ -78,14 +96,14 @@ impl Call {
 
     /// Writes the call's line with `code`.
     fn finish(&mut self, code: Code) {
-        if std::mem::replace(&mut self.finished, true) {
+        if std::mem::replace(&mut self.finished, true) || self.span.is_disabled() {
             return;
         }
         let _entered = self.span.enter();
         self.span.record("rpc.code", field::debug(code));
         self.span
             .record("duration_ms", self.started.elapsed().as_secs_f64() * 1000.0);
-        let method = &self.method;
+        let (_, method) = service_and_method(self.uri.path());
         match code {
             _ if !self.api => tracing::debug!("{method} done"),
             Code::Internal | Code::Unknown | Code::DataLoss => tracing::error!("{method} failed"),
@@ -125,7 +143,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let mut call = Call::new(request.headers(), request.uri().path());
+        let mut call = Call::new(request.headers(), request.uri());
         let span = call.span.clone();
         let future = span.in_scope(|| self.inner.call(request));
         Box::pin(
