@@ -119,13 +119,22 @@ impl Gateway {
         PartnerAdminServiceClient::new(self.transport())
     }
 
-    /// Awaits one gRPC call within the deadline; maps failures with `source_of`.
-    async fn call<T>(
+    /// Makes one gRPC call with `client`: `message` with the caller's metadata forwarded from
+    /// `headers` and the deadline set, awaited within the deadline; failures are mapped with
+    /// `source_of` (a request field path → where it is in the REST request).
+    async fn call<C, Req, Resp, Fut>(
         &self,
-        call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+        client: C,
+        headers: &HeaderMap,
+        message: Req,
         source_of: &(dyn Fn(&str) -> Source + Sync),
-    ) -> Result<T, ApiErrors> {
-        match tokio::time::timeout(self.timeout, call).await {
+        call: impl FnOnce(C, tonic::Request<Req>) -> Fut,
+    ) -> Result<Resp, ApiErrors>
+    where
+        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        let request = Forward::new(headers, self).request(message);
+        match tokio::time::timeout(self.timeout, call(client, request)).await {
             Ok(Ok(response)) => Ok(response.into_inner()),
             Ok(Err(status)) => Err(from_status(&status, source_of)),
             Err(_) => Err(deadline_exceeded().into()),

@@ -29,7 +29,8 @@ pub use parameters::{RequestHeader, route_parameters};
 use responses::ERRORS;
 pub use responses::{
     BadRequest, CommonErrors, Conflict, Forbidden, GatewayTimeout, InternalError, NotFound,
-    PayloadTooLarge, ServiceUnavailable, TooManyRequests, Unauthorized, UnsupportedMediaType,
+    PartnerAnswer, PayloadTooLarge, ServiceUnavailable, TooManyRequests, Unauthorized,
+    UnsupportedMediaType,
 };
 
 const INFO_DESCRIPTION: &str = "JSON:API gateway over the partners gRPC API.\n\n\

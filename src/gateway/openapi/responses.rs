@@ -123,3 +123,32 @@ impl IntoResponses for CommonErrors {
             .collect()
     }
 }
+
+/// The answer of the routes that answer one partner (GetPartner, ConnectUser, DisconnectUser):
+/// 200 with the partner's document, the [`CommonErrors`] and 404.
+pub struct PartnerAnswer;
+
+impl IntoResponses for PartnerAnswer {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut responses = CommonErrors::responses();
+        let partner = ResponseBuilder::new()
+            .description("The partner.")
+            .content(
+                JSON_API,
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name(
+                        super::resources::PartnerDocument::name(),
+                    )))
+                    .build(),
+            )
+            .build();
+        responses.insert("200".to_owned(), partner.into());
+        responses.extend(
+            ERRORS
+                .iter()
+                .filter(|e| e.status == 404)
+                .map(|e| (e.status.to_string(), e.reference())),
+        );
+        responses
+    }
+}

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 
 use super::{Reply, created, partner_response, route_params};
+use crate::gateway::Gateway;
 use crate::gateway::document;
 use crate::gateway::errors::{ApiError, Source, query_source};
 use crate::gateway::extract::{
@@ -19,7 +20,6 @@ use crate::gateway::openapi::resources::PartnerDocument;
 use crate::gateway::openapi::{
     CommonErrors, Conflict, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType,
 };
-use crate::gateway::{Forward, Gateway};
 use crate::grpc::pb;
 
 /// REST source of a field of the admin requests: the body's attributes, or the path id.
@@ -88,14 +88,15 @@ pub async fn create_partner(
     let body = read_json(&headers, body).await?;
     let data = data_object(&body, "partner")?;
     let (partner, _) = partner_from_attributes(data)?;
-    let forward = Forward::new(&headers, &gw);
     let created_partner = gw
         .call(
-            gw.admin()
-                .create_partner(forward.request(pb::CreatePartnerRequest {
-                    partner: Some(partner),
-                })),
+            gw.admin(),
+            &headers,
+            pb::CreatePartnerRequest {
+                partner: Some(partner),
+            },
             &admin_source,
+            |mut client, request| async move { client.create_partner(request).await },
         )
         .await?;
     Ok(created(
@@ -151,15 +152,17 @@ pub async fn update_partner(
     }
     let (mut partner, present) = partner_from_attributes(data)?;
     partner.id = id;
-    let forward = Forward::new(&headers, &gw);
     let request = pb::UpdatePartnerRequest {
         partner: Some(partner),
         update_mask: Some(prost_types::FieldMask { paths: present }),
     };
     let updated = gw
         .call(
-            gw.admin().update_partner(forward.request(request)),
+            gw.admin(),
+            &headers,
+            request,
             &admin_source,
+            |mut client, request| async move { client.update_partner(request).await },
         )
         .await?;
     Ok(partner_response(&updated))
@@ -189,11 +192,12 @@ pub async fn delete_partner(
 ) -> Reply {
     query_params(query, &NOTHING)?;
     let id = partner_id(path)?;
-    let forward = Forward::new(&headers, &gw);
     gw.call(
-        gw.admin()
-            .delete_partner(forward.request(pb::DeletePartnerRequest { id })),
+        gw.admin(),
+        &headers,
+        pb::DeletePartnerRequest { id },
         &admin_source,
+        |mut client, request| async move { client.delete_partner(request).await },
     )
     .await?;
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -7,6 +7,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 
 use super::{Reply, created, route_params};
+use crate::gateway::Gateway;
 use crate::gateway::document;
 use crate::gateway::errors::{ApiError, Source};
 use crate::gateway::extract::{
@@ -18,7 +19,6 @@ use crate::gateway::openapi::{
     CommonErrors, Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType,
 };
 use crate::gateway::params::Accepts;
-use crate::gateway::{Forward, Gateway};
 use crate::grpc::pb;
 
 const CONTEXT_ONLY: Accepts = Accepts {
@@ -93,7 +93,6 @@ pub async fn click_event(
         request_id,
         business_uuid: params.string("business_uuid"),
     };
-    let forward = Forward::new(&headers, &gw);
     let source = |field: &str| match field {
         "event_type" => Source::Pointer("/data/attributes/event_type".into()),
         "request_id" => Source::Header("Idempotency-Key".into()),
@@ -101,9 +100,11 @@ pub async fn click_event(
     };
     let event = gw
         .call(
-            gw.partners()
-                .create_partner_click_event(forward.request(request)),
+            gw.partners(),
+            &headers,
+            request,
             &source,
+            |mut client, request| async move { client.create_partner_click_event(request).await },
         )
         .await?;
     Ok(created(

@@ -7,11 +7,10 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 
 use super::{Reply, partner_response, route_params};
+use crate::gateway::Gateway;
 use crate::gateway::errors::query_source;
 use crate::gateway::extract::{NOTHING, partner_id, query_params, read_json};
-use crate::gateway::openapi::resources::PartnerDocument;
-use crate::gateway::openapi::{CommonErrors, NotFound};
-use crate::gateway::{Forward, Gateway};
+use crate::gateway::openapi::PartnerAnswer;
 use crate::grpc::pb;
 
 route_params!(
@@ -22,18 +21,40 @@ route_params!(
     headers: [UserUuid, RequestId]
 );
 
-/// The request shared by both methods: no query, the path id, and a body that is checked for
-/// limits and well-formedness only (nothing is read from it).
-async fn connection_request(
+/// Both methods: no query, the path id, and a body that is checked for limits and
+/// well-formedness only (nothing is read from it); then ConnectUser (`connect`) or DisconnectUser,
+/// answered with the partner.
+async fn set_connection(
+    gw: Gateway,
     path: Result<Path<String>, PathRejection>,
-    headers: &HeaderMap,
+    headers: HeaderMap,
     query: Option<String>,
     body: Body,
-) -> Result<i64, crate::gateway::errors::ApiErrors> {
+    connect: bool,
+) -> Reply {
     query_params(query, &NOTHING)?;
     let id = partner_id(path)?;
-    read_json(headers, body).await?;
-    Ok(id)
+    read_json(&headers, body).await?;
+    let partner = if connect {
+        gw.call(
+            gw.partners(),
+            &headers,
+            pb::ConnectUserRequest { id },
+            &query_source,
+            |mut client, request| async move { client.connect_user(request).await },
+        )
+        .await?
+    } else {
+        gw.call(
+            gw.partners(),
+            &headers,
+            pb::DisconnectUserRequest { id },
+            &query_source,
+            |mut client, request| async move { client.disconnect_user(request).await },
+        )
+        .await?
+    };
+    Ok(partner_response(&partner))
 }
 
 /// `PATCH /api/v1/partners/{id}/connect`: ConnectUser.
@@ -46,12 +67,7 @@ async fn connection_request(
     description = "Connects the user in context to the partner; no body. Needs a user: a user key, or a \
                    service key with `X-User-Uuid` (otherwise 400 `USER_REQUIRED`).",
     params(ConnectParams),
-    responses(
-        (status = 200, description = "The partner.", body = PartnerDocument,
-         content_type = "application/vnd.api+json"),
-        CommonErrors,
-        (status = 404, response = NotFound),
-    ),
+    responses(PartnerAnswer)
 )]
 pub async fn connect(
     State(gw): State<Gateway>,
@@ -60,16 +76,7 @@ pub async fn connect(
     RawQuery(query): RawQuery,
     body: Body,
 ) -> Reply {
-    let id = connection_request(path, &headers, query, body).await?;
-    let forward = Forward::new(&headers, &gw);
-    let partner = gw
-        .call(
-            gw.partners()
-                .connect_user(forward.request(pb::ConnectUserRequest { id })),
-            &query_source,
-        )
-        .await?;
-    Ok(partner_response(&partner))
+    set_connection(gw, path, headers, query, body, true).await
 }
 
 /// `DELETE /api/v1/partners/{id}/connect`: DisconnectUser.
@@ -82,12 +89,7 @@ pub async fn connect(
     description = "Disconnects the user in context from the partner. Needs a user: a user key, or a \
                    service key with `X-User-Uuid` (otherwise 400 `USER_REQUIRED`).",
     params(ConnectParams),
-    responses(
-        (status = 200, description = "The partner.", body = PartnerDocument,
-         content_type = "application/vnd.api+json"),
-        CommonErrors,
-        (status = 404, response = NotFound),
-    ),
+    responses(PartnerAnswer)
 )]
 pub async fn disconnect(
     State(gw): State<Gateway>,
@@ -96,14 +98,5 @@ pub async fn disconnect(
     RawQuery(query): RawQuery,
     body: Body,
 ) -> Reply {
-    let id = connection_request(path, &headers, query, body).await?;
-    let forward = Forward::new(&headers, &gw);
-    let partner = gw
-        .call(
-            gw.partners()
-                .disconnect_user(forward.request(pb::DisconnectUserRequest { id })),
-            &query_source,
-        )
-        .await?;
-    Ok(partner_response(&partner))
+    set_connection(gw, path, headers, query, body, false).await
 }

@@ -7,12 +7,12 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 
 use super::{Reply, list_response, route_params};
+use crate::gateway::Gateway;
 use crate::gateway::document::{self, Included};
 use crate::gateway::extract::{check, params_source, read_params};
 use crate::gateway::openapi::resources::PartnerList;
 use crate::gateway::openapi::{CommonErrors, NotFound};
 use crate::gateway::params::Accepts;
-use crate::gateway::{Forward, Gateway};
 use crate::grpc::pb;
 
 const LIST_PARTNERS: Accepts = Accepts {
@@ -84,11 +84,13 @@ pub async fn list_partners(
     };
     check(errors)?;
     let included = Included::from_values(&request.include);
-    let forward = Forward::new(&headers, &gw);
     let page = gw
         .call(
-            gw.partners().list_partners(forward.request(request)),
+            gw.partners(),
+            &headers,
+            request,
             &params_source(&params),
+            |mut client, request| async move { client.list_partners(request).await },
         )
         .await?;
     Ok(list_response(
@@ -163,12 +165,13 @@ pub async fn list_available(
     };
     check(errors)?;
     let included = Included::from_values(&request.include);
-    let forward = Forward::new(&headers, &gw);
     let page = gw
         .call(
-            gw.partners()
-                .list_available_partners(forward.request(request)),
+            gw.partners(),
+            &headers,
+            request,
             &params_source(&params),
+            |mut client, request| async move { client.list_available_partners(request).await },
         )
         .await?;
     Ok(list_response(
@@ -227,11 +230,13 @@ pub async fn list_wholesalers(
     };
     check(errors)?;
     let included = Included::from_values(&request.include);
-    let forward = Forward::new(&headers, &gw);
     let page = gw
         .call(
-            gw.partners().list_wholesalers(forward.request(request)),
+            gw.partners(),
+            &headers,
+            request,
             &params_source(&params),
+            |mut client, request| async move { client.list_wholesalers(request).await },
         )
         .await?;
     Ok(list_response(

@@ -7,12 +7,11 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 
 use super::{Reply, json_api, route_params};
+use crate::gateway::Gateway;
 use crate::gateway::document::{self, Included};
 use crate::gateway::extract::{params_source, partner_id, read_params};
-use crate::gateway::openapi::resources::PartnerDocument;
-use crate::gateway::openapi::{CommonErrors, NotFound};
+use crate::gateway::openapi::PartnerAnswer;
 use crate::gateway::params::Accepts;
-use crate::gateway::{Forward, Gateway};
 use crate::grpc::pb;
 
 const GET_PARTNER: Accepts = Accepts {
@@ -38,12 +37,7 @@ route_params!(
     summary = "Get a partner",
     description = "One partner, as seen by the business (and user) in context.",
     params(GetPartnerParams),
-    responses(
-        (status = 200, description = "The partner.", body = PartnerDocument,
-         content_type = "application/vnd.api+json"),
-        CommonErrors,
-        (status = 404, response = NotFound),
-    ),
+    responses(PartnerAnswer)
 )]
 pub async fn get_partner(
     State(gw): State<Gateway>,
@@ -59,11 +53,13 @@ pub async fn get_partner(
         include: params.comma_list("include"),
     };
     let included = Included::from_values(&request.include);
-    let forward = Forward::new(&headers, &gw);
     let partner = gw
         .call(
-            gw.partners().get_partner(forward.request(request)),
+            gw.partners(),
+            &headers,
+            request,
             &params_source(&params),
+            |mut client, request| async move { client.get_partner(request).await },
         )
         .await?;
     Ok(json_api(
