@@ -9,7 +9,7 @@ use moka::sync::Cache;
 use subtle::ConstantTimeEq;
 
 use super::Principal;
-use super::key::{bearer, hash_secret, parse_key};
+use super::key::hash_secret;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::model::KeyKind;
@@ -77,10 +77,8 @@ impl Authenticator {
         }
     }
 
-    /// Authenticates an `authorization` header value.
-    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal> {
-        let key = bearer(authorization).ok_or(Error::Unauthenticated)?;
-        let (prefix, secret) = parse_key(key).ok_or(Error::Unauthenticated)?;
+    /// Authenticates a key given as its prefix and secret (see `super::key::parse_key`).
+    pub async fn authenticate(&self, prefix: &str, secret: &str) -> Result<Principal> {
         let stored = match self.cache.as_ref().and_then(|c| c.get(prefix)) {
             Some(stored) => stored,
             None => {

@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 
 use crate::grpc::convert::{self, struct_to_json};
 use crate::grpc::pb;
+use crate::model::partner::Includes;
 use crate::model::{EventType, IntegrationStatus, PartnerStatus};
 
 fn time(ts: &Option<prost_types::Timestamp>) -> Option<String> {
@@ -45,27 +46,6 @@ pub fn event_type_name(event_type: i32) -> Option<&'static str> {
 /// REST spelling → event type value; unknown names map to -1 so the gRPC layer rejects them.
 pub fn event_type_value(name: &str) -> i32 {
     EventType::parse(name).map_or(-1, |e| pb::EventType::from(e) as i32)
-}
-
-/// Which relationships the request asked for.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Included {
-    pub users: bool,
-    pub partner_integrations: bool,
-}
-
-impl Included {
-    /// From the raw `include` values.
-    pub fn from_values(values: &[String]) -> Self {
-        Included {
-            users: values.iter().any(|v| v == "users"),
-            partner_integrations: values.iter().any(|v| v == "partner_integrations"),
-        }
-    }
-
-    fn any(&self) -> bool {
-        self.users || self.partner_integrations
-    }
 }
 
 /// A resource linkage: `{"id": …, "type": …}`.
@@ -193,7 +173,7 @@ impl<'a> IncludedSet<'a> {
 
 fn partner_resource<'a>(
     p: &'a pb::Partner,
-    included: Included,
+    included: Includes,
     set: &mut IncludedSet<'a>,
 ) -> PartnerResource<'a> {
     let stats = p.stats.unwrap_or_default();
@@ -285,7 +265,7 @@ pub struct PartnerDocument<'a> {
 }
 
 /// A single partner's document.
-pub fn partner_document(p: &pb::Partner, included: Included) -> PartnerDocument<'_> {
+pub fn partner_document(p: &pb::Partner, included: Includes) -> PartnerDocument<'_> {
     let mut set = IncludedSet::default();
     let data = partner_resource(p, included, &mut set);
     PartnerDocument {
@@ -326,7 +306,7 @@ pub struct ListDocument<'a> {
 pub fn list_document<'a>(
     partners: &'a [pb::Partner],
     meta: &pb::PageMeta,
-    included: Included,
+    included: Includes,
     link: &dyn Fn(i32) -> String,
 ) -> ListDocument<'a> {
     let mut set = IncludedSet::default();
@@ -421,7 +401,7 @@ mod tests {
             total: 5,
             total_pages: 3,
         };
-        let all = Included {
+        let all = Includes {
             users: true,
             partner_integrations: true,
         };
@@ -443,7 +423,7 @@ mod tests {
             "2023-11-14T22:13:20.000005Z"
         );
 
-        let single = serde_json::to_value(partner_document(&partners[0], Included::default()));
+        let single = serde_json::to_value(partner_document(&partners[0], Includes::default()));
         let single = single.unwrap();
         assert!(single.get("included").is_none());
         assert!(single["data"].get("relationships").is_none());

@@ -21,6 +21,7 @@ use crate::gateway::openapi::{
     CommonErrors, Conflict, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType,
 };
 use crate::grpc::pb;
+use crate::model::partner::Includes;
 
 /// REST source of a field of the admin requests: the body's attributes, or the path id.
 fn admin_source(field: &str) -> Source {
@@ -100,7 +101,7 @@ pub async fn create_partner(
         )
         .await?;
     Ok(created(
-        &document::partner_document(&created_partner, document::Included::default()),
+        &document::partner_document(&created_partner, Includes::default()),
         &format!("/api/v1/partners/{}", created_partner.id),
     ))
 }

@@ -8,12 +8,13 @@ use axum::http::HeaderMap;
 
 use super::{Reply, list_response, route_params};
 use crate::gateway::Gateway;
-use crate::gateway::document::{self, Included};
+use crate::gateway::document;
 use crate::gateway::extract::{check, params_source, read_params};
 use crate::gateway::openapi::resources::PartnerList;
 use crate::gateway::openapi::{CommonErrors, NotFound};
 use crate::gateway::params::Accepts;
 use crate::grpc::pb;
+use crate::model::partner::Includes;
 
 const LIST_PARTNERS: Accepts = Accepts {
     scalars: &[
@@ -83,7 +84,7 @@ pub async fn list_partners(
         }),
     };
     check(errors)?;
-    let included = Included::from_values(&request.include);
+    let included = Includes::from_names(&request.include);
     let page = gw
         .call(
             gw.partners(),
@@ -164,7 +165,7 @@ pub async fn list_available(
         }),
     };
     check(errors)?;
-    let included = Included::from_values(&request.include);
+    let included = Includes::from_names(&request.include);
     let page = gw
         .call(
             gw.partners(),
@@ -229,7 +230,7 @@ pub async fn list_wholesalers(
         sort: params.string("sort"),
     };
     check(errors)?;
-    let included = Included::from_values(&request.include);
+    let included = Includes::from_names(&request.include);
     let page = gw
         .call(
             gw.partners(),

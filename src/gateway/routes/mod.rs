@@ -14,10 +14,11 @@ pub mod partner;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::document::{self, Included};
+use super::document;
 use super::errors::{ApiError, ApiErrors, JSON_API, Source};
 use super::params::Params;
 use crate::grpc::pb;
+use crate::model::partner::Includes;
 
 /// What a handler answers: a document, or JSON:API errors.
 pub type Reply = Result<Response, ApiErrors>;
@@ -80,7 +81,7 @@ fn created(body: &impl serde::Serialize, location: &str) -> Response {
 fn partner_response(partner: &pb::Partner) -> Response {
     json_api(
         StatusCode::OK,
-        &document::partner_document(partner, Included::default()),
+        &document::partner_document(partner, Includes::default()),
     )
 }
 
@@ -101,7 +102,7 @@ fn page_link(path: &str, params: &Params) -> impl Fn(i32) -> String {
 fn list_response(
     path: &str,
     params: &Params,
-    included: Included,
+    included: Includes,
     partners: &[pb::Partner],
     meta: Option<pb::PageMeta>,
 ) -> Response {

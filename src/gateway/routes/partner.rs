@@ -8,11 +8,12 @@ use axum::http::{HeaderMap, StatusCode};
 
 use super::{Reply, json_api, route_params};
 use crate::gateway::Gateway;
-use crate::gateway::document::{self, Included};
+use crate::gateway::document;
 use crate::gateway::extract::{params_source, partner_id, read_params};
 use crate::gateway::openapi::PartnerAnswer;
 use crate::gateway::params::Accepts;
 use crate::grpc::pb;
+use crate::model::partner::Includes;
 
 const GET_PARTNER: Accepts = Accepts {
     scalars: &["business_uuid", "include"],
@@ -52,7 +53,7 @@ pub async fn get_partner(
         business_uuid: params.string("business_uuid"),
         include: params.comma_list("include"),
     };
-    let included = Included::from_values(&request.include);
+    let included = Includes::from_names(&request.include);
     let partner = gw
         .call(
             gw.partners(),

@@ -95,10 +95,11 @@ async fn caller(auth: &Authenticator, limiter: &KeyLimiter, headers: &HeaderMap)
     let authorization = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let principal = auth.authenticate(authorization).await?;
-    if let Some((prefix, _)) = bearer(authorization).and_then(parse_key) {
-        limiter.check(prefix)?;
-    }
+    let (prefix, secret) = bearer(authorization)
+        .and_then(parse_key)
+        .ok_or(Error::Unauthenticated)?;
+    let principal = auth.authenticate(prefix, secret).await?;
+    limiter.check(prefix)?;
     let acting_user = match headers.get(USER_HEADER) {
         None => None,
         Some(value) => Some(

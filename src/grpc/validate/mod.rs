@@ -171,18 +171,14 @@ impl Checker {
 
     pub(super) fn includes(&mut self, values: &[String]) -> Includes {
         let mut includes = Includes::default();
-        for value in values {
-            match value.as_str() {
-                "users" => includes.users = true,
-                "partner_integrations" => includes.partner_integrations = true,
-                other => {
-                    self.add(
-                        "include",
-                        format!("unknown value {other:?}; allowed: users, partner_integrations"),
-                    );
-                    break;
-                }
-            }
+        if let Some(other) = values.iter().find(|v| !includes.add(v)) {
+            self.add(
+                "include",
+                format!(
+                    "unknown value {other:?}; allowed: {}",
+                    Includes::NAMES.join(", ")
+                ),
+            );
         }
         includes
     }

@@ -112,6 +112,28 @@ pub struct Includes {
 }
 
 impl Includes {
+    /// The relationship names an `include` may hold.
+    pub const NAMES: [&'static str; 2] = ["users", "partner_integrations"];
+
+    /// Marks the relationship `name`; false for a name that is not one of [`Includes::NAMES`].
+    pub fn add(&mut self, name: &str) -> bool {
+        match name {
+            "users" => self.users = true,
+            "partner_integrations" => self.partner_integrations = true,
+            _ => return false,
+        }
+        true
+    }
+
+    /// The known relationships among `names` (unknown names are left to validation).
+    pub fn from_names(names: &[String]) -> Self {
+        let mut includes = Includes::default();
+        for name in names {
+            includes.add(name);
+        }
+        includes
+    }
+
     /// Whether any relationship is wanted.
     pub fn any(self) -> bool {
         self.users || self.partner_integrations
