@@ -93,4 +93,10 @@ impl Db {
     pub fn checkout_timeout(&self) -> Duration {
         self.checkout_timeout
     }
+
+    /// The connection URL, for the few tasks that need a connection of their own (the health
+    /// probe, the change-log listener).
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
 }

@@ -63,6 +63,27 @@ diesel::table! {
     partner_search_state (singleton) {
         singleton -> Bool,
         version -> Int8,
+        reset_version -> Int8,
+    }
+}
+
+diesel::table! {
+    partner_changes (id) {
+        id -> Int8,
+        sequence -> Nullable<Int8>,
+        kind -> Text,
+        partner_id -> Int8,
+        business_id -> Nullable<Int8>,
+        user_id -> Nullable<Int8>,
+        changed_fields -> Array<Text>,
+        occurred_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    partner_change_state (singleton) {
+        singleton -> Bool,
+        pruned_through -> Int8,
     }
 }
 
@@ -131,6 +152,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     partner_click_events,
     partner_integrations,
     partner_preferences,
+    partner_change_state,
+    partner_changes,
     partner_search_state,
     partner_users,
     partners,

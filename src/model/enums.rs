@@ -65,6 +65,8 @@ macro_rules! text_enum {
     };
 }
 
+pub(crate) use text_enum;
+
 text_enum! {
     /// Whether a partner can be used.
     PartnerStatus {

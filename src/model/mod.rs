@@ -4,6 +4,7 @@
 
 pub mod api_key;
 pub mod business;
+pub mod change;
 pub mod click_event;
 pub mod enums;
 pub mod partner;

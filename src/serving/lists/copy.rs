@@ -1,41 +1,27 @@
 //! The lists' in-memory copy: what the lists filter and search on (each live partner's lowered
 //! name, categories, wholesaler categories, country codes, status and active flag) in the lists'
-//! `name, id` order, loaded in one snapshot with the search version it reflects, and the
-//! background task that reloads it when the database moved past it.
+//! `name, id` order, loaded in one snapshot with the search version and the change-log position
+//! it reflects. A loaded snapshot never changes: the changes made since are laid over it
+//! ([`super::delta`]), and [`super::follower`] keeps both current.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::pg::PgRowByRowLoadingMode;
 use diesel::prelude::*;
 
-use super::Inner;
-use super::paging::Matches;
+use super::paging::Positions;
 use super::trigram::trigram;
-use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::model::PartnerStatus;
 use crate::model::partner::{self, ListKind, ListQuery, SearchRow};
-
-/// Shortest time between two loads of the copy (writes in bursts reload it once). After a load
-/// the loader also waits [`RELOAD_PAUSE_FACTOR`] times as long as the load took, so frequent
-/// writes cost at most a tenth of a core in reloads (lists take the SQL path meanwhile).
-pub const MIN_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
-
-/// See [`MIN_RELOAD_INTERVAL`].
-pub const RELOAD_PAUSE_FACTOR: u32 = 10;
-
-/// How long the loader waits before it counts the partners again, when there were more than the
-/// index may hold (`--search-index-max-partners`): meanwhile lists are served by SQL alone.
-pub const TOO_BIG_PAUSE: Duration = Duration::from_secs(60);
+use crate::model::{PartnerStatus, change};
 
 /// The partners' searchable columns at one search version.
 pub struct Snapshot {
     pub(super) version: i64,
+    /// The change-log sequence of the same database snapshot (every change up to it is in).
+    pub(super) sequence: i64,
     /// Whether `lower()` of this database maps `A`–`Z` to `a`–`z` (then an ASCII term lowered
     /// here matches as Postgres would lower it).
     pub(super) ascii_lower: bool,
@@ -57,8 +43,8 @@ pub struct Snapshot {
     pub(super) values: Vec<u32>,
     pub(super) dictionary: HashMap<String, u32>,
     /// The matches (positions, in list order) of the unsearched lists asked for so far (see
-    /// [`Snapshot::matches`]).
-    pub(super) matches: Matches,
+    /// [`Snapshot::positions`]).
+    pub(super) matches: Positions,
 }
 
 pub(super) struct Entry {
@@ -87,33 +73,41 @@ pub(super) struct Filter {
 }
 
 impl Snapshot {
-    /// Reads the copy from the database in one snapshot (with the version it reflects).
+    /// Reads the copy from the database in one snapshot (with the version and the change-log
+    /// position it reflects).
     pub fn load(conn: &mut PgConnection) -> Result<Snapshot> {
         conn.build_transaction()
             .read_only()
             .repeatable_read()
-            .run(|conn| {
-                let version = partner::search_version(conn)?.ok_or_else(|| {
-                    Error::Internal("search index: partner_search_state has no row".into())
-                })?;
-                #[derive(QueryableByName)]
-                struct Flag {
-                    #[diesel(sql_type = diesel::sql_types::Bool)]
-                    v: bool,
-                }
-                let ascii_lower = diesel::sql_query(
-                    "SELECT lower('ABCDEFGHIJKLMNOPQRSTUVWXYZ') = 'abcdefghijklmnopqrstuvwxyz' AS v",
-                )
-                .get_result::<Flag>(conn)?
-                .v;
-                // Sorted in memory, and streamed a row at a time (no result set of every
-                // partner in the client's memory).
-                conn.batch_execute("SET LOCAL work_mem = '64MB'")?;
-                let rows = partner::search_rows_sql()
-                    .into_query()
-                    .load_iter::<SearchRow, PgRowByRowLoadingMode>(conn)?;
-                Snapshot::build(version, ascii_lower, rows.map(|row| row.map_err(Error::from)))
-            })
+            .run(Snapshot::load_in)
+    }
+
+    /// [`Snapshot::load`] on a connection already in a repeatable-read transaction.
+    pub fn load_in(conn: &mut PgConnection) -> Result<Snapshot> {
+        let log = change::state(conn)?;
+        #[derive(QueryableByName)]
+        struct Flag {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            v: bool,
+        }
+        let ascii_lower = diesel::sql_query(
+            "SELECT lower('ABCDEFGHIJKLMNOPQRSTUVWXYZ') = 'abcdefghijklmnopqrstuvwxyz' AS v",
+        )
+        .get_result::<Flag>(conn)?
+        .v;
+        // Sorted in memory, and streamed a row at a time (no result set of every partner in
+        // the client's memory).
+        conn.batch_execute("SET LOCAL work_mem = '64MB'")?;
+        let rows = partner::search_rows_sql()
+            .into_query()
+            .load_iter::<SearchRow, PgRowByRowLoadingMode>(conn)?;
+        let mut snapshot = Snapshot::build(
+            log.search_version,
+            ascii_lower,
+            rows.map(|row| row.map_err(Error::from)),
+        )?;
+        snapshot.sequence = log.last;
+        Ok(snapshot)
     }
 
     /// Builds a snapshot from rows already in list order (for tests).
@@ -125,13 +119,14 @@ impl Snapshot {
         Snapshot::build(version, true, rows.into_iter().map(Ok))
     }
 
-    fn build(
+    pub(super) fn build(
         version: i64,
         ascii_lower: bool,
         rows: impl IntoIterator<Item = Result<SearchRow>>,
     ) -> Result<Snapshot> {
         let mut snapshot = Snapshot {
             version,
+            sequence: 0,
             ascii_lower,
             names: Vec::new(),
             starts: Vec::new(),
@@ -142,7 +137,7 @@ impl Snapshot {
             by_id: Vec::new(),
             values: Vec::new(),
             dictionary: HashMap::new(),
-            matches: Matches::default(),
+            matches: Positions::default(),
         };
         // `(trigram << 32) | position` of every name, turned into the lists once all are in.
         let mut pairs = Vec::new();
@@ -253,19 +248,34 @@ impl Snapshot {
             + self.dictionary.keys().map(|k| k.len() + 32).sum::<usize>()
     }
 
-    /// How many partners match `q`'s kind and filters, for a list without a search term or a
-    /// preference filter (`None` otherwise). Counted once per snapshot and filter.
+    /// `q`'s kind and filters with the values this snapshot knows.
     pub(super) fn filter(&self, q: &ListQuery) -> Filter {
+        Filter::new(q, |v| self.dictionary.get(v).copied())
+    }
+
+    pub(super) fn array(&self, entry: &Entry, which: usize) -> &[u32] {
+        &self.values[entry.arrays[which] as usize..entry.arrays[which + 1] as usize]
+    }
+
+    /// The interned values' spellings, by number.
+    pub(super) fn words(&self) -> Vec<&str> {
+        let mut words = vec![""; self.dictionary.len()];
+        for (word, &n) in &self.dictionary {
+            words[n as usize] = word;
+        }
+        words
+    }
+}
+
+impl Filter {
+    /// `q`'s kind and filters, with `intern` numbering a value (`None`: never seen, so it
+    /// matches no partner).
+    pub(super) fn new(q: &ListQuery, intern: impl Fn(&str) -> Option<u32>) -> Filter {
         let wanted = |values: &[String]| -> Wanted {
             if values.is_empty() {
                 return None;
             }
-            Some(
-                values
-                    .iter()
-                    .filter_map(|v| self.dictionary.get(v).copied())
-                    .collect(),
-            )
+            Some(values.iter().filter_map(|v| intern(v)).collect())
         };
         let mut statuses = (!q.statuses.is_empty()).then(|| q.statuses.clone());
         let mut active = q.active;
@@ -299,96 +309,35 @@ impl Snapshot {
         }
     }
 
-    pub(super) fn array(&self, entry: &Entry, which: usize) -> &[u32] {
-        &self.values[entry.arrays[which] as usize..entry.arrays[which + 1] as usize]
-    }
-}
-
-impl Filter {
     pub(super) fn matches(&self, snapshot: &Snapshot, entry: &Entry) -> bool {
+        self.accepts(
+            [
+                snapshot.array(entry, 0),
+                snapshot.array(entry, 1),
+                snapshot.array(entry, 2),
+            ],
+            entry.status,
+            entry.active,
+        )
+    }
+
+    /// Whether a partner with these interned categories, wholesaler categories and country
+    /// codes, status and active flag matches.
+    pub(super) fn accepts(&self, arrays: [&[u32]; 3], status: PartnerStatus, active: bool) -> bool {
         let any = |wanted: &Wanted, have: &[u32]| match wanted {
             None => true,
             Some(wanted) => have.iter().any(|v| wanted.contains(v)),
         };
-        let categories = snapshot.array(entry, 0);
-        self.active.is_none_or(|a| a == entry.active)
-            && self
-                .statuses
-                .as_ref()
-                .is_none_or(|s| s.contains(&entry.status))
+        let [categories, wholesaler_categories, country_codes] = arrays;
+        self.active.is_none_or(|a| a == active)
+            && self.statuses.as_ref().is_none_or(|s| s.contains(&status))
             && any(&self.categories, categories)
             && any(&self.required_category, categories)
             && !categories
                 .iter()
                 .any(|c| self.excluded_categories.contains(c))
-            && any(&self.wholesaler_categories, snapshot.array(entry, 1))
-            && any(&self.country_codes, snapshot.array(entry, 2))
-    }
-}
-
-enum Load {
-    /// The copy held is current (asked again meanwhile).
-    Current,
-    Loaded(Box<Snapshot>),
-    /// More live partners than the index may hold.
-    TooBig(i64),
-}
-
-/// Loads the copy whenever asked and the database has moved past it, with the pauses of
-/// [`MIN_RELOAD_INTERVAL`] and [`TOO_BIG_PAUSE`].
-pub(super) async fn loader(db: Db, inner: Arc<Inner>) {
-    let limit = i64::try_from(inner.max_partners).unwrap_or(i64::MAX);
-    loop {
-        inner.wanted.notified().await;
-        let started = Instant::now();
-        let held = inner
-            .current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map(|s| s.version);
-        let loaded = db
-            .run(move |conn| {
-                if held.is_some() && held == partner::search_version(conn)? {
-                    return Ok(Load::Current);
-                }
-                let live = partner::live_count(conn)?;
-                if live > limit {
-                    return Ok(Load::TooBig(live));
-                }
-                Snapshot::load(conn).map(|s| Load::Loaded(Box::new(s)))
-            })
-            .await;
-        let mut pause = MIN_RELOAD_INTERVAL;
-        match loaded {
-            Ok(Load::Current) => {}
-            Ok(Load::TooBig(live)) => {
-                tracing::warn!(
-                    partners = live,
-                    limit,
-                    "search index: more partners than it may hold, lists use SQL"
-                );
-                pause = TOO_BIG_PAUSE;
-            }
-            Ok(Load::Loaded(snapshot)) => {
-                pause = pause.max(started.elapsed() * RELOAD_PAUSE_FACTOR);
-                tracing::info!(
-                    partners = snapshot.len(),
-                    version = snapshot.version,
-                    mib = format!("{:.1}", snapshot.heap_bytes() as f64 / 1048576.0),
-                    ms = started.elapsed().as_millis() as u64,
-                    "search index loaded"
-                );
-                inner.loads.fetch_add(1, Ordering::Relaxed);
-                *inner.current.write().unwrap_or_else(|e| e.into_inner()) =
-                    Some(Arc::from(snapshot));
-            }
-            Err(err) => {
-                tracing::warn!(error.message = %err, "search index: load failed, lists use SQL");
-            }
-        }
-        inner.attempts.send_modify(|n| *n += 1);
-        tokio::time::sleep(pause).await;
+            && any(&self.wholesaler_categories, wholesaler_categories)
+            && any(&self.country_codes, country_codes)
     }
 }
 
@@ -397,6 +346,7 @@ pub(super) async fn loader(db: Db, inner: Arc<Inner>) {
 pub(super) mod fixtures {
     use super::*;
     use crate::model::partner::Scope;
+    use crate::serving::lists::delta::View;
 
     pub fn row(
         id: i64,
@@ -421,7 +371,11 @@ pub(super) mod fixtures {
         }
     }
 
-    pub fn snapshot() -> Snapshot {
+    pub fn snapshot() -> View {
+        View::new(snapshot_rows())
+    }
+
+    pub fn snapshot_rows() -> Snapshot {
         Snapshot::from_rows(
             7,
             vec![

@@ -10,18 +10,22 @@
 //!   cuts the page, in other orders Postgres finds the page and the copy tells the exact total (no
 //!   count query over tens of thousands of rows).
 //!
-//! Exactness never depends on the copy being fresh. The copy is loaded with the search version it
-//! reflects (migration 9: every write to those columns moves the version in its own transaction),
-//! and every statement built from it answers only if its own snapshot is still at that version
-//! (and at the preference version of the business's cached set, migration 10). Otherwise (another
-//! process or call changed a partner), the call takes the SQL path ([`partner::list`]) and the
-//! copy is reloaded in the background (pausing between loads, see [`copy::MIN_RELOAD_INTERVAL`]).
+//! The copy follows the change log ([`follower`]): each change is laid over the loaded snapshot
+//! within milliseconds of its commit ([`delta`]), on every replica. Exactness never depends on
+//! that: the copy carries the search version it reflects (migration 9: every write to those
+//! columns moves the version in its own transaction), and every statement built from it answers
+//! only if its own snapshot is still at that version (and at the preference version of the
+//! business's cached set, migration 10). A call that finds the copy behind waits for the follower
+//! (at most [`WAIT_FOR_FOLLOWER`]) and tries again, and takes the SQL path ([`partner::list`])
+//! only if the copy is still behind.
 //! The SQL path also serves whatever the copy does not cover: a term that is not ASCII (the copy
 //! lowers terms itself), a search in an order other than the default or `name`, more than
 //! [`trigram::MAX_CANDIDATES`] matches, an unsearched list filtered on the preference in another
 //! order, and everything in a directory larger than `--search-index-max-partners`.
 
 pub mod copy;
+pub mod delta;
+mod follower;
 pub mod paging;
 pub mod planner;
 pub mod preferences;
@@ -35,37 +39,89 @@ use tokio::sync::{Notify, watch};
 
 use crate::db::Db;
 pub use crate::model::partner::{ListKind, ListQuery, SortField};
-use copy::Snapshot;
+pub use delta::View;
 pub use planner::Plan;
 use preferences::PreferenceCache;
 
-/// How many lists the copy answered, and how many it handed to the SQL path.
+/// Longest a list waits for the follower to bring the copy up to the database before it takes
+/// the SQL path (the follower is usually there within a few milliseconds of a commit).
+pub const WAIT_FOR_FOLLOWER: Duration = Duration::from_millis(100);
+
+/// How the lists were answered and how the copy follows the log: counters since start and the
+/// latest lag, read by tests and exposed to the metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ListStats {
     /// Lists answered with the copy.
     pub served: u64,
-    /// Lists that took the SQL path (copy missing, stale or not covering them).
+    /// Lists that took the SQL path (copy missing, behind or not covering them).
     pub fell_back: u64,
-    /// Loads of the copy.
+    /// Lists that found the copy behind the database and waited for the follower.
+    pub waited: u64,
+    /// Full loads of the copy.
     pub loads: u64,
+    /// How long the last full load took, in ms.
+    pub load_ms_last: u64,
+    /// Batches of changes laid over the copy.
+    pub deltas: u64,
+    /// Changes applied from the log.
+    pub changes: u64,
+    /// Age of the oldest change of the last batch when it was applied, in ms (how far the copy
+    /// was behind the log).
+    pub lag_ms: u64,
+    /// The log sequence the copy reflects (0 before the first load).
+    pub sequence: u64,
     /// Loads of a business's preferred partners (see [`preferences`]).
     pub preference_loads: u64,
 }
 
-/// State shared by the handle and the loader task.
+/// The follower's counters (see [`ListStats`]).
+#[derive(Default)]
+struct FollowStats {
+    loads: AtomicU64,
+    load_ms_last: AtomicU64,
+    deltas: AtomicU64,
+    changes: AtomicU64,
+    lag_ms: AtomicU64,
+}
+
+/// State shared by the handle and the follower.
 struct Inner {
     enabled: bool,
     max_partners: u64,
-    current: RwLock<Option<Arc<Snapshot>>>,
-    /// Told when the copy is missing or stale.
+    current: RwLock<Option<Arc<View>>>,
+    /// Told when the copy may be behind: by the listener on each notification, by lists that
+    /// found it behind.
     wanted: Notify,
+    /// The search version of the copy installed last (0: none).
+    applied: watch::Sender<i64>,
     served: AtomicU64,
     fell_back: AtomicU64,
-    loads: AtomicU64,
+    waited: AtomicU64,
+    stats: FollowStats,
     /// The businesses' preferred partners, for the pages cut from the copy.
     preferences: PreferenceCache,
-    /// Finished load attempts (successful or not).
+    /// Finished looks at the log (successful or not).
     attempts: watch::Sender<u64>,
+}
+
+impl Inner {
+    fn view(&self) -> Option<Arc<View>> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn install(&self, view: View) {
+        let version = view.version;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(view));
+        self.applied.send_replace(version);
+    }
+
+    fn clear(&self) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = None;
+        self.applied.send_replace(0);
+    }
 }
 
 /// Handle to the lists' copy and planner; cheap to clone.
@@ -86,15 +142,16 @@ impl Lists {
             max_partners,
             current: RwLock::new(None),
             wanted: Notify::new(),
+            applied: watch::Sender::new(0),
             served: AtomicU64::new(0),
             fell_back: AtomicU64::new(0),
-            loads: AtomicU64::new(0),
+            waited: AtomicU64::new(0),
+            stats: FollowStats::default(),
             preferences: PreferenceCache::default(),
             attempts: watch::Sender::new(0),
         });
         if enabled {
-            inner.wanted.notify_one();
-            tokio::spawn(copy::loader(db.clone(), inner.clone()));
+            tokio::spawn(follower::follow(db.clone(), inner.clone()));
         }
         Lists { db, inner }
     }
@@ -111,38 +168,43 @@ impl Lists {
 
     /// Counters since start.
     pub fn stats(&self) -> ListStats {
+        let f = &self.inner.stats;
         ListStats {
             served: self.inner.served.load(Ordering::Relaxed),
             fell_back: self.inner.fell_back.load(Ordering::Relaxed),
-            loads: self.inner.loads.load(Ordering::Relaxed),
+            waited: self.inner.waited.load(Ordering::Relaxed),
+            loads: f.loads.load(Ordering::Relaxed),
+            load_ms_last: f.load_ms_last.load(Ordering::Relaxed),
+            deltas: f.deltas.load(Ordering::Relaxed),
+            changes: f.changes.load(Ordering::Relaxed),
+            lag_ms: f.lag_ms.load(Ordering::Relaxed),
+            sequence: self
+                .snapshot()
+                .map_or(0, |v| u64::try_from(v.sequence).unwrap_or(0)),
             preference_loads: self.inner.preferences.loads(),
         }
     }
 
-    /// The search version of the loaded copy, if any.
+    /// The search version of the copy, if one is loaded.
     pub fn version(&self) -> Option<i64> {
         self.snapshot().map(|s| s.version)
     }
 
-    fn snapshot(&self) -> Option<Arc<Snapshot>> {
-        self.inner
-            .current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// Waits until the copy reflects search version `version` or later, at most `limit`;
+    /// returns whether it does.
+    pub async fn caught_up(&self, version: i64, limit: Duration) -> bool {
+        let mut applied = self.inner.applied.subscribe();
+        tokio::time::timeout(limit, applied.wait_for(|v| *v >= version))
+            .await
+            .is_ok()
     }
 
-    /// Forgets the copy at `version` (the database moved on) and asks for a new one.
-    fn stale(&self, version: i64) {
-        let mut current = self
-            .inner
-            .current
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        if current.as_ref().is_some_and(|s| s.version == version) {
-            *current = None;
-        }
-        drop(current);
+    fn snapshot(&self) -> Option<Arc<View>> {
+        self.inner.view()
+    }
+
+    /// The copy at `version` is behind the database: wake the follower.
+    fn behind(&self) {
         self.inner.wanted.notify_one();
     }
 }

@@ -1,5 +1,5 @@
-//! Pages cut from the copy: the matches of an unsearched list (found once per snapshot and
-//! filter), the exact totals, and the page in the SQL path's order, with the business's preferred
+//! Pages cut from the copy: the matches of an unsearched list (found once per copy and filter),
+//! the exact totals, and the page in the SQL path's order, with the business's preferred
 //! partners first where the preference orders the list or filtering on it.
 
 use std::sync::Arc;
@@ -7,15 +7,37 @@ use std::sync::Arc;
 use moka::sync::Cache;
 
 use super::copy::Snapshot;
+use super::delta::{Key, View};
 use super::preferences::Preferred;
 use crate::model::PartnerStatus;
 use crate::model::partner::{self, ListKind, ListQuery, SortField};
 
-/// The matches of the unsearched lists asked for so far, per snapshot (see
-/// [`Snapshot::matches`]); moka caches, bounded by the values they hold.
-pub(crate) struct Matches {
-    /// Positions (in list order) of the partners matching a list's kind and filters.
+fn weight<T>(values: &[T]) -> u32 {
+    u32::try_from(values.len() + 1).unwrap_or(u32::MAX)
+}
+
+/// The matches of the unsearched lists asked for so far in a loaded snapshot: positions (in
+/// list order) of the partners matching a list's kind and filters; moka, bounded by the values
+/// held. A loaded snapshot never changes, so these stay true while changes are laid over it.
+pub(crate) struct Positions {
     by_key: Cache<CountKey, Arc<Vec<u32>>>,
+}
+
+impl Default for Positions {
+    fn default() -> Self {
+        Positions {
+            by_key: Cache::builder()
+                .max_capacity(MAX_HELD_MATCHES)
+                .weigher(|_, found: &Arc<Vec<u32>>| weight(found))
+                .build(),
+        }
+    }
+}
+
+/// The matches of the unsearched lists asked for so far in one version of the copy (its
+/// snapshot's positions with the changes laid over), as keys in list order ([`Key`]).
+pub(crate) struct Matches {
+    by_key: Cache<CountKey, Arc<Vec<Key>>>,
     /// The indices (into the matches of a key) of a business's preferred partners, by key and
     /// preference version (versions are unique over all businesses: migration 10).
     preferred: Cache<(CountKey, i64), Arc<Vec<usize>>>,
@@ -23,13 +45,10 @@ pub(crate) struct Matches {
 
 impl Default for Matches {
     fn default() -> Self {
-        fn weight<T>(values: &[T]) -> u32 {
-            u32::try_from(values.len() + 1).unwrap_or(u32::MAX)
-        }
         Matches {
             by_key: Cache::builder()
                 .max_capacity(MAX_HELD_MATCHES)
-                .weigher(|_, found: &Arc<Vec<u32>>| weight(found))
+                .weigher(|_, found: &Arc<Vec<Key>>| weight(found))
                 .build(),
             preferred: Cache::builder()
                 .max_capacity(MAX_HELD_MATCHES / 2)
@@ -43,13 +62,31 @@ impl Default for Matches {
 /// codes, statuses; active), as the key of a count.
 type CountKey = (ListKind, [Vec<String>; 4], Vec<PartnerStatus>, Option<bool>);
 
-/// Most match positions kept per snapshot over all filters (4 bytes each; half as many preferred
-/// indices, 8 bytes each).
+/// Most match positions kept per snapshot over all filters (4 bytes each; as many keys per
+/// version, 8 bytes each, and half as many preferred indices).
 const MAX_HELD_MATCHES: u64 = 2_000_000;
 
 impl Snapshot {
+    /// The positions (in list order) of the partners matching `q`'s kind and filters, the
+    /// preference and the search aside. Found once per snapshot and filter (concurrent first
+    /// asks of one filter wait for one scan), within [`MAX_HELD_MATCHES`] positions.
+    pub(super) fn positions(&self, q: &ListQuery) -> Arc<Vec<u32>> {
+        self.matches.by_key.get_with(count_key(q), || {
+            let filter = self.filter(q);
+            Arc::new(
+                (0u32..)
+                    .zip(&self.partners)
+                    .filter(|(_, entry)| filter.matches(self, entry))
+                    .map(|(position, _)| position)
+                    .collect(),
+            )
+        })
+    }
+}
+
+impl View {
     /// How many partners match `q`'s kind and filters, for a list without a search term or a
-    /// preference filter (`None` otherwise). Counted once per snapshot and filter.
+    /// preference filter (`None` otherwise). Counted once per version and filter.
     pub fn count(&self, q: &ListQuery) -> Option<usize> {
         if q.preferred.is_some() {
             return None;
@@ -67,7 +104,7 @@ impl Snapshot {
             return None;
         }
         let matches = self.matches(q)?;
-        let id = |index: usize| self.partners[matches[index] as usize].id;
+        let id = |index: usize| self.id(matches[index]);
         if !partner::preference_decides(q) {
             return Some((
                 page_range(q, matches.len()).map(id).collect(),
@@ -91,7 +128,7 @@ impl Snapshot {
             ),
             Some(false) => (
                 others,
-                Self::others(&chosen, matches.len(), from, per_page)
+                others_than(&chosen, matches.len(), from, per_page)
                     .map(id)
                     .collect(),
             ),
@@ -107,7 +144,7 @@ impl Snapshot {
                 let skip = from.saturating_sub(chosen.len());
                 let ids = first
                     .into_iter()
-                    .chain(Self::others(&chosen, matches.len(), skip, rest).map(id))
+                    .chain(others_than(&chosen, matches.len(), skip, rest).map(id))
                     .collect();
                 (matches.len(), ids)
             }
@@ -116,11 +153,11 @@ impl Snapshot {
     }
 
     /// The indices into `matches` (those of `q`'s filters) of the partners in `preferred`,
-    /// ascending; found once per snapshot, filters and preference version.
+    /// ascending; found once per version, filters and preference version.
     fn preferred_indices(
         &self,
         q: &ListQuery,
-        matches: &[u32],
+        matches: &[Key],
         preferred: Option<&Preferred>,
     ) -> Arc<Vec<usize>> {
         let Some(preferred) = preferred else {
@@ -133,10 +170,7 @@ impl Snapshot {
         let mut indices: Vec<usize> = preferred
             .ids()
             .iter()
-            .filter_map(|id| {
-                let at = self.by_id.binary_search_by_key(id, |&(id, _)| id).ok()?;
-                matches.binary_search(&self.by_id[at].1).ok()
-            })
+            .filter_map(|&id| matches.binary_search(&self.key_of(id)?).ok())
             .collect();
         indices.sort_unstable();
         let indices = Arc::new(indices);
@@ -144,54 +178,51 @@ impl Snapshot {
         indices
     }
 
-    /// `take` indices into a list of `len` matches that are not in `chosen` (ascending), skipping
-    /// the first `skip` of them.
-    fn others(
-        chosen: &[usize],
-        len: usize,
-        skip: usize,
-        take: usize,
-    ) -> impl Iterator<Item = usize> {
-        // The index of the `skip`-th match not chosen: the least `i` with `i = skip + (chosen
-        // indices ≤ i)` (a fixed point reached from below).
-        let mut start = skip;
-        loop {
-            let next = skip.saturating_add(chosen.partition_point(|&c| c <= start));
-            if next == start {
-                break;
-            }
-            start = next;
-        }
-        let mut pending = chosen.partition_point(|&c| c < start);
-        (start..len)
-            .filter(move |&i| {
-                while pending < chosen.len() && chosen[pending] < i {
-                    pending += 1;
-                }
-                chosen.get(pending) != Some(&i)
-            })
-            .take(take)
-    }
-
-    /// The positions (in list order) of the partners matching `q`'s kind and filters, the
-    /// preference aside, for a list without a search term (`None` otherwise). Found once per
-    /// snapshot and filter (concurrent first asks of one filter wait for one scan), within
-    /// [`MAX_HELD_MATCHES`] positions.
-    pub(super) fn matches(&self, q: &ListQuery) -> Option<Arc<Vec<u32>>> {
+    /// The keys (in list order) of the partners matching `q`'s kind and filters, the preference
+    /// aside, for a list without a search term (`None` otherwise): the snapshot's positions
+    /// without the partners changed since, merged with the changed partners that match.
+    pub(super) fn matches(&self, q: &ListQuery) -> Option<Arc<Vec<Key>>> {
         if q.search.is_some() {
             return None;
         }
         Some(self.matches.by_key.get_with(count_key(q), || {
+            let positions = self.base.positions(q);
             let filter = self.filter(q);
-            Arc::new(
-                (0u32..)
-                    .zip(&self.partners)
-                    .filter(|(_, entry)| filter.matches(self, entry))
-                    .map(|(position, _)| position)
-                    .collect(),
-            )
+            Arc::new(self.merge(
+                positions.iter().copied(),
+                self.delta.matching(&filter).collect(),
+            ))
         }))
     }
+}
+
+/// `take` indices into a list of `len` matches that are not in `chosen` (ascending), skipping
+/// the first `skip` of them.
+fn others_than(
+    chosen: &[usize],
+    len: usize,
+    skip: usize,
+    take: usize,
+) -> impl Iterator<Item = usize> {
+    // The index of the `skip`-th match not chosen: the least `i` with `i = skip + (chosen
+    // indices ≤ i)` (a fixed point reached from below).
+    let mut start = skip;
+    loop {
+        let next = skip.saturating_add(chosen.partition_point(|&c| c <= start));
+        if next == start {
+            break;
+        }
+        start = next;
+    }
+    let mut pending = chosen.partition_point(|&c| c < start);
+    (start..len)
+        .filter(move |&i| {
+            while pending < chosen.len() && chosen[pending] < i {
+                pending += 1;
+            }
+            chosen.get(pending) != Some(&i)
+        })
+        .take(take)
 }
 
 /// The kind and filters of `q`, the preference aside.
@@ -335,7 +366,7 @@ mod tests {
     #[test]
     fn cuts_unsearched_pages_as_arrange_cuts_the_matches() {
         let s = snapshot();
-        let in_order: Vec<i64> = s.partners.iter().map(|e| e.id).collect();
+        let in_order: Vec<i64> = s.base.partners.iter().map(|e| e.id).collect();
         let mut q = ListQuery::new(ListKind::All, Scope::default(), 1, 25);
         let preferred = Preferred::new(1, vec![5, 4, 99]);
         assert_eq!(

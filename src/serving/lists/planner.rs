@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use diesel::pg::PgConnection;
 
-use super::copy::Snapshot;
+use super::delta::View;
 use super::paging::{arrange, in_list_order};
 use super::preferences::{PreferenceCache, Preferred};
 use super::{ListQuery, Lists};
@@ -53,7 +53,7 @@ pub enum Plan {
 pub fn plan(
     conn: &mut PgConnection,
     q: &ListQuery,
-    snapshot: &Snapshot,
+    snapshot: &View,
     preferences: &PreferenceCache,
 ) -> Result<Plan> {
     let search = snapshot.candidates(q);
@@ -89,7 +89,7 @@ pub fn plan(
 /// where they order or filter the page.
 fn cut(
     q: &ListQuery,
-    snapshot: &Snapshot,
+    snapshot: &View,
     search: Option<&[i64]>,
     preferred: Option<&Preferred>,
 ) -> (Vec<i64>, i64) {
@@ -103,7 +103,7 @@ impl Plan {
     /// The first statement the plan runs for `q` with `snapshot` (for EXPLAIN: the load tools
     /// write its plan; operators can too). [`Plan::FindPage`]'s second statement is
     /// [`partner::known_page_sql`] with the ids the first one returns.
-    pub fn statement(&self, q: &ListQuery, snapshot: &Snapshot) -> Sql {
+    pub fn statement(&self, q: &ListQuery, snapshot: &View) -> Sql {
         match self {
             Plan::CutPage { search, preferred } => {
                 let set = preferred.as_ref().map(|(_, p)| &**p);
@@ -118,10 +118,49 @@ impl Plan {
     }
 }
 
+/// What running a plan gave.
+enum Answer {
+    Page(Page),
+    /// The database moved past the copy (it is at this search version).
+    Behind(i64),
+    /// The SQL path must answer.
+    Sql,
+}
+
 impl Lists {
     /// Answers a validated list with its includes: a turn in the database's list lane, then one
-    /// hand-off (the page as planned, then one query per relationship for the whole page).
+    /// hand-off (the page as planned, then one query per relationship for the whole page). When
+    /// the copy is behind the database, waits for the follower (at most
+    /// [`super::WAIT_FOR_FOLLOWER`]) and tries once more, with the SQL path as the fallback.
     pub async fn list(&self, query: ListQuery, includes: Includes) -> Result<(Loaded, i64)> {
+        let lists = self.clone();
+        let q = query.clone();
+        let first = self
+            .db
+            .run_list(move |conn| match lists.try_copy(conn, &q)? {
+                Answer::Page((records, total)) => {
+                    let scope = q.scope.business_id;
+                    let loaded = partner::with_includes(conn, records, scope, includes)?;
+                    Ok(Ok((loaded, total)))
+                }
+                Answer::Behind(version) => Ok(Err(Some(version))),
+                Answer::Sql => {
+                    lists.inner.fell_back.fetch_add(1, Ordering::Relaxed);
+                    let (records, total) = partner::list(conn, &q)?;
+                    let scope = q.scope.business_id;
+                    let loaded = partner::with_includes(conn, records, scope, includes)?;
+                    Ok(Ok((loaded, total)))
+                }
+            })
+            .await?;
+        let version = match first {
+            Ok(answer) => return Ok(answer),
+            Err(version) => version,
+        };
+        self.inner.waited.fetch_add(1, Ordering::Relaxed);
+        if let Some(version) = version {
+            self.caught_up(version, super::WAIT_FOR_FOLLOWER).await;
+        }
         let lists = self.clone();
         self.db
             .run_list(move |conn| {
@@ -136,40 +175,46 @@ impl Lists {
     /// Runs a list on the caller's connection (in its blocking thread): as planned with the copy
     /// when there is one and it is still current in the statements' snapshot, otherwise by SQL.
     pub fn run(&self, conn: &mut PgConnection, q: &ListQuery) -> Result<Page> {
-        if !self.inner.enabled {
-            return Ok(partner::list(conn, q)?);
-        }
-        match self.snapshot() {
-            None => self.inner.wanted.notify_one(),
-            Some(snapshot) => {
-                let plan = plan(conn, q, &snapshot, &self.inner.preferences)?;
-                if let Some(answer) = self.answer(conn, q, &snapshot, plan)? {
-                    self.inner.served.fetch_add(1, Ordering::Relaxed);
-                    return Ok(answer);
-                }
-            }
+        if let Answer::Page(page) = self.try_copy(conn, q)? {
+            return Ok(page);
         }
         self.inner.fell_back.fetch_add(1, Ordering::Relaxed);
         Ok(partner::list(conn, q)?)
     }
 
-    /// Runs `plan`; `None` when the SQL path must answer. A guarded statement that returns no row
-    /// is followed by a look at the version: if the database is still at the copy's version now,
-    /// it was when the statement ran (versions only grow), so the empty page is the truth;
-    /// otherwise the copy is stale.
+    /// Runs a list with the copy, if there is one and it covers the list.
+    fn try_copy(&self, conn: &mut PgConnection, q: &ListQuery) -> Result<Answer> {
+        if !self.inner.enabled {
+            return Ok(Answer::Sql);
+        }
+        let Some(snapshot) = self.snapshot() else {
+            return Ok(Answer::Sql);
+        };
+        let plan = plan(conn, q, &snapshot, &self.inner.preferences)?;
+        let answer = self.answer(conn, q, &snapshot, plan)?;
+        match answer {
+            Answer::Page(_) => {
+                self.inner.served.fetch_add(1, Ordering::Relaxed);
+            }
+            Answer::Behind(_) => self.behind(),
+            Answer::Sql => {}
+        }
+        Ok(answer)
+    }
+
+    /// Runs `plan`. A guarded statement that returns no row is followed by a look at the
+    /// version: if the database is still at the copy's version now, it was when the statement
+    /// ran (versions only grow), so the empty page is the truth; otherwise the copy is behind.
     fn answer(
         &self,
         conn: &mut PgConnection,
         q: &ListQuery,
-        snapshot: &Snapshot,
+        snapshot: &View,
         plan: Plan,
-    ) -> Result<Option<Page>> {
-        let current = |conn: &mut PgConnection| -> Result<bool> {
-            let current = partner::search_version(conn)? == Some(snapshot.version);
-            if !current {
-                self.stale(snapshot.version);
-            }
-            Ok(current)
+    ) -> Result<Answer> {
+        let behind = |conn: &mut PgConnection| -> Result<Option<i64>> {
+            let now = partner::search_version(conn)?;
+            Ok((now != Some(snapshot.version)).then(|| now.unwrap_or(i64::MAX)))
         };
         match plan {
             Plan::CutPage { search, preferred } => {
@@ -181,18 +226,29 @@ impl Lists {
                 if !ids.is_empty()
                     && let Some(answer) = partner::list_candidates(conn, q, &ids, snapshot.version)?
                 {
-                    return Ok(Some(answer));
+                    return Ok(Answer::Page(answer));
+                }
+                if let Some(version) = behind(conn)? {
+                    return Ok(Answer::Behind(version));
                 }
                 // Nothing at all matches, or an empty first page: the total is 0. The total of an
                 // empty later page (under a preference filter) is the SQL path's to tell.
-                let empty = ids.is_empty() || q.page == 1;
-                Ok((current(conn)? && empty).then(|| (Vec::new(), 0)))
+                Ok(if ids.is_empty() || q.page == 1 {
+                    Answer::Page((Vec::new(), 0))
+                } else {
+                    Answer::Sql
+                })
             }
             Plan::FindPage { total } => {
                 let rows = partner::list_page_at(conn, q, snapshot.version)?;
-                Ok((!rows.is_empty() || current(conn)?).then_some((rows, total)))
+                if rows.is_empty()
+                    && let Some(version) = behind(conn)?
+                {
+                    return Ok(Answer::Behind(version));
+                }
+                Ok(Answer::Page((rows, total)))
             }
-            Plan::Sql => Ok(None),
+            Plan::Sql => Ok(Answer::Sql),
         }
     }
 
@@ -200,15 +256,15 @@ impl Lists {
     /// cached preferences (`business`: its id and set, when the preference decides), and
     /// [`partner::list_known_page`] joins the rows, answering only while the search version and
     /// the set's preference version both hold. When the set moved, it is loaded again and the
-    /// page cut once more; when the search version moved, the SQL path answers (`None`).
+    /// page cut once more; when the search version moved, the copy is behind.
     fn cut_page(
         &self,
         conn: &mut PgConnection,
         q: &ListQuery,
-        snapshot: &Snapshot,
+        snapshot: &View,
         mut business: Option<(i64, Arc<Preferred>)>,
         cut: impl Fn(Option<&Preferred>) -> (Vec<i64>, i64),
-    ) -> Result<Option<Page>> {
+    ) -> Result<Answer> {
         for _ in 0..2 {
             let (page_ids, total) = cut(business.as_ref().map(|(_, p)| &**p));
             let guard = business.as_ref().map(|(b, p)| (*b, p.version));
@@ -216,14 +272,13 @@ impl Lists {
                 let rows = partner::list_known_page(conn, q, &page_ids, snapshot.version, guard)?;
                 if !rows.is_empty() {
                     debug_assert_eq!(rows.len(), page_ids.len());
-                    return Ok(Some((rows, total)));
+                    return Ok(Answer::Page((rows, total)));
                 }
             }
             // No row: a version moved, or the page lies past the end.
             let now = partner::versions(conn, guard.map(|(b, _)| b))?;
             if now.search != Some(snapshot.version) {
-                self.stale(snapshot.version);
-                return Ok(None);
+                return Ok(Answer::Behind(now.search.unwrap_or(i64::MAX)));
             }
             match guard {
                 Some((b, version)) if now.preferences != Some(version) => {
@@ -231,13 +286,19 @@ impl Lists {
                     let reloaded = self.inner.preferences.get(conn, b)?;
                     business = match reloaded {
                         Some(p) if p.complete() => Some((b, p)),
-                        _ => return Ok(None),
+                        _ => return Ok(Answer::Sql),
                     };
                 }
                 // Both versions hold: the page is empty (rows for it would have come back).
-                _ => return Ok(page_ids.is_empty().then(|| (Vec::new(), total))),
+                _ => {
+                    return Ok(if page_ids.is_empty() {
+                        Answer::Page((Vec::new(), total))
+                    } else {
+                        Answer::Sql
+                    });
+                }
             }
         }
-        Ok(None)
+        Ok(Answer::Sql)
     }
 }

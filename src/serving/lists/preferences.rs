@@ -105,6 +105,23 @@ impl PreferenceCache {
         Ok(Some(preferred))
     }
 
+    /// Reads the set of `business_id` again on `conn` if it is cached (the follower, on a
+    /// preference change: the next list finds it current).
+    pub fn refresh(&self, conn: &mut PgConnection, business_id: i64) -> diesel::QueryResult<()> {
+        if !self.sets.contains_key(&business_id) {
+            return Ok(());
+        }
+        match partner::load_preferred(conn, business_id, MAX_PER_BUSINESS)? {
+            Some(record) => {
+                self.loads.fetch_add(1, Ordering::Relaxed);
+                let preferred = Arc::new(Preferred::new(record.version, record.partner_ids));
+                self.sets.insert(business_id, preferred);
+            }
+            None => self.sets.invalidate(&business_id),
+        }
+        Ok(())
+    }
+
     /// Drops the set of `business_id` read at `version` (the database moved past it).
     pub fn forget(&self, business_id: i64, version: i64) {
         if self

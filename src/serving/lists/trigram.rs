@@ -4,6 +4,7 @@
 use memchr::memmem;
 
 use super::copy::Snapshot;
+use super::delta::View;
 use crate::model::partner::{ListQuery, SortField};
 
 /// Most matches of a search the copy orders and pages; beyond it the SQL path is used.
@@ -17,33 +18,31 @@ impl Snapshot {
         Some(&self.postings[start as usize..self.trigram_ends[k] as usize])
     }
 
-    /// Ids of every partner matching `q`'s kind, filters and search (the preference aside), in
-    /// list order; `None` when the copy cannot answer `q` (see the module docs).
-    pub fn candidates(&self, q: &ListQuery) -> Option<Vec<i64>> {
-        let search = q.search.as_deref()?;
-        let ordered = q.sort.is_empty() || q.sort == [(SortField::Name, false)];
-        if !ordered || !self.ascii_lower || !search.is_ascii() || search.is_empty() {
-            return None;
-        }
-        let needle = search.to_ascii_lowercase();
-        let finder = memmem::Finder::new(needle.as_bytes());
-        let filter = self.filter(q);
+    /// Positions (in list order) of the partners whose lowered name holds `needle` and that
+    /// `keep` accepts; `None` when more than `limit` are.
+    fn search(
+        &self,
+        needle: &[u8],
+        finder: &memmem::Finder<'_>,
+        keep: impl Fn(usize) -> bool,
+        limit: usize,
+    ) -> Option<Vec<u32>> {
         let mut found = Vec::new();
-        let mut keep = |position: usize| {
-            if !filter.matches(self, &self.partners[position]) {
+        let mut take = |position: usize| {
+            if !keep(position) {
                 return true;
             }
-            if found.len() == MAX_CANDIDATES {
+            if found.len() == limit {
                 return false;
             }
-            found.push(self.partners[position].id);
+            found.push(position as u32);
             true
         };
         if needle.len() >= 3 {
             // The names holding every trigram of the term, then the term itself in each.
-            for position in self.holding_trigrams_of(needle.as_bytes()) {
+            for position in self.holding_trigrams_of(needle) {
                 let position = position as usize;
-                if finder.find(self.name(position)).is_some() && !keep(position) {
+                if finder.find(self.name(position)).is_some() && !take(position) {
                     return None;
                 }
             }
@@ -53,7 +52,7 @@ impl Snapshot {
             while let Some(offset) = finder.find(&self.names[from..]) {
                 let at = from + offset;
                 let position = first + gallop(&self.starts[first..], |s| s as usize <= at) - 1;
-                if !keep(position) {
+                if !take(position) {
                     return None;
                 }
                 first = position + 1;
@@ -67,7 +66,7 @@ impl Snapshot {
     }
 
     /// The lowered name of the partner at `position`.
-    fn name(&self, position: usize) -> &[u8] {
+    pub(super) fn name(&self, position: usize) -> &[u8] {
         let start = self.starts[position] as usize;
         let end = self
             .starts
@@ -102,6 +101,38 @@ impl Snapshot {
             });
         }
         held
+    }
+}
+
+impl View {
+    /// Ids of every partner matching `q`'s kind, filters and search (the preference aside), in
+    /// list order; `None` when the copy cannot answer `q` (see the module docs).
+    pub fn candidates(&self, q: &ListQuery) -> Option<Vec<i64>> {
+        let search = q.search.as_deref()?;
+        let ordered = q.sort.is_empty() || q.sort == [(SortField::Name, false)];
+        if !ordered || !self.base.ascii_lower || !search.is_ascii() || search.is_empty() {
+            return None;
+        }
+        let needle = search.to_ascii_lowercase();
+        let finder = memmem::Finder::new(needle.as_bytes());
+        let filter = self.filter(q);
+        let (base, delta) = (&*self.base, &*self.delta);
+        let keep = |position: usize| {
+            !delta.is_removed(position as u32) && filter.matches(base, &base.partners[position])
+        };
+        let positions = base.search(needle.as_bytes(), &finder, keep, MAX_CANDIDATES)?;
+        let changed: Vec<_> = delta
+            .matching(&filter)
+            .filter(|&key| {
+                let entry = &delta.entries[(key & 0xffff_ffff) as usize - 1];
+                finder.find(entry.lower_name.as_bytes()).is_some()
+            })
+            .collect();
+        if positions.len() + changed.len() > MAX_CANDIDATES {
+            return None;
+        }
+        let keys = self.merge(positions.into_iter(), changed);
+        Some(keys.into_iter().map(|key| self.id(key)).collect())
     }
 }
 
@@ -177,7 +208,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, n)| row(i as i64 + 1, n, &["pos"], &["DE"], "available"));
-        let s = Snapshot::from_rows(1, rows).expect("snapshot");
+        let s = View::new(Snapshot::from_rows(1, rows).expect("snapshot"));
         let terms = [
             "a", "b", "h", "ab", "aa", "aaa", "aaaa", "aaaaa", "bab", "abab", "harbor", "or", "r ",
             " h", "_", "a_b", "\\", "%", "% h", "ller", "rbour", "zz", "foods", "ds",
@@ -279,11 +310,14 @@ mod tests {
         q.sort = vec![(SortField::Name, false)];
         assert_eq!(s.candidates(&q), Some(vec![3, 1, 5, 4, 6]));
 
-        let many = Snapshot::from_rows(
-            1,
-            (0..=MAX_CANDIDATES as i64).map(|i| row(i + 1, "same", &["pos"], &["DE"], "available")),
-        )
-        .expect("snapshot");
+        let many = View::new(
+            Snapshot::from_rows(
+                1,
+                (0..=MAX_CANDIDATES as i64)
+                    .map(|i| row(i + 1, "same", &["pos"], &["DE"], "available")),
+            )
+            .expect("snapshot"),
+        );
         assert_eq!(many.candidates(&query(ListKind::All, "same")), None);
         let mut fewer = query(ListKind::All, "same");
         fewer.active = Some(false);

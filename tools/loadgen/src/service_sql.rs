@@ -19,10 +19,10 @@ use partners::model::partner::{
     ListKind, ListQuery, Scope, find_many_sql, known_page_sql, list_count_sql, list_page_sql,
     load_integrations_sql, load_preferred_sql, load_users_sql,
 };
-use partners::serving::lists::Plan;
 use partners::serving::lists::copy::Snapshot;
 use partners::serving::lists::planner::plan;
 use partners::serving::lists::preferences::{MAX_PER_BUSINESS, PreferenceCache};
+use partners::serving::lists::{Plan, View};
 
 use crate::data::{COMMON_CATEGORIES, COMMON_COUNTRY, SEARCH_WORD};
 use crate::{Error, Result};
@@ -81,7 +81,7 @@ impl List {
 /// The service's in-memory copy of the directory and its preference cache, loaded from the
 /// database as the server loads them, so the planner picks the statements the server picks.
 pub struct ListCopy {
-    snapshot: Snapshot,
+    snapshot: View,
     preferences: PreferenceCache,
 }
 
@@ -91,7 +91,7 @@ impl ListCopy {
         let snapshot =
             Snapshot::load(conn).map_err(|e| Error::new(format!("search index: {e}")))?;
         Ok(ListCopy {
-            snapshot,
+            snapshot: View::new(snapshot),
             preferences: PreferenceCache::default(),
         })
     }

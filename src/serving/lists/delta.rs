@@ -1,0 +1,375 @@
+//! The copy between two full loads: a loaded [`Snapshot`] (never changed once loaded) and the
+//! partners changed since, laid over it ([`Delta`]). [`View`] is what the planner reads: one
+//! version of the copy, with the search version and the change-log sequence it reflects.
+//!
+//! A changed partner leaves its place in the snapshot (its position is marked removed) and, if
+//! it is live, is held with its new values and its place in list order: the snapshot position of
+//! the nearest unchanged partner before it (its anchor), as Postgres orders them (the database's
+//! collation decides, so the copy never compares names itself). A list's matches are the
+//! snapshot's positions that were not removed merged with the changed partners that match, by
+//! [`Key`]. [`View::apply`] reads a batch of changed partners in the same database snapshot as
+//! the log position it moves to; once many partners changed, [`View::compacted`] builds a new
+//! snapshot in memory (no database read).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+
+use super::copy::{Filter, Snapshot};
+use super::paging::Matches;
+use crate::error::{Error, Result};
+use crate::model::PartnerStatus;
+use crate::model::partner::{self, ListQuery, PlacedRow, SearchRow};
+
+/// A partner's place in a version of the copy, in list order: a snapshot position `p` is
+/// `(p + 1) << 32`; the changed partner at index `i` of [`Delta::entries`], anchored after
+/// position `a`, is `(a + 1) << 32 | (i + 1)` (anchored before every position: `i + 1`). Entries
+/// are kept sorted by key, so the index orders the changed partners sharing an anchor.
+pub type Key = u64;
+
+const LOW: u64 = 0xffff_ffff;
+
+/// The key of snapshot position `position`.
+pub(super) fn base_key(position: u32) -> Key {
+    (u64::from(position) + 1) << 32
+}
+
+/// Most changed partners laid over a snapshot before the copy is rebuilt in memory: a search
+/// scans every changed name (each ~1 µs per thousand).
+pub const COMPACT_AFTER: usize = 4096;
+
+/// A changed live partner as the copy holds it.
+#[derive(Debug, Clone)]
+pub(super) struct Changed {
+    pub(super) id: i64,
+    /// The snapshot position of the nearest unchanged live partner before it in list order
+    /// (`None`: none is).
+    anchor: Option<u32>,
+    pub(super) lower_name: Box<str>,
+    /// Interned categories, wholesaler categories and country codes.
+    arrays: [Box<[u32]>; 3],
+    status: PartnerStatus,
+    active: bool,
+}
+
+/// The partners changed since a snapshot was loaded.
+#[derive(Debug, Clone, Default)]
+pub struct Delta {
+    /// Snapshot positions whose partner changed (a bit per position).
+    removed: Vec<u64>,
+    removed_count: usize,
+    /// The changed partners that are live, sorted by key.
+    pub(super) entries: Vec<Changed>,
+    /// Index in `entries` by partner id.
+    by_id: HashMap<i64, u32>,
+    /// Every partner changed since the snapshot (live or not).
+    changed: HashSet<i64>,
+    /// Values the snapshot's dictionary lacks, numbered after it.
+    extra_values: HashMap<String, u32>,
+}
+
+impl Delta {
+    pub(super) fn is_removed(&self, position: u32) -> bool {
+        self.removed
+            .get(position as usize / 64)
+            .is_some_and(|word| word >> (position % 64) & 1 == 1)
+    }
+
+    fn remove(&mut self, position: u32) {
+        let word = position as usize / 64;
+        if self.removed.len() <= word {
+            self.removed.resize(word + 1, 0);
+        }
+        if !self.is_removed(position) {
+            self.removed[word] |= 1 << (position % 64);
+            self.removed_count += 1;
+        }
+    }
+
+    pub(super) fn entry_key(&self, index: usize) -> Key {
+        let anchor = self.entries[index].anchor.map_or(0, |a| u64::from(a) + 1);
+        anchor << 32 | (index as u64 + 1)
+    }
+
+    /// The keys of the changed partners matching `filter`, ascending.
+    pub(super) fn matching<'a>(&'a self, filter: &'a Filter) -> impl Iterator<Item = Key> + 'a {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| {
+                let [c, w, cc] = &e.arrays;
+                filter.accepts([c, w, cc], e.status, e.active)
+            })
+            .map(|(index, _)| self.entry_key(index))
+    }
+}
+
+/// One version of the copy.
+pub struct View {
+    pub(super) base: Arc<Snapshot>,
+    pub(super) delta: Arc<Delta>,
+    /// The search version this version reflects (migration 9).
+    pub(super) version: i64,
+    /// The last change-log sequence applied.
+    pub(super) sequence: i64,
+    /// Matches of the unsearched lists asked for so far in this version.
+    pub(super) matches: Matches,
+}
+
+impl View {
+    /// A freshly loaded snapshot, nothing laid over it.
+    pub fn new(base: Snapshot) -> View {
+        View {
+            version: base.version,
+            sequence: base.sequence,
+            base: Arc::new(base),
+            delta: Arc::default(),
+            matches: Matches::default(),
+        }
+    }
+
+    /// The search version this copy reflects.
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
+    /// The last change-log sequence applied.
+    pub fn sequence(&self) -> i64 {
+        self.sequence
+    }
+
+    /// Live partners in the copy.
+    pub fn len(&self) -> usize {
+        self.base.len() - self.delta.removed_count + self.delta.entries.len()
+    }
+
+    /// Whether the copy holds no partner.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Partners changed since the snapshot was loaded.
+    pub fn changed(&self) -> usize {
+        self.delta.changed.len()
+    }
+
+    /// Bytes held by the copy (approximately).
+    pub fn heap_bytes(&self) -> usize {
+        let d = &self.delta;
+        self.base.heap_bytes()
+            + d.removed.capacity() * 8
+            + d.entries
+                .iter()
+                .map(|e| 64 + e.lower_name.len())
+                .sum::<usize>()
+            + (d.by_id.capacity() + d.changed.capacity()) * 16
+    }
+
+    /// `q`'s kind and filters with the values this version knows.
+    pub(super) fn filter(&self, q: &ListQuery) -> Filter {
+        Filter::new(q, |v| self.intern(v))
+    }
+
+    fn intern(&self, value: &str) -> Option<u32> {
+        let base = self.base.dictionary.get(value);
+        base.or_else(|| self.delta.extra_values.get(value)).copied()
+    }
+
+    /// The partner id at `key`.
+    pub(super) fn id(&self, key: Key) -> i64 {
+        match key & LOW {
+            0 => self.base.partners[(key >> 32) as usize - 1].id,
+            index => self.delta.entries[index as usize - 1].id,
+        }
+    }
+
+    /// The key of partner `id`, if it is live in this version.
+    pub(super) fn key_of(&self, id: i64) -> Option<Key> {
+        if let Some(&index) = self.delta.by_id.get(&id) {
+            return Some(self.delta.entry_key(index as usize));
+        }
+        if self.delta.changed.contains(&id) {
+            return None; // changed and gone
+        }
+        let at = self
+            .base
+            .by_id
+            .binary_search_by_key(&id, |&(id, _)| id)
+            .ok()?;
+        Some(base_key(self.base.by_id[at].1))
+    }
+
+    /// Snapshot `positions` (ascending) that were not removed, merged with `extra` keys
+    /// (ascending) into one list in list order.
+    pub(super) fn merge(&self, positions: impl Iterator<Item = u32>, extra: Vec<Key>) -> Vec<Key> {
+        let mut merged = Vec::with_capacity(extra.len() + positions.size_hint().0);
+        let mut extra = extra.into_iter().peekable();
+        for position in positions.filter(|&p| !self.delta.is_removed(p)) {
+            let key = base_key(position);
+            while let Some(e) = extra.next_if(|&e| e < key) {
+                merged.push(e);
+            }
+            merged.push(key);
+        }
+        merged.extend(extra);
+        merged
+    }
+
+    /// This version with the partners `ids` changed, read on `conn` in the database snapshot
+    /// where the search version is `version` and the log's last sequence `sequence`; `ids`
+    /// must hold every partner a change after [`View::sequence`] names (up to `sequence`).
+    pub(super) fn apply(
+        &self,
+        conn: &mut PgConnection,
+        ids: &[i64],
+        version: i64,
+        sequence: i64,
+    ) -> Result<View> {
+        let mut delta = (*self.delta).clone();
+        let mut fresh = Vec::new(); // positions removed by this batch
+        for &id in ids {
+            if delta.changed.insert(id)
+                && let Ok(at) = self.base.by_id.binary_search_by_key(&id, |&(id, _)| id)
+            {
+                let position = self.base.by_id[at].1;
+                delta.remove(position);
+                fresh.push(position);
+            }
+        }
+        fresh.sort_unstable();
+        // Read again: the partners of this batch, and those whose anchor just changed.
+        let mut reread: HashSet<i64> = ids.iter().copied().collect();
+        let anchored_on_fresh =
+            |e: &&Changed| e.anchor.is_some_and(|a| fresh.binary_search(&a).is_ok());
+        reread.extend(delta.entries.iter().filter(anchored_on_fresh).map(|e| e.id));
+        let reread_ids: Vec<i64> = reread.iter().copied().collect();
+        let changed: Vec<i64> = delta.changed.iter().copied().collect();
+        let rows: Vec<PlacedRow> = partner::placed_rows_sql(&reread_ids, &changed)
+            .into_query()
+            .load(conn)?;
+        let mut entries: HashMap<i64, Changed> = delta
+            .entries
+            .drain(..)
+            .filter(|e| !reread.contains(&e.id))
+            .map(|e| (e.id, e))
+            .collect();
+        for placed in rows {
+            let anchor = match placed.after {
+                None => None,
+                Some(id) => {
+                    let at = self
+                        .base
+                        .by_id
+                        .binary_search_by_key(&id, |&(id, _)| id)
+                        .map_err(|_| {
+                            Error::Internal(format!(
+                                "search index: partner {id} is unchanged since the load but not in it"
+                            ))
+                        })?;
+                    Some(self.base.by_id[at].1)
+                }
+            };
+            let entry = self.changed_entry(&mut delta, placed.partner, anchor);
+            entries.insert(entry.id, entry);
+        }
+        // Order the changed partners as Postgres does (those sharing an anchor included).
+        let live: Vec<i64> = entries.keys().copied().collect();
+        let order: Vec<i64> = partner::in_list_order_sql(&live)
+            .into_query()
+            .load::<partner::IdRow>(conn)?
+            .into_iter()
+            .map(|row| row.id)
+            .collect();
+        let rank: HashMap<i64, usize> = order.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+        let mut sorted: Vec<Changed> = entries.into_values().collect();
+        sorted.sort_by_key(|e| (e.anchor.map_or(0, |a| u64::from(a) + 1), rank.get(&e.id)));
+        delta.by_id = (0u32..).zip(&sorted).map(|(i, e)| (e.id, i)).collect();
+        delta.entries = sorted;
+        Ok(View {
+            base: self.base.clone(),
+            delta: Arc::new(delta),
+            version,
+            sequence,
+            matches: Matches::default(),
+        })
+    }
+
+    fn changed_entry(&self, delta: &mut Delta, row: SearchRow, anchor: Option<u32>) -> Changed {
+        let mut intern = |value: String| -> u32 {
+            if let Some(&n) = self.base.dictionary.get(&value) {
+                return n;
+            }
+            let next = (self.base.dictionary.len() + delta.extra_values.len()) as u32;
+            *delta.extra_values.entry(value).or_insert(next)
+        };
+        let mut list =
+            |values: Vec<String>| -> Box<[u32]> { values.into_iter().map(&mut intern).collect() };
+        Changed {
+            id: row.id,
+            anchor,
+            lower_name: row.lower_name.into(),
+            arrays: [
+                list(row.categories),
+                list(row.wholesaler_categories),
+                list(row.country_codes),
+            ],
+            status: row.status,
+            active: row.active,
+        }
+    }
+
+    /// This version as a new snapshot, built in memory from the old one and the changes.
+    pub(super) fn compacted(&self) -> Result<View> {
+        let mut words: Vec<&str> = self.base.words();
+        words.resize(words.len() + self.delta.extra_values.len(), "");
+        for (word, &n) in &self.delta.extra_values {
+            words[n as usize] = word;
+        }
+        let strings = |values: &[u32]| -> Vec<String> {
+            values
+                .iter()
+                .map(|&v| words[v as usize].to_owned())
+                .collect()
+        };
+        let keys = self.merge(
+            0..self.base.partners.len() as u32,
+            (0..self.delta.entries.len())
+                .map(|i| self.delta.entry_key(i))
+                .collect(),
+        );
+        let rows = keys.into_iter().map(|key| {
+            Ok(match key & LOW {
+                0 => {
+                    let position = (key >> 32) as usize - 1;
+                    let e = &self.base.partners[position];
+                    SearchRow {
+                        id: e.id,
+                        lower_name: String::from_utf8_lossy(self.base.name(position)).into_owned(),
+                        categories: strings(self.base.array(e, 0)),
+                        wholesaler_categories: strings(self.base.array(e, 1)),
+                        country_codes: strings(self.base.array(e, 2)),
+                        status: e.status,
+                        active: e.active,
+                    }
+                }
+                index => {
+                    let e = &self.delta.entries[index as usize - 1];
+                    SearchRow {
+                        id: e.id,
+                        lower_name: e.lower_name.to_string(),
+                        categories: strings(&e.arrays[0]),
+                        wholesaler_categories: strings(&e.arrays[1]),
+                        country_codes: strings(&e.arrays[2]),
+                        status: e.status,
+                        active: e.active,
+                    }
+                }
+            })
+        });
+        let mut base = Snapshot::build(self.version, self.base.ascii_lower, rows)?;
+        base.sequence = self.sequence;
+        Ok(View::new(base))
+    }
+}

@@ -1,0 +1,289 @@
+//! Keeps the lists' copy and the preference cache current by following the change log
+//! (migration 12, `crate::model::change`): on every replica, a listener wakes the follower on
+//! each `NOTIFY partner_changes`, and the follower reads the changes after the copy's sequence in
+//! one database snapshot and lays them over the copy ([`View::apply`]): one partner's row, one
+//! business's preference set, never a full reload for a routine write. It also reads on its own
+//! every [`CATCH_UP`], so a lost notification (a listener connection cut) only delays.
+//!
+//! A full load happens only at start, when a write skipped the triggers (`reset_version`), when
+//! the copy fell behind the log's retention, or when a batch is larger than [`MAX_BATCH`].
+//! Exactness does not depend on any of this: every statement built from the copy is guarded by
+//! its search version (see [`super`]).
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+
+use super::Inner;
+use super::copy::Snapshot;
+use super::delta::{COMPACT_AFTER, View};
+use crate::db::Db;
+use crate::error::Result;
+use crate::model::change::{self, LogState};
+use crate::model::partner;
+
+/// The follower reads the log at least this often (woken sooner by notifications).
+pub const CATCH_UP: Duration = Duration::from_secs(1);
+
+/// How often the listener looks for notifications. Diesel exposes no socket to wait on, so the
+/// listener polls its connection (a non-blocking read, a few µs); a dedicated async client would
+/// be another Postgres driver in the build for the same 1 ms.
+const LISTEN_POLL: Duration = Duration::from_millis(1);
+
+/// Most changes applied as one batch; a longer backlog is cheaper to load in full.
+pub const MAX_BATCH: i64 = 20_000;
+
+/// Shortest time between two full loads (a reset signal repeated in a burst loads once).
+const MIN_LOAD_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long the follower waits before it counts the partners again, when there were more than
+/// the copy may hold (`--search-index-max-partners`): meanwhile lists are served by SQL alone.
+pub const TOO_BIG_PAUSE: Duration = Duration::from_secs(60);
+
+/// What one look at the log did.
+enum Step {
+    /// Nothing new.
+    Current,
+    /// Changes laid over the copy: the new version, how many changes, the age of the oldest.
+    Applied(View, usize, Duration),
+    /// A full load, and why.
+    Loaded(Box<Snapshot>, &'static str),
+    /// More live partners than the copy may hold.
+    TooBig(i64),
+    /// A full load is due but the last one was less than [`MIN_LOAD_INTERVAL`] ago.
+    LoadLater,
+}
+
+/// Follows the log for as long as the lists exist.
+pub(super) async fn follow(db: Db, inner: Arc<Inner>) {
+    let listener_db = db.clone();
+    let weak = Arc::downgrade(&inner);
+    std::thread::Builder::new()
+        .name("partners-listen".into())
+        .spawn(move || listen(&listener_db, weak))
+        .expect("spawn the change-log listener");
+    let mut last_load: Option<Instant> = None;
+    loop {
+        let _ = tokio::time::timeout(CATCH_UP, inner.wanted.notified()).await;
+        let held = inner.view();
+        let may_load = last_load.is_none_or(|at| at.elapsed() >= MIN_LOAD_INTERVAL);
+        let limit = i64::try_from(inner.max_partners).unwrap_or(i64::MAX);
+        let started = Instant::now();
+        let worker = inner.clone();
+        let step = db
+            .run(move |conn| look(conn, held, &worker, may_load, limit))
+            .await;
+        let mut pause = Duration::ZERO;
+        match step {
+            Ok(Step::Current) => {}
+            Ok(Step::LoadLater) => {
+                inner.wanted.notify_one(); // look again once the pause is over
+                pause = MIN_LOAD_INTERVAL;
+            }
+            Ok(Step::Applied(view, changes, age)) => {
+                let stats = &inner.stats;
+                stats.deltas.fetch_add(1, Ordering::Relaxed);
+                stats.changes.fetch_add(changes as u64, Ordering::Relaxed);
+                stats
+                    .lag_ms
+                    .store(age.as_millis() as u64, Ordering::Relaxed);
+                let view = if view.changed() > COMPACT_AFTER {
+                    compact(view).await
+                } else {
+                    view
+                };
+                inner.install(view);
+            }
+            Ok(Step::Loaded(snapshot, why)) => {
+                last_load = Some(Instant::now());
+                let ms = started.elapsed().as_millis() as u64;
+                tracing::info!(
+                    partners = snapshot.len(),
+                    version = snapshot.version,
+                    sequence = snapshot.sequence,
+                    mib = format!("{:.1}", snapshot.heap_bytes() as f64 / 1048576.0),
+                    ms,
+                    reason = why,
+                    "search index loaded"
+                );
+                inner.stats.loads.fetch_add(1, Ordering::Relaxed);
+                inner.stats.load_ms_last.store(ms, Ordering::Relaxed);
+                inner.install(View::new(*snapshot));
+            }
+            Ok(Step::TooBig(live)) => {
+                tracing::warn!(
+                    partners = live,
+                    limit,
+                    "search index: more partners than it may hold, lists use SQL"
+                );
+                inner.clear();
+                pause = TOO_BIG_PAUSE;
+            }
+            Err(err) => {
+                tracing::warn!(error.message = %err, "search index: following the change log failed");
+                pause = MIN_LOAD_INTERVAL;
+            }
+        }
+        inner.attempts.send_modify(|n| *n += 1);
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+    }
+}
+
+/// Rebuilds the copy in memory off the async threads (the old version serves meanwhile).
+async fn compact(view: View) -> View {
+    let view = Arc::new(view);
+    let source = view.clone();
+    let started = Instant::now();
+    match tokio::task::spawn_blocking(move || source.compacted()).await {
+        Ok(Ok(compacted)) => {
+            tracing::info!(
+                partners = compacted.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "search index compacted"
+            );
+            compacted
+        }
+        failed => {
+            let error = match failed {
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+                Ok(Ok(_)) => unreachable!("matched above"),
+            };
+            tracing::warn!(error.message = %error, "search index: compaction failed, changes stay laid over");
+            Arc::into_inner(view).expect("the only holder once the task ended")
+        }
+    }
+}
+
+/// One look at the log on `conn`, in one read-only snapshot.
+fn look(
+    conn: &mut PgConnection,
+    held: Option<Arc<View>>,
+    inner: &Inner,
+    may_load: bool,
+    limit: i64,
+) -> Result<Step> {
+    conn.build_transaction()
+        .read_only()
+        .repeatable_read()
+        .run(|conn| {
+            let log = change::state(conn)?;
+            let reason = match &held {
+                None => Some("start"),
+                Some(view) => reload_reason(view, &log),
+            };
+            if let Some(reason) = reason {
+                if !may_load {
+                    return Ok(Step::LoadLater);
+                }
+                return load(conn, limit, reason);
+            }
+            let view = held.expect("a reason to load when none is held");
+            if log.last == view.sequence && log.search_version == view.version {
+                return Ok(Step::Current);
+            }
+            let changes = change::after(conn, view.sequence, MAX_BATCH + 1)?;
+            if changes.len() as i64 > MAX_BATCH {
+                return load(conn, limit, "backlog");
+            }
+            let mut partners: Vec<i64> = Vec::new();
+            for c in &changes {
+                if c.kind.is_partner() {
+                    partners.push(c.partner_id);
+                } else if c.kind == change::ChangeKind::PreferenceUpdated
+                    && let Some(business) = c.business_id
+                {
+                    inner.preferences.refresh(conn, business)?;
+                }
+            }
+            partners.sort_unstable();
+            partners.dedup();
+            let age = changes.first().map_or(Duration::ZERO, |c| {
+                (Utc::now() - c.occurred_at).to_std().unwrap_or_default()
+            });
+            let next = view.apply(conn, &partners, log.search_version, log.last)?;
+            Ok(Step::Applied(next, changes.len(), age))
+        })
+}
+
+/// Why the copy at `view` must be loaded in full, if it must.
+fn reload_reason(view: &View, log: &LogState) -> Option<&'static str> {
+    if log.reset_version > view.version {
+        Some("a write skipped the change log")
+    } else if view.sequence < log.pruned_through {
+        Some("behind the change log's retention")
+    } else {
+        None
+    }
+}
+
+fn load(conn: &mut PgConnection, limit: i64, why: &'static str) -> Result<Step> {
+    let live = partner::live_count(conn)?;
+    if live > limit {
+        return Ok(Step::TooBig(live));
+    }
+    Ok(Step::Loaded(Box::new(Snapshot::load_in(conn)?), why))
+}
+
+/// Wakes the follower on every notification, on its own connection, for as long as the lists
+/// exist (reconnecting with a growing pause; each new connection first wakes the follower, since
+/// notifications sent meanwhile are lost).
+fn listen(db: &Db, inner: Weak<Inner>) {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let connected = PgConnection::establish(db.url()).map_err(|e| e.to_string());
+        let mut conn = match connected.and_then(|mut conn| {
+            conn.batch_execute("LISTEN partner_changes")
+                .map_err(|e| e.to_string())?;
+            Ok(conn)
+        }) {
+            Ok(conn) => conn,
+            Err(error) => {
+                tracing::debug!(error.message = %error, "change-log listener: cannot connect");
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(5));
+                if inner.strong_count() == 0 {
+                    return;
+                }
+                continue;
+            }
+        };
+        pause = Duration::from_millis(100);
+        match inner.upgrade() {
+            Some(lists) => lists.wanted.notify_one(),
+            None => return,
+        }
+        loop {
+            let Some(lists) = inner.upgrade() else {
+                return;
+            };
+            let mut woken = false;
+            let mut broken = false;
+            for notification in conn.notifications_iter() {
+                match notification {
+                    Ok(_) => woken = true,
+                    Err(_) => {
+                        broken = true;
+                        break;
+                    }
+                }
+            }
+            if woken || broken {
+                lists.wanted.notify_one();
+            }
+            drop(lists);
+            if broken {
+                tracing::debug!("change-log listener: connection lost, reconnecting");
+                break;
+            }
+            std::thread::sleep(LISTEN_POLL);
+        }
+    }
+}
