@@ -85,6 +85,15 @@ pub(super) async fn follow(db: Db, inner: Arc<Inner>) {
                 inner.wanted.notify_one(); // look again once the pause is over
                 pause = MIN_LOAD_INTERVAL;
             }
+            Ok(Step::Applied(view, _, _)) if view.len() as u64 > inner.max_partners => {
+                tracing::warn!(
+                    partners = view.len(),
+                    limit,
+                    "search index: more partners than it may hold, lists use SQL"
+                );
+                inner.clear();
+                pause = TOO_BIG_PAUSE;
+            }
             Ok(Step::Applied(view, changes, age)) => {
                 let stats = &inner.stats;
                 stats.deltas.fetch_add(1, Ordering::Relaxed);

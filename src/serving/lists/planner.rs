@@ -145,7 +145,7 @@ impl Lists {
                 }
                 Answer::Behind(version) => Ok(Err(Some(version))),
                 Answer::Sql => {
-                    lists.inner.fell_back.fetch_add(1, Ordering::Relaxed);
+                    lists.fell_back();
                     let (records, total) = partner::list(conn, &q)?;
                     let scope = q.scope.business_id;
                     let loaded = partner::with_includes(conn, records, scope, includes)?;
@@ -178,8 +178,15 @@ impl Lists {
         if let Answer::Page(page) = self.try_copy(conn, q)? {
             return Ok(page);
         }
-        self.inner.fell_back.fetch_add(1, Ordering::Relaxed);
+        self.fell_back();
         Ok(partner::list(conn, q)?)
+    }
+
+    /// Counts a list the SQL path answers although the copy is on.
+    fn fell_back(&self) {
+        if self.inner.enabled {
+            self.inner.fell_back.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Runs a list with the copy, if there is one and it covers the list.
