@@ -588,11 +588,13 @@ async fn preference_writes_are_seen_by_the_next_list() {
         ..Default::default()
     });
 
-    // The first list loads business A's set, the next ones find it in the cache.
+    // A list loaded business A's set (this one, or one that waited for the copy); the next
+    // ones find it in the cache.
     assert_eq!(
-        page_of_list("harbor", None).await,
-        (vec!["Harbor A".to_owned(), "Harbor B".to_owned()], 4, 1),
+        page_of_list("harbor", None).await.0,
+        ["Harbor A".to_owned(), "Harbor B".to_owned()]
     );
+    assert!(stats(&t).preference_loads >= 1);
     assert_eq!(
         page_of_list("harbor", None).await,
         (vec!["Harbor A".to_owned(), "Harbor B".to_owned()], 4, 0),
