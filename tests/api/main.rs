@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod changes;
 mod cli;
 mod clicks;
 mod connect;

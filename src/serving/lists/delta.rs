@@ -37,8 +37,11 @@ pub(super) fn base_key(position: u32) -> Key {
 }
 
 /// Most changed partners laid over a snapshot before the copy is rebuilt in memory: a search
-/// scans every changed name (each ~1 µs per thousand).
-pub const COMPACT_AFTER: usize = 4096;
+/// scans every changed name (~1 µs per thousand), and a rebuild costs about as much as reading
+/// every name once, so a small directory is rebuilt sooner (a sixteenth of it, at least 64).
+pub fn compact_after(partners: usize) -> usize {
+    (partners / 16).clamp(64, 4096)
+}
 
 /// A changed live partner as the copy holds it.
 #[derive(Debug, Clone)]
@@ -153,6 +156,11 @@ impl View {
     /// Partners changed since the snapshot was loaded.
     pub fn changed(&self) -> usize {
         self.delta.changed.len()
+    }
+
+    /// Whether enough partners changed to rebuild the snapshot ([`compact_after`]).
+    pub fn due_for_compaction(&self) -> bool {
+        self.changed() > compact_after(self.base.len())
     }
 
     /// Bytes held by the copy (approximately).

@@ -21,7 +21,7 @@ use diesel::prelude::*;
 
 use super::Inner;
 use super::copy::Snapshot;
-use super::delta::{COMPACT_AFTER, View};
+use super::delta::View;
 use crate::db::Db;
 use crate::error::Result;
 use crate::model::change::{self, LogState};
@@ -101,7 +101,8 @@ pub(super) async fn follow(db: Db, inner: Arc<Inner>) {
                 stats
                     .lag_ms
                     .store(age.as_millis() as u64, Ordering::Relaxed);
-                let view = if view.changed() > COMPACT_AFTER {
+                let view = if view.due_for_compaction() {
+                    stats.compactions.fetch_add(1, Ordering::Relaxed);
                     compact(view).await
                 } else {
                     view

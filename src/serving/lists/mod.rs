@@ -65,6 +65,8 @@ pub struct ListStats {
     pub deltas: u64,
     /// Changes applied from the log.
     pub changes: u64,
+    /// Rebuilds of the copy in memory once many partners changed.
+    pub compactions: u64,
     /// Age of the oldest change of the last batch when it was applied, in ms (how far the copy
     /// was behind the log).
     pub lag_ms: u64,
@@ -81,6 +83,7 @@ struct FollowStats {
     load_ms_last: AtomicU64,
     deltas: AtomicU64,
     changes: AtomicU64,
+    compactions: AtomicU64,
     lag_ms: AtomicU64,
 }
 
@@ -177,6 +180,7 @@ impl Lists {
             load_ms_last: f.load_ms_last.load(Ordering::Relaxed),
             deltas: f.deltas.load(Ordering::Relaxed),
             changes: f.changes.load(Ordering::Relaxed),
+            compactions: f.compactions.load(Ordering::Relaxed),
             lag_ms: f.lag_ms.load(Ordering::Relaxed),
             sequence: self
                 .snapshot()
