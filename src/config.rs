@@ -143,14 +143,23 @@ pub struct ServerLimits {
     /// database less per read; on 2 cores one statement at a time answered the most reads).
     #[arg(long, env = "PARTNERS_READ_BATCHES", default_value_t = 0)]
     pub read_batches: usize,
-    /// Most live partners the in-memory search index (`src/search.rs`) holds, about 150 bytes
-    /// each; with more, lists are answered by SQL alone. 0 turns the index off.
+    /// Most live partners the lists' in-memory copy (`src/serving/lists`) holds, about 150 bytes
+    /// each; with more, lists are answered by SQL alone. 0 turns the copy off.
     #[arg(
         long,
         env = "PARTNERS_SEARCH_INDEX_MAX_PARTNERS",
         default_value_t = 1_000_000
     )]
     pub search_index_max_partners: u64,
+    /// How long the change log keeps a change, in hours (at least 1). A copy (on another
+    /// replica, after a long outage) that falls further behind loads in full.
+    #[arg(
+        long,
+        env = "PARTNERS_CHANGE_LOG_RETENTION_HOURS",
+        default_value_t = 72,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub change_log_retention_hours: u32,
 }
 
 impl ServerLimits {
@@ -189,6 +198,7 @@ impl Default for ServerLimits {
             click_writers: 2,
             read_batches: 0,
             search_index_max_partners: 1_000_000,
+            change_log_retention_hours: 72,
         }
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::config::ServerLimits;
 use crate::db::Db;
+use crate::model::change;
 use click_ingest::ClickIngest;
 use context::Context;
 use lists::Lists;
@@ -41,8 +42,11 @@ pub struct Services {
 }
 
 impl Services {
-    /// Starts the background tasks (list copy loader, point reader, click writers) on `db`.
+    /// Starts the background tasks (list copy follower, change-log retention, point reader,
+    /// click writers) on `db`.
     pub fn start(db: Db, limits: &ServerLimits) -> Services {
+        let retention = Duration::from_secs(u64::from(limits.change_log_retention_hours) * 3600);
+        tokio::spawn(prune_changes(db.clone(), retention));
         Services {
             lists: Lists::start(db.clone(), limits.search_index_max_partners),
             reads: PointReads::start(db.clone(), limits.read_batches(), READ_BATCH, READ_QUEUE),
@@ -55,5 +59,32 @@ impl Services {
     /// Waits until the lists' copy is loaded (or its first load failed), at most `limit`.
     pub async fn ready(&self, limit: Duration) -> bool {
         self.lists.ready(limit).await
+    }
+}
+
+/// How often the change log's retention runs.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// Deletes the change log's rows older than `retention`, in batches of 10,000, every
+/// [`PRUNE_EVERY`] (one delete per batch: writers never wait on it). Replicas may run it at
+/// once: a second delete finds the rows gone.
+async fn prune_changes(db: Db, retention: Duration) {
+    let secs = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
+    loop {
+        tokio::time::sleep(PRUNE_EVERY).await;
+        loop {
+            match db
+                .run(move |conn| Ok(change::prune(conn, secs, 10_000)?))
+                .await
+            {
+                Ok(deleted) if deleted == 10_000 => continue,
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(deleted, "change log: old changes deleted"),
+                Err(err) => {
+                    tracing::warn!(error.message = %err, "change log: retention failed");
+                }
+            }
+            break;
+        }
     }
 }
