@@ -77,7 +77,7 @@ async fn prune_changes(db: Db, retention: Duration) {
                 .run(move |conn| Ok(change::prune(conn, secs, 10_000)?))
                 .await
             {
-                Ok(deleted) if deleted == 10_000 => continue,
+                Ok(10_000) => continue,
                 Ok(0) => {}
                 Ok(deleted) => tracing::info!(deleted, "change log: old changes deleted"),
                 Err(err) => {
