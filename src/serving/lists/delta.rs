@@ -225,6 +225,19 @@ impl View {
         merged
     }
 
+    /// This version, unchanged in content, at a later search version and sequence (changes that
+    /// left every partner's searchable columns as they were): shares everything, the matches
+    /// found so far included.
+    pub(super) fn moved_to(&self, version: i64, sequence: i64) -> View {
+        View {
+            base: self.base.clone(),
+            delta: self.delta.clone(),
+            version,
+            sequence,
+            matches: self.matches.clone(),
+        }
+    }
+
     /// This version with the partners `ids` changed, read on `conn` in the database snapshot
     /// where the search version is `version` and the log's last sequence `sequence`; `ids`
     /// must hold every partner a change after [`View::sequence`] names (up to `sequence`).

@@ -218,7 +218,11 @@ fn look(
             let age = changes.first().map_or(Duration::ZERO, |c| {
                 (Utc::now() - c.occurred_at).to_std().unwrap_or_default()
             });
-            let next = view.apply(conn, &partners, log.search_version, log.last)?;
+            let next = if partners.is_empty() {
+                view.moved_to(log.search_version, log.last)
+            } else {
+                view.apply(conn, &partners, log.search_version, log.last)?
+            };
             Ok(Step::Applied(next, changes.len(), age))
         })
 }

@@ -35,7 +35,9 @@ impl Default for Positions {
 }
 
 /// The matches of the unsearched lists asked for so far in one version of the copy (its
-/// snapshot's positions with the changes laid over), as keys in list order ([`Key`]).
+/// snapshot's positions with the changes laid over), as keys in list order ([`Key`]). A clone
+/// shares the caches.
+#[derive(Clone)]
 pub(crate) struct Matches {
     by_key: Cache<CountKey, Arc<Vec<Key>>>,
     /// The indices (into the matches of a key) of a business's preferred partners, by key and

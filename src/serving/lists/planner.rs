@@ -143,7 +143,7 @@ impl Lists {
                     let loaded = partner::with_includes(conn, records, scope, includes)?;
                     Ok(Ok((loaded, total)))
                 }
-                Answer::Behind(version) => Ok(Err(Some(version))),
+                Answer::Behind(version) => Ok(Err(version)),
                 Answer::Sql => {
                     lists.fell_back();
                     let (records, total) = partner::list(conn, &q)?;
@@ -158,9 +158,7 @@ impl Lists {
             Err(version) => version,
         };
         self.inner.waited.fetch_add(1, Ordering::Relaxed);
-        if let Some(version) = version {
-            self.caught_up(version, super::WAIT_FOR_FOLLOWER).await;
-        }
+        self.caught_up(version, super::WAIT_FOR_FOLLOWER).await;
         let lists = self.clone();
         self.db
             .run_list(move |conn| {

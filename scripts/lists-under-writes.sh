@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The REST lists of the issue that filed "lists under writes", driven by wrk (a lean driver of its
+# own, independent of the load generator): each list quiet, then while an admin client renames
+# random partners through the REST API at RATE writes/s; p50/p99 and requests/s, and the ratios.
+#
+#   bash scripts/lists-under-writes.sh BINARY [RATE] [SECONDS]
+#
+# BINARY is a `partners` build (e.g. target/release/partners). Runs on the load generator's data
+# (DATABASE_URL, default partners_bench: `cargo run -p loadgen --release -- seed` first), with
+# PARTNERS_* settings from the environment (e.g. PARTNERS_SEARCH_INDEX_MAX_PARTNERS=0 for SQL
+# alone). Needs wrk (Debian: wrk) and Postgres on 127.0.0.1:5432.
+set -euo pipefail
+bin=${1:?usage: $0 BINARY [RATE] [SECONDS]}
+rate=${2:-20}
+secs=${3:-10}
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1/partners_bench}
+work=$(mktemp -d)
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+grpc=$(port); http=$(port)
+user=$(psql "$DATABASE_URL" -Atc "SELECT uuid FROM users ORDER BY id LIMIT 1")
+service_key=$("$bin" keys create --service lists-under-writes 2>/dev/null | tail -1)
+user_key=$("$bin" keys create --user "$user" 2>/dev/null | tail -1)
+RUST_LOG=${RUST_LOG:-warn,partners::serving=info} "$bin" serve --no-migrate \
+  --grpc-addr "127.0.0.1:$grpc" --http-addr "127.0.0.1:$http" 2>"$work/server.log" &
+pid=$!
+trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 1 300); do curl -fs "127.0.0.1:$http/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
+sleep 2 # the copy's first load
+
+# Renames random live partners at a fixed rate (open loop) until killed; prints writes and errors.
+cat >"$work/writer.py" <<'EOF'
+import json, random, signal, sys, time, urllib.request
+base, key, rate, ids = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4].split(",")
+done = errors = 0
+def stop(*_):
+    print(f"writes={done} errors={errors}", flush=True); sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+start = time.monotonic()
+while True:
+    pid = random.choice(ids)
+    body = json.dumps({"data": {"type": "partner", "id": pid,
+        "attributes": {"name": f"Renamed {random.choice(['Harbor', 'Supply', 'Atlas'])} {random.randrange(10**6)}"}}}).encode()
+    req = urllib.request.Request(f"{base}/api/v1/partners/{pid}", data=body, method="PATCH",
+        headers={"authorization": f"Bearer {key}", "content-type": "application/vnd.api+json"})
+    try:
+        urllib.request.urlopen(req, timeout=5).read(); done += 1
+    except Exception:
+        errors += 1
+    time.sleep(max(0.0, start + (done + errors) / rate - time.monotonic()))
+EOF
+ids=$(psql "$DATABASE_URL" -Atc "SELECT string_agg(id::text, ',') FROM (SELECT id FROM partners WHERE deleted_at IS NULL ORDER BY random() LIMIT 2000) s")
+
+measure() { # name path -> "p50 p99 rps"
+  wrk -t2 -c8 -d"${secs}s" --latency -H "authorization: Bearer $user_key" "http://127.0.0.1:$http$2" >"$work/wrk" 2>&1
+  local p50 p99 rps non2xx
+  p50=$(awk '/^ +50%/{print $2}' "$work/wrk"); p99=$(awk '/^ +99%/{print $2}' "$work/wrk")
+  rps=$(awk '/^Requests\/sec/{print $2}' "$work/wrk")
+  non2xx=$(awk '/Non-2xx/{print $NF}' "$work/wrk"); [ -z "$non2xx" ] || { echo "$1: $non2xx non-2xx answers" >&2; exit 1; }
+  echo "$p50 $p99 $rps"
+}
+ms() { python3 -c "import sys; v=sys.argv[1]; print(float(v[:-2]) if v.endswith('ms') else float(v[:-1])*1000 if v.endswith('s') else float(v[:-2])/1000)" "$1"; }
+
+printf '%-8s | %-22s | %-22s | %-13s | %s\n' list "quiet p50/p99, req/s" "${rate} writes/s p50/p99, req/s" "p99 ratio" "throughput ratio"
+for row in "browse|/api/v1/partners?filter%5Bcategories%5D%5B%5D=accounting" \
+           "search|/api/v1/partners?filter%5Bcategories%5D%5B%5D=pos&filter%5Bcategories%5D%5B%5D=payments&filter%5Bcountry_codes%5D%5B%5D=DE&search=harbor&include=users,partner_integrations"; do
+  name=${row%%|*}; path=${row#*|}
+  read -r qp50 qp99 qrps < <(measure "$name" "$path")
+  python3 "$work/writer.py" "http://127.0.0.1:$http" "$service_key" "$rate" "$ids" >"$work/writes" &
+  writer=$!
+  read -r wp50 wp99 wrps < <(measure "$name" "$path")
+  kill -TERM $writer; wait $writer || true
+  python3 - "$name" "$(ms "$qp50")" "$(ms "$qp99")" "$qrps" "$(ms "$wp50")" "$(ms "$wp99")" "$wrps" "$(cat "$work/writes")" <<'EOF'
+import sys
+n, qp50, qp99, qrps, wp50, wp99, wrps, writes = sys.argv[1], *map(float, sys.argv[2:8]), sys.argv[8]
+print(f"{n:<8} | {qp50:6.2f}/{qp99:6.2f} ms {qrps:7.0f}/s | {wp50:6.2f}/{wp99:6.2f} ms {wrps:7.0f}/s | {wp99/qp99:6.2f}x      | {wrps/qrps:.2f}x  ({writes})")
+EOF
+done
+grep -c "search index loaded" "$work/server.log" | sed 's/^/full loads of the copy: /'
