@@ -80,7 +80,9 @@ pub(super) async fn follow(db: Db, inner: Arc<Inner>) {
             .await;
         let mut pause = Duration::ZERO;
         match step {
-            Ok(Step::Current) => {}
+            Ok(Step::Current) => {
+                inner.stats.lag_changes.store(0, Ordering::Relaxed);
+            }
             Ok(Step::LoadLater) => {
                 inner.wanted.notify_one(); // look again once the pause is over
                 pause = MIN_LOAD_INTERVAL;
@@ -200,6 +202,8 @@ fn look(
                 return Ok(Step::Current);
             }
             let changes = change::after(conn, view.sequence, MAX_BATCH + 1)?;
+            let behind = u64::try_from(log.last - view.sequence).unwrap_or(0);
+            inner.stats.lag_changes.store(behind, Ordering::Relaxed);
             if changes.len() as i64 > MAX_BATCH {
                 return load(conn, limit, "backlog");
             }

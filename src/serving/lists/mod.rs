@@ -68,8 +68,11 @@ pub struct ListStats {
     /// Rebuilds of the copy in memory once many partners changed.
     pub compactions: u64,
     /// Age of the oldest change of the last batch when it was applied, in ms (how far the copy
-    /// was behind the log).
+    /// was behind the log, in time).
     pub lag_ms: u64,
+    /// Changes the copy was behind the log when the follower last looked (the batch it then
+    /// applied; 0 when it found nothing new).
+    pub lag_changes: u64,
     /// The log sequence the copy reflects (0 before the first load).
     pub sequence: u64,
     /// Loads of a business's preferred partners (see [`preferences`]).
@@ -85,6 +88,7 @@ struct FollowStats {
     changes: AtomicU64,
     compactions: AtomicU64,
     lag_ms: AtomicU64,
+    lag_changes: AtomicU64,
 }
 
 /// State shared by the handle and the follower.
@@ -182,6 +186,7 @@ impl Lists {
             changes: f.changes.load(Ordering::Relaxed),
             compactions: f.compactions.load(Ordering::Relaxed),
             lag_ms: f.lag_ms.load(Ordering::Relaxed),
+            lag_changes: f.lag_changes.load(Ordering::Relaxed),
             sequence: self
                 .snapshot()
                 .map_or(0, |v| u64::try_from(v.sequence).unwrap_or(0)),
