@@ -183,6 +183,17 @@ impl RunningApp {
         match tokio::time::timeout_at(deadline, self.grpc_task).await {
             Ok(Ok(Ok(()))) => {
                 tracing::info!("gRPC server drained");
+                let s = self.services.lists.stats();
+                tracing::info!(
+                    served = s.served,
+                    fell_back = s.fell_back,
+                    waited = s.waited,
+                    loads = s.loads,
+                    deltas = s.deltas,
+                    changes = s.changes,
+                    compactions = s.compactions,
+                    "lists since start: answered by the copy, by SQL, after waiting for the copy"
+                );
                 Ok(())
             }
             Ok(Ok(Err(e))) => Err(Error::Internal(format!("gRPC server: {e}"))),
