@@ -21,7 +21,8 @@
 //!
 //! Modules: `settings` (options), `database` (the data set, its facts, the counter check),
 //! `server` (the server's binary and child process), `closed_loop` (callers and histograms),
-//! `sampling` (RSS and CPU from /proc), `scenarios` (what each row's callers send), `pgbench`
+//! `sampling` (RSS and CPU from /proc), `scenarios` (what each row's callers send), `open_loop`
+//! (calls at a fixed rate behind a row), `changing` (the rows of a changing directory), `pgbench`
 //! (baselines, floor, ceiling, sweep), `plans` (EXPLAIN to a file), `targets` (verdicts, click
 //! bound), `report` (tables), `run` (one run, in order); the data generator and the service's
 //! SQL are in the library (`loadgen::data`, `loadgen::service_sql`).
@@ -33,8 +34,10 @@ use clap::{Parser, Subcommand};
 use loadgen::data::Scale;
 use tracing_subscriber::EnvFilter;
 
+mod changing;
 mod closed_loop;
 mod database;
+mod open_loop;
 mod pgbench;
 mod plans;
 mod report;
