@@ -60,9 +60,11 @@ pub struct RunArgs {
     /// writes/s" rows.
     #[arg(long, default_value_t = 20.0)]
     write_rate: f64,
-    /// Click events per second (open loop) in the background of the "+ N clicks/s" rows.
-    #[arg(long, default_value_t = 1000.0)]
-    click_rate: f64,
+    /// Click events per second (open loop) in the background of the "+ N clicks/s" rows
+    /// [default: 1000, 100 with --smoke: the debug build's server answers ~300 clicks/s in all,
+    /// and a smoke row proves the row runs, not the rate].
+    #[arg(long)]
+    click_rate: Option<f64>,
     /// Renames timed by the "rename seen by 2nd process" row [default: 200, 5 with --smoke].
     #[arg(long)]
     rename_probes: Option<usize>,
@@ -151,7 +153,10 @@ impl Settings {
             server_bin: args.server_bin,
             out_dir: args.out_dir.unwrap_or_else(default_out_dir),
             write_rate: args.write_rate.clamp(0.1, 10_000.0),
-            click_rate: args.click_rate.clamp(0.1, 100_000.0),
+            click_rate: args
+                .click_rate
+                .unwrap_or(if smoke { 100.0 } else { 1000.0 })
+                .clamp(0.1, 100_000.0),
             rename_probes: args
                 .rename_probes
                 .unwrap_or(if smoke { 5 } else { 200 })
@@ -235,7 +240,7 @@ mod tests {
         assert_eq!(s.duration, Duration::from_secs(1));
         assert_eq!(s.scale.partners, Scale::smoke().partners);
         assert_eq!(s.changing_duration, Duration::from_millis(500));
-        assert_eq!(s.rename_probes, 5);
+        assert_eq!((s.rename_probes, s.click_rate), (5, 100.0));
         let full = settings(&[]);
         assert_eq!(full.database_url, DEFAULT_DATABASE_URL);
         assert_eq!((full.concurrency, full.list_concurrency), (32, 8));
