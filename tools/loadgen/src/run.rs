@@ -160,7 +160,7 @@ pub fn run(settings: &Settings) -> BenchResult<ExitCode> {
     runtime.block_on(server.wait_serving())?;
     // A large directory's copy may still be loading when the server listens: the quiet rows
     // must not time its load.
-    let copy_load = server.wait_copy_loaded(std::time::Duration::from_secs(300));
+    let copy_load = server.wait_copy_loaded(std::time::Duration::from_secs(120));
     eprintln!(
         "load: server pid {} on grpc {} http {} (log {}); its copy: {}",
         server.pid,

@@ -98,11 +98,12 @@ impl Server {
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
-    /// The server's first "search index loaded" log line, waited for at most `limit` (the
-    /// server listens once its copy is loaded or after its DB checkout timeout, whichever comes
-    /// first, so a large directory's copy may still be loading). `None` when the copy is off
-    /// (`PARTNERS_SEARCH_INDEX_MAX_PARTNERS=0`), stepped aside, failed, the server exited, or the
-    /// line never came (a log filter above info, another log format).
+    /// The server's first "search index loaded" log line, waited for at most `limit` once the
+    /// server is SERVING (it listens once its copy is loaded or after its DB checkout timeout,
+    /// whichever comes first, so a large directory's copy may still be loading). `None` when the
+    /// copy is off (`PARTNERS_SEARCH_INDEX_MAX_PARTNERS=0`), stepped aside or failed, the server
+    /// exited, its log has no info lines (`RUST_LOG` above info: its "listening" lines are
+    /// missing too), or the line did not come in time.
     pub fn wait_copy_loaded(&mut self, limit: Duration) -> Option<CopyLoad> {
         if std::env::var("PARTNERS_SEARCH_INDEX_MAX_PARTNERS").is_ok_and(|v| v.trim() == "0") {
             return None;
@@ -117,7 +118,8 @@ impl Server {
                 l.contains("search index: more partners than it may hold")
                     || l.contains("search index: load failed")
             });
-            if gave_up || self.exited().is_some() || Instant::now() > deadline {
+            let info_logged = text.contains("listening on");
+            if gave_up || !info_logged || self.exited().is_some() || Instant::now() > deadline {
                 return None;
             }
             std::thread::sleep(Duration::from_millis(50));

@@ -426,7 +426,8 @@ pub fn judge(rows: &mut [Row], judging: &Judging, hard_failures: &mut Vec<String
     }
 }
 
-/// req/s of each gRPC and REST row relative to the health Check at the same concurrency.
+/// req/s of each gRPC and REST row relative to the health Check at the same concurrency (rows of
+/// a changing directory left out: their throughput is compared with their quiet rows').
 pub fn transport_ratios(rows: &[Row]) -> Vec<String> {
     let lookup = |name: &str| {
         rows.iter()
@@ -436,6 +437,7 @@ pub fn transport_ratios(rows: &[Row]) -> Vec<String> {
     let health_name = |conc: usize| format!("baseline: health Check c={conc}");
     rows.iter()
         .filter(|r| r.name.starts_with("gRPC") || r.name.starts_with("REST"))
+        .filter(|r| r.variant.is_none())
         .filter_map(|r| {
             let m = r.measured.as_ref()?;
             let h = lookup(&health_name(r.concurrency))?;
