@@ -289,7 +289,7 @@ pub fn print_changing_table(rows: &[Row]) {
          the copy-on quiet row):"
     );
     println!(
-        "| {:<28} | {:>9} | {:>11} | {:>16} | {:>16} | {:>16} | {:>16} | {:>16} | {:>16} | {:>16} |",
+        "| {:<28} | {:>9} | {:>11} | {:>18} | {:>18} | {:>18} | {:>18} | {:>18} | {:>18} | {:>18} |",
         "list",
         "quiet p99",
         "quiet req/s",
@@ -306,13 +306,13 @@ pub fn print_changing_table(rows: &[Row]) {
         "-".repeat(30),
         "-".repeat(11),
         "-".repeat(13),
-        "-".repeat(18),
-        "-".repeat(18),
-        "-".repeat(18),
-        "-".repeat(18),
-        "-".repeat(18),
-        "-".repeat(18),
-        "-".repeat(18)
+        "-".repeat(20),
+        "-".repeat(20),
+        "-".repeat(20),
+        "-".repeat(20),
+        "-".repeat(20),
+        "-".repeat(20),
+        "-".repeat(20)
     );
     for quiet_name in quiet_names {
         let quiet = rows
@@ -342,7 +342,7 @@ pub fn print_changing_table(rows: &[Row]) {
             of(VariantKind::CopyOff),
         );
         println!(
-            "| {:<28} | {:>9} | {:>11} | {:>16} | {:>16} | {:>16} | {:>16} | {:>16} | {:>16} | {:>16} |",
+            "| {:<28} | {:>9} | {:>11} | {:>18} | {:>18} | {:>18} | {:>18} | {:>18} | {:>18} | {:>18} |",
             quiet_name,
             fmt_opt(p99(quiet), 2),
             fmt_opt(rps(quiet), 1),
