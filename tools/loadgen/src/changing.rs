@@ -536,10 +536,9 @@ impl Changing<'_> {
         // Its copy loaded (or not at all): otherwise the first probes would time its load.
         let copy = server.wait_copy_loaded(Duration::from_secs(120));
         eprintln!(
-            "load: second server pid {} (log {}); its copy: {}",
+            "load: second server pid {} (log {}); its copy: {copy}",
             server.pid,
             server.log.display(),
-            copy.map_or("not loaded".to_owned(), |c| c.to_string())
         );
         let plan = plan_renames(0x9a0b_e5e5, probes, self.data.max_partner_id, &[]);
         let ids: Vec<i64> = plan.iter().map(|r| r.id).collect();

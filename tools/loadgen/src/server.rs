@@ -98,29 +98,42 @@ impl Server {
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
-    /// The server's first "search index loaded" log line, waited for at most `limit` once the
-    /// server is SERVING (it listens once its copy is loaded or after its DB checkout timeout,
-    /// whichever comes first, so a large directory's copy may still be loading). `None` when the
-    /// copy is off (`PARTNERS_SEARCH_INDEX_MAX_PARTNERS=0`), stepped aside or failed, the server
-    /// exited, its log has no info lines (`RUST_LOG` above info: its "listening" lines are
-    /// missing too), or the line did not come in time.
-    pub fn wait_copy_loaded(&mut self, limit: Duration) -> Option<CopyLoad> {
+    /// The state of the server's copy once it is loaded, waited for at most `limit` after
+    /// SERVING (the server listens once its copy is loaded or after its DB checkout timeout,
+    /// whichever comes first, so a large directory's copy may still be loading), as its log
+    /// tells: the first "search index loaded" line, or a warning that the load failed or stepped
+    /// aside (a failed first load is retried only when a list asks for the copy).
+    pub fn wait_copy_loaded(&mut self, limit: Duration) -> CopyState {
         if std::env::var("PARTNERS_SEARCH_INDEX_MAX_PARTNERS").is_ok_and(|v| v.trim() == "0") {
-            return None;
+            return CopyState::Off;
         }
         let deadline = Instant::now() + limit;
         loop {
             let text = std::fs::read_to_string(&self.log).unwrap_or_default();
             if let Some(load) = text.lines().find_map(CopyLoad::parse) {
-                return Some(load);
+                return CopyState::Loaded(load);
             }
-            let gave_up = text.lines().any(|l| {
+            let warning = text.lines().find(|l| {
                 l.contains("search index: more partners than it may hold")
                     || l.contains("search index: load failed")
             });
-            let info_logged = text.contains("listening on");
-            if gave_up || !info_logged || self.exited().is_some() || Instant::now() > deadline {
-                return None;
+            if let Some(line) = warning {
+                // The message without the timestamp and level.
+                let from = line.find("search index:").unwrap_or(0);
+                return CopyState::Failed(line[from..].to_owned());
+            }
+            if !text.contains("listening on") {
+                // Its "listening" lines are missing too: the log is filtered above info.
+                return CopyState::Unknown("no info lines in the server log (RUST_LOG?)".into());
+            }
+            if self.exited().is_some() {
+                return CopyState::Unknown("the server exited".into());
+            }
+            if Instant::now() > deadline {
+                return CopyState::Unknown(format!(
+                    "no \"search index loaded\" line after {} s",
+                    limit.as_secs()
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -186,6 +199,30 @@ impl Server {
         let _ = child.kill();
         let _ = child.wait();
         "killed after 20 s without exiting".into()
+    }
+}
+
+/// The state of a server's copy (its search index) after start, from its log.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CopyState {
+    /// Loaded, with these figures.
+    Loaded(CopyLoad),
+    /// Off (`PARTNERS_SEARCH_INDEX_MAX_PARTNERS=0`): every list by SQL, as asked.
+    Off,
+    /// Not loaded: the server's warning (the load failed, or the directory is beyond the limit).
+    Failed(String),
+    /// Not known from the log, and why.
+    Unknown(String),
+}
+
+impl std::fmt::Display for CopyState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CopyState::Loaded(load) => write!(f, "{load}"),
+            CopyState::Off => f.write_str("off"),
+            CopyState::Failed(why) => write!(f, "NOT LOADED: {why}"),
+            CopyState::Unknown(why) => write!(f, "unknown: {why}"),
+        }
     }
 }
 

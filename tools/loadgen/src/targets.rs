@@ -6,7 +6,7 @@ use crate::closed_loop::Measured;
 use crate::pgbench::{CEILING_ROW, SWEEP_ROW, click_batch_of};
 use crate::report::{Row, VariantKind};
 use crate::scenarios::{BROWSE_ROW, NEWEST_ROW};
-use crate::server::CopyLoad;
+use crate::server::CopyState;
 
 /// The RSS limit of the issue, in MiB.
 pub const RSS_LIMIT_MIB: f64 = 150.0;
@@ -94,24 +94,42 @@ fn check_row(name: &str, target: String, pass: Option<bool>) -> Row {
 }
 
 /// The rows of the server's copy: heap bytes per partner and load time, against the issue's
-/// targets at 1,000,000 partners (judged at any size: neither grows with it per partner).
-pub fn copy_rows(copy: &CopyLoad) -> Vec<Row> {
-    let bytes = copy.bytes_per_partner();
-    let seconds = copy.ms as f64 / 1000.0;
+/// targets at 1,000,000 partners (judged at any size: neither grows with it per partner). A copy
+/// that did not load fails its load time; one off (as asked) has no rows; one whose state the
+/// log does not tell is not judged.
+pub fn copy_rows(copy: &CopyState) -> Vec<Row> {
+    let load_row = |target: String, pass| check_row("copy: load time", target, pass);
+    let load = match copy {
+        CopyState::Loaded(load) => load,
+        CopyState::Off => return Vec::new(),
+        CopyState::Failed(why) => {
+            return vec![load_row(
+                format!("≤{COPY_LOAD_MAX_S:.0} s: not loaded ({why})"),
+                Some(false),
+            )];
+        }
+        CopyState::Unknown(why) => {
+            return vec![load_row(
+                format!("≤{COPY_LOAD_MAX_S:.0} s: unknown ({why})"),
+                None,
+            )];
+        }
+    };
+    let bytes = load.bytes_per_partner();
+    let seconds = load.ms as f64 / 1000.0;
     vec![
         check_row(
             "copy: heap per partner",
             format!(
                 "≤{COPY_BYTES_MAX:.0} B: {bytes:.0} B ({:.1} MiB, {} partners)",
-                copy.mib, copy.partners
+                load.mib, load.partners
             ),
             Some(bytes <= COPY_BYTES_MAX),
         ),
-        check_row(
-            "copy: load time",
+        load_row(
             format!(
                 "≤{COPY_LOAD_MAX_S:.0} s: {seconds:.2} s ({} partners)",
-                copy.partners
+                load.partners
             ),
             Some(seconds <= COPY_LOAD_MAX_S),
         ),
@@ -481,6 +499,7 @@ mod tests {
 
     use crate::closed_loop::new_histogram;
     use crate::open_loop::Paced;
+    use crate::server::CopyLoad;
     use std::time::Duration;
 
     #[test]
@@ -565,19 +584,24 @@ mod tests {
 
     #[test]
     fn the_copy_rows_judge_bytes_per_partner_and_load_time() {
-        let rows = copy_rows(&CopyLoad {
+        let rows = copy_rows(&CopyState::Loaded(CopyLoad {
             partners: 1_000_000,
             mib: 162.0,
             ms: 3400,
-        });
+        }));
         assert_eq!(rows[0].pass, Some(true), "{}", rows[0].target);
         assert!(rows[0].target.contains("170 B"), "{}", rows[0].target);
         assert_eq!(rows[1].pass, Some(true));
-        let slow = copy_rows(&CopyLoad {
+        let slow = copy_rows(&CopyState::Loaded(CopyLoad {
             partners: 1_000_000,
             mib: 300.0,
             ms: 10_500,
-        });
+        }));
         assert_eq!((slow[0].pass, slow[1].pass), (Some(false), Some(false)));
+        let failed = copy_rows(&CopyState::Failed("search index: load failed".into()));
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].pass, Some(false));
+        assert!(copy_rows(&CopyState::Off).is_empty());
+        assert_eq!(copy_rows(&CopyState::Unknown("x".into()))[0].pass, None);
     }
 }
