@@ -14,6 +14,13 @@
 //! cargo run -p loadgen --release -- run --skip-seed --only wholesalers
 //! # Another build of the server on the same data (before/after pairs).
 //! cargo run -p loadgen --release -- run --skip-seed --server-bin /tmp/partners-before
+//! # The rows of a changing directory of one list (quiet, copy off, + clicks/s, + writes/s).
+//! cargo run -p loadgen --release -- run --skip-seed --only "gRPC ListPartners browse"
+//! # The scale rows: 1,000,000 partners in their own database.
+//! cargo run -p loadgen --release -- seed --partners 1000000 \
+//!     --database-url postgres://postgres@127.0.0.1/partners_bench_1m
+//! cargo run -p loadgen --release -- run --skip-seed \
+//!     --database-url postgres://postgres@127.0.0.1/partners_bench_1m
 //! # The data set alone; the EXPLAIN plans alone.
 //! cargo run -p loadgen --release -- seed
 //! cargo run -p loadgen --release -- plans
