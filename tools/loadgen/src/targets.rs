@@ -583,6 +583,32 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_background_call_fails_the_run_whatever_the_targets() {
+        let quiet = Row::new("gRPC ListPartners", 8, Ok(measured(20, 1000.0, None)));
+        let mut under = measured(20, 1000.0, Some((20.0, 20.0)));
+        if let Some(p) = under.background.as_mut() {
+            p.errors = 2;
+            p.error_samples = vec!["NotFound: partner".into()];
+        }
+        let mut writes = Row::new("gRPC ListPartners + 20 writes/s", 8, Ok(under));
+        writes.variant = crate::report::Variant::new("gRPC ListPartners", VariantKind::Writes);
+        let mut rows = vec![quiet, writes];
+        let mut failures = Vec::new();
+        let judging = Judging {
+            concurrency: 32,
+            list_concurrency: 8,
+            deep_name: "gRPC ListWholesalers page 40",
+            list_floor_name: "floor: pgbench ListPartners c=8",
+            click_check: None,
+        };
+        judge(&mut rows, &judging, &mut failures);
+        assert_eq!(rows[1].baseline.as_deref(), Some("gRPC ListPartners"));
+        assert_eq!(rows[1].pass, Some(true), "the figures themselves hold");
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(failures[0].contains("2 background calls failed (NotFound: partner)"));
+    }
+
+    #[test]
     fn the_copy_rows_judge_bytes_per_partner_and_load_time() {
         let rows = copy_rows(&CopyState::Loaded(CopyLoad {
             partners: 1_000_000,
