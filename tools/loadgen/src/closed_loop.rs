@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 
+use crate::open_loop::Paced;
 use crate::sampling::RssSampler;
 
 /// xorshift64: a fast, seedable PRNG (no `rand` crate here).
@@ -69,6 +70,8 @@ pub struct Measured {
     pub peak_rss_kib: Option<u64>,
     /// Extra information (pgbench's own latency average).
     pub note: String,
+    /// The calls an open loop sent in the background of the row (writes or clicks), if any.
+    pub background: Option<Paced>,
 }
 
 impl Measured {
@@ -181,5 +184,6 @@ where
         ok_total,
         peak_rss_kib,
         note: String::new(),
+        background: None,
     }
 }

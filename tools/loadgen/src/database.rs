@@ -100,6 +100,8 @@ fn key<'a>(keys: &'a Keys, name: &str) -> BenchResult<&'a str> {
 pub struct DataSet {
     /// The user key the scenarios call with.
     pub user_key: String,
+    /// The service key of the admin calls (renames).
+    pub service_key: String,
     /// The business in context (the user's).
     pub business_uuid: String,
     /// The user in context.
@@ -142,6 +144,7 @@ pub fn describe_data(conn: &mut PgConnection, keys: &Keys) -> BenchResult<DataSe
     }
     Ok(DataSet {
         user_key: key(keys, "user_key")?.to_owned(),
+        service_key: key(keys, "service_key")?.to_owned(),
         user_id: scalar(
             conn,
             &format!("SELECT id AS n FROM users WHERE uuid = '{user_uuid}'"),

@@ -14,6 +14,13 @@
 //! cargo run -p loadgen --release -- run --skip-seed --only wholesalers
 //! # Another build of the server on the same data (before/after pairs).
 //! cargo run -p loadgen --release -- run --skip-seed --server-bin /tmp/partners-before
+//! # The rows of a changing directory of one list (quiet, copy off, + clicks/s, + writes/s).
+//! cargo run -p loadgen --release -- run --skip-seed --only "gRPC ListPartners browse"
+//! # The scale rows: 1,000,000 partners in their own database.
+//! cargo run -p loadgen --release -- seed --partners 1000000 \
+//!     --database-url postgres://postgres@127.0.0.1/partners_bench_1m
+//! cargo run -p loadgen --release -- run --skip-seed \
+//!     --database-url postgres://postgres@127.0.0.1/partners_bench_1m
 //! # The data set alone; the EXPLAIN plans alone.
 //! cargo run -p loadgen --release -- seed
 //! cargo run -p loadgen --release -- plans
@@ -21,7 +28,8 @@
 //!
 //! Modules: `settings` (options), `database` (the data set, its facts, the counter check),
 //! `server` (the server's binary and child process), `closed_loop` (callers and histograms),
-//! `sampling` (RSS and CPU from /proc), `scenarios` (what each row's callers send), `pgbench`
+//! `sampling` (RSS and CPU from /proc), `scenarios` (what each row's callers send), `open_loop`
+//! (calls at a fixed rate behind a row), `changing` (the rows of a changing directory), `pgbench`
 //! (baselines, floor, ceiling, sweep), `plans` (EXPLAIN to a file), `targets` (verdicts, click
 //! bound), `report` (tables), `run` (one run, in order); the data generator and the service's
 //! SQL are in the library (`loadgen::data`, `loadgen::service_sql`).
@@ -33,8 +41,10 @@ use clap::{Parser, Subcommand};
 use loadgen::data::Scale;
 use tracing_subscriber::EnvFilter;
 
+mod changing;
 mod closed_loop;
 mod database;
+mod open_loop;
 mod pgbench;
 mod plans;
 mod report;

@@ -276,6 +276,7 @@ pub fn run_pgbench(
         } else {
             format!("pgbench latency average {avg:.3} ms")
         },
+        background: None,
     })
 }
 

@@ -11,52 +11,87 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use diesel::pg::PgConnection;
 use loadgen::service_sql::ListCopy;
-use partners::grpc::pb;
 
+use crate::changing::{self, Changing, RENAME_ROW};
 use crate::closed_loop::Measured;
 use crate::database::{self, DataSet, Keys, connect, exec, scalar};
+use crate::open_loop::Paced;
 use crate::pgbench::{
     self, CEILING_BATCH, CEILING_CLIENTS, CEILING_ROW, PgbenchKind, SWEEP_BATCHES, SWEEP_ROW,
     run_pgbench,
 };
 use crate::plans::{self, collect_plans};
-use crate::report::{Row, print_cpu_table, print_table, report_row};
+use crate::report::{Row, Variant, print_changing_table, print_cpu_table, print_table, report_row};
 use crate::sampling::{CpuSnapshot, PostgresSampler, cpu_split, proc_status_kib};
-use crate::scenarios::{
-    BROWSE_ROW, Clients, Load, NEWEST_ROW, list_partners_request, newest_request,
-};
-use crate::server::{Server, server_binary};
+use crate::scenarios::{Clients, ListShape, Load};
+use crate::server::{CopyState, Server, server_binary};
 use crate::settings::{BenchResult, Settings};
 use crate::targets::{self, Judging};
 
 /// Runs the rows one after the other, each with its CPU split, and keeps them.
-struct RowRunner<'a> {
-    settings: &'a Settings,
+pub struct RowRunner<'a> {
+    /// The run's settings.
+    pub settings: &'a Settings,
     /// The database's name, to tell this run's postgres backends from others'.
     database: String,
-    pid: u32,
-    rows: Vec<Row>,
+    /// The main server's process id.
+    pub pid: u32,
+    /// The rows so far.
+    pub rows: Vec<Row>,
 }
 
 impl RowRunner<'_> {
     /// Runs the row `name` with `conc` callers when `--only` selects it.
     fn run(&mut self, name: &str, conc: usize, f: impl FnOnce() -> BenchResult<Measured>) {
-        if !self.settings.selected(name) {
-            return;
+        if self.settings.selected(name) {
+            self.run_on(self.pid, name, conc, None, f);
         }
+    }
+
+    /// Runs the row `name` (selected or not) with `conc` callers of the server `pid`, whose CPU
+    /// the row's split counts; `variant` when it varies a quiet row.
+    pub fn run_on(
+        &mut self,
+        pid: u32,
+        name: &str,
+        conc: usize,
+        variant: Option<Variant>,
+        f: impl FnOnce() -> BenchResult<Measured>,
+    ) {
         eprintln!("load: running {name} (c={conc}) …");
         let postgres = PostgresSampler::start(&self.database);
-        let before = CpuSnapshot::take(self.pid);
+        let before = CpuSnapshot::take(pid);
         let result = f();
-        let after = CpuSnapshot::take(self.pid);
+        let after = CpuSnapshot::take(pid);
         let postgres = postgres.finish();
         let mut row = Row::new(name, conc, result);
         row.cpu = row
             .measured
             .as_ref()
             .map(|m| cpu_split(before, after, postgres, m.ok_total + m.errors));
+        row.variant = variant;
         report_row(&row);
         self.rows.push(row);
+    }
+
+    /// What the last row's background loop did, if it had one.
+    pub fn last_background(&self) -> Option<&Paced> {
+        self.rows
+            .last()
+            .and_then(|r| r.measured.as_ref())
+            .and_then(|m| m.background.as_ref())
+    }
+
+    /// Runs the quiet row of `shape` when `--only` selects it or one of its rows of a changing
+    /// directory (their ratios need it).
+    fn list_row(&mut self, load: &Load, shape: ListShape, conc: usize) {
+        let name = shape.name();
+        let wanted = std::iter::once(name.clone())
+            .chain(changing::variant_names(&name, self.settings))
+            .any(|n| self.settings.selected(&n));
+        if wanted {
+            self.run_on(self.pid, &name, conc, None, || Ok(load.list(shape, conc)));
+        }
     }
 }
 
@@ -123,18 +158,28 @@ pub fn run(settings: &Settings) -> BenchResult<ExitCode> {
         .map_err(|e| format!("tokio runtime: {e}"))?;
     let mut server = Server::start(&server_bin, &settings.database_url, &tmp)?;
     runtime.block_on(server.wait_serving())?;
+    // A large directory's copy may still be loading when the server listens: the quiet rows
+    // must not time its load.
+    let copy = server.wait_copy_loaded(std::time::Duration::from_secs(120));
     eprintln!(
-        "load: server pid {} on grpc {} http {} (log {})",
+        "load: server pid {} on grpc {} http {} (log {}); its copy: {copy}",
         server.pid,
         server.grpc_addr,
         server.http_addr,
-        server.log.display()
+        server.log.display(),
     );
+    if let CopyState::Failed(_) = &copy {
+        eprintln!(
+            "load: WARNING: the server's copy is not loaded: its rows measure the SQL path, not \
+             the copy"
+        );
+    }
     let clients = runtime.block_on(Clients::connect(
         &server.grpc_addr,
         &server.http_addr,
         settings.grpc_connections,
         &data.user_key,
+        Some(&data.service_key),
     ))?;
     let load = Load {
         runtime: &runtime,
@@ -142,6 +187,7 @@ pub fn run(settings: &Settings) -> BenchResult<ExitCode> {
         warmup: settings.warmup,
         duration: settings.duration,
         pid: server.pid,
+        background: None,
     };
     let mut runner = RowRunner {
         settings,
@@ -174,7 +220,25 @@ pub fn run(settings: &Settings) -> BenchResult<ExitCode> {
     };
     let seq_scans = plans(&mut conn, &plans_path);
 
-    // 6. The click rows last: their counter updates change the partners table (new row
+    // 6. The lists again, changed: against a second process without its copy (quiet, next to
+    // the quiet rows); under clicks; under renames; then a rename across two processes. Clicks
+    // before renames: after the last rename the copy may be stale for a while (reloads pause),
+    // which would taint rows after it, while what the clicks leave (new row versions) is what
+    // the writes rows' directory would see anyway.
+    let changing = Changing {
+        load: &load,
+        runtime: &runtime,
+        data: &data,
+        shapes: ListShape::all(deep_page),
+        server_bin: &server_bin,
+        out_dir: &tmp,
+    };
+    changing.copy_off_rows(&mut runner, &mut hard_failures)?;
+    changing.click_rows(&mut runner, &mut conn, &mut hard_failures)?;
+    changing.write_rows(&mut runner, &mut conn, &mut hard_failures)?;
+    changing.rename_row(&mut runner, &mut conn, &mut hard_failures)?;
+
+    // 7. The click rows last: their counter updates change the partners table (new row
     // versions, cleared visibility-map bits), which the read scenarios should not see.
     let click_check = click_rows(
         &mut runner,
@@ -190,7 +254,7 @@ pub fn run(settings: &Settings) -> BenchResult<ExitCode> {
         None
     };
 
-    // 7. Peak memory, stop.
+    // 8. Peak memory, stop.
     let hwm_kib = proc_status_kib(server.pid, "VmHWM:");
     let alive = server.exited().is_none();
     let stop_status = server.stop();
@@ -200,7 +264,7 @@ pub fn run(settings: &Settings) -> BenchResult<ExitCode> {
     drop(load);
     drop(runtime);
 
-    // 8. Ratios and targets.
+    // 9. Ratios and targets.
     let mut rows = runner.rows;
     let judging = Judging {
         concurrency: settings.concurrency,
@@ -224,9 +288,24 @@ pub fn run(settings: &Settings) -> BenchResult<ExitCode> {
         rows.push(targets::index_use_row(scans, settings.smoke));
     }
     rows.push(targets::peak_memory_row(hwm_kib));
+    rows.extend(targets::copy_rows(&copy));
 
     print_table(&rows);
     print_cpu_table(&rows);
+    print_changing_table(&rows);
+    println!("copy (search index) of the server: {copy}");
+    if let Some(m) = rows
+        .iter()
+        .find(|r| r.name == RENAME_ROW)
+        .and_then(|r| r.measured.as_ref())
+    {
+        println!(
+            "rename seen by the 2nd process: {} ({}; from the rename's acknowledgement by \
+             process 1 to the answer of process 2's search that has it)",
+            changing::percentiles_text(&m.hist),
+            m.note
+        );
+    }
     if !transport.is_empty() {
         println!(
             "req/s relative to health Check at the same concurrency: {}",
@@ -354,21 +433,13 @@ fn read_scenarios(
     let max_id = data.max_partner_id.max(1);
     runner.run("gRPC GetPartner", c, || Ok(load.get_partner(c, max_id)));
     // ListPartners rows at the list concurrency, each with its own request.
-    runner.run("gRPC ListPartners", lc, || {
-        Ok(load.list_partners(lc, list_partners_request))
-    });
+    runner.list_row(load, ListShape::Search, lc);
     // Not a scenario of the issue: the directory's default list (no search, no filter, the
     // business's preferred partners first), page 1 of 25, as a client browsing it asks.
-    runner.run(BROWSE_ROW, lc, || {
-        Ok(load.list_partners(lc, pb::ListPartnersRequest::default))
-    });
+    runner.list_row(load, ListShape::Browse, lc);
     // Not a scenario either: a list in an order the caller picks (newest first), which takes
     // the SQL path (Postgres orders and pages; the copy tells the total).
-    runner.run(
-        NEWEST_ROW,
-        lc,
-        || Ok(load.list_partners(lc, newest_request)),
-    );
+    runner.list_row(load, ListShape::Newest, lc);
     // The database's own floor for the list target: the scenario's page statement (the one the
     // service runs while its search index is current) alone under pgbench at the same
     // concurrency (no includes, no service, no load generator).
@@ -383,9 +454,7 @@ fn read_scenarios(
         );
         run_pgbench(settings, data, &PgbenchKind::ListPage(line), lc, tmp)
     });
-    runner.run("gRPC ListAvailablePartners", c, || {
-        Ok(load.list_available(c))
-    });
+    runner.list_row(load, ListShape::Available, c);
     // The deep page: 40, or the last page when the data set has fewer wholesalers (smoke).
     let deep = format!("gRPC ListWholesalers page {deep_page}");
     let pages: Vec<i32> = if deep_page > 1 {
@@ -394,15 +463,14 @@ fn read_scenarios(
         vec![1]
     };
     for page in pages {
-        let name = format!("gRPC ListWholesalers page {page}");
-        runner.run(&name, c, || Ok(load.list_wholesalers(c, page)));
+        runner.list_row(load, ListShape::Wholesalers(page), c);
     }
     runner.run(
         "REST GetPartner",
         c,
         || Ok(load.rest_get_partner(c, max_id)),
     );
-    runner.run("REST ListPartners", lc, || Ok(load.rest_list_partners(lc)));
+    runner.list_row(load, ListShape::RestSearch, lc);
     RowNames { deep, list_floor }
 }
 

@@ -5,10 +5,11 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use loadgen::data::{COMMON_CATEGORIES, COMMON_COUNTRY, SEARCH_WORD};
 use partners::grpc::pb;
+use partners::grpc::pb::partner_admin_service_client::PartnerAdminServiceClient;
 use partners::grpc::pb::partner_service_client::PartnerServiceClient;
 use tokio::runtime::Runtime;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -17,7 +18,9 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+use crate::changing::Rename;
 use crate::closed_loop::{Measured, XorShift, closed_loop};
+use crate::open_loop::{Paced, open_loop};
 use crate::settings::BenchResult;
 
 /// The row of the directory's default list (not a scenario of the performance issue).
@@ -26,6 +29,152 @@ pub const BROWSE_ROW: &str = "gRPC ListPartners browse";
 pub const NEWEST_ROW: &str = "gRPC ListPartners newest";
 /// The order of [`NEWEST_ROW`].
 pub const NEWEST_SORT: &str = "-created_at";
+/// Most background calls waiting for their answer at once: far above what a healthy service
+/// needs at the rates of the rows (1,000 clicks/s at 5 ms is 5), so a loop that hits it says
+/// the service stalled (the calls are counted as skipped, the rate reached drops).
+const BACKGROUND_IN_FLIGHT: usize = 256;
+
+/// A list row's request: each list scenario of the read rows, run quiet, while the directory
+/// changes, and against a server without its copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListShape {
+    /// gRPC ListPartners with the scenario's filters, search and include.
+    Search,
+    /// gRPC ListPartners, no filter, default order ([`BROWSE_ROW`]).
+    Browse,
+    /// gRPC ListPartners, newest first ([`NEWEST_ROW`]).
+    Newest,
+    /// gRPC ListAvailablePartners, page 1.
+    Available,
+    /// gRPC ListWholesalers at this page.
+    Wholesalers(i32),
+    /// REST ListPartners with the gRPC scenario's request.
+    RestSearch,
+}
+
+impl ListShape {
+    /// The list shapes of a run whose deep ListWholesalers page is `deep_page`, in row order.
+    pub fn all(deep_page: i32) -> Vec<ListShape> {
+        let mut shapes = vec![
+            ListShape::Search,
+            ListShape::Browse,
+            ListShape::Newest,
+            ListShape::Available,
+            ListShape::Wholesalers(1),
+        ];
+        if deep_page > 1 {
+            shapes.push(ListShape::Wholesalers(deep_page));
+        }
+        shapes.push(ListShape::RestSearch);
+        shapes
+    }
+
+    /// The name of the shape's quiet row.
+    pub fn name(self) -> String {
+        match self {
+            ListShape::Search => "gRPC ListPartners".into(),
+            ListShape::Browse => BROWSE_ROW.into(),
+            ListShape::Newest => NEWEST_ROW.into(),
+            ListShape::Available => "gRPC ListAvailablePartners".into(),
+            ListShape::Wholesalers(page) => format!("gRPC ListWholesalers page {page}"),
+            ListShape::RestSearch => "REST ListPartners".into(),
+        }
+    }
+
+    /// Whether the shape runs at the ListPartners rows' concurrency (else at the general one).
+    pub fn at_list_concurrency(self) -> bool {
+        matches!(
+            self,
+            ListShape::Search | ListShape::Browse | ListShape::Newest | ListShape::RestSearch
+        )
+    }
+}
+
+/// What an open loop sends in the background of a row.
+#[derive(Clone)]
+pub enum Background {
+    /// Partner renames through the admin API with the service key; call k sends `plan[k]`.
+    Renames {
+        /// Calls per second.
+        rate: f64,
+        /// The renames, in order.
+        plan: Arc<Vec<Rename>>,
+    },
+    /// CreatePartnerClickEvent as the click scenario sends them (see [`Load::clicks`]).
+    Clicks {
+        /// Calls per second.
+        rate: f64,
+        /// The largest partner id.
+        max_id: i64,
+        /// Tells this loop's `request_id`s from every other's.
+        nonce: u128,
+    },
+}
+
+impl Background {
+    /// Sends the calls from now until `end`, counting those sent from `measure_from`.
+    async fn run(self, clients: Clients, measure_from: Instant, end: Instant) -> Paced {
+        match self {
+            Background::Renames { rate, plan } => {
+                open_loop(rate, measure_from, end, BACKGROUND_IN_FLIGHT, move |k| {
+                    let call = plan.get(k as usize).map(|r| {
+                        (
+                            clients.admin(k as usize),
+                            clients.service_request(rename_request(r.id, &r.name)),
+                        )
+                    });
+                    async move {
+                        let (mut admin, request) = call.ok_or("the rename plan ran out")?;
+                        admin
+                            .update_partner(request?)
+                            .await
+                            .map(|_| ())
+                            .map_err(status_text)
+                    }
+                })
+                .await
+            }
+            Background::Clicks {
+                rate,
+                max_id,
+                nonce,
+            } => {
+                open_loop(rate, measure_from, end, BACKGROUND_IN_FLIGHT, move |k| {
+                    let mut rng = XorShift::new(nonce as u64 ^ k.wrapping_mul(0x9E37_79B9));
+                    let mut client = clients.partner(k as usize);
+                    let request =
+                        clients.request(click_request(&mut rng, max_id, format!("bg-{nonce}-{k}")));
+                    async move {
+                        client
+                            .create_partner_click_event(request)
+                            .await
+                            .map(|_| ())
+                            .map_err(status_text)
+                    }
+                })
+                .await
+            }
+        }
+    }
+}
+
+/// The admin request renaming partner `id` to `name` (only the name is in the mask).
+pub fn rename_request(id: i64, name: &str) -> pb::UpdatePartnerRequest {
+    let mut request = pb::UpdatePartnerRequest {
+        partner: Some(pb::Partner {
+            id,
+            name: name.to_owned(),
+            ..Default::default()
+        }),
+        update_mask: None,
+    };
+    request
+        .update_mask
+        .get_or_insert_with(Default::default)
+        .paths
+        .push("name".to_owned());
+    request
+}
 
 /// Clients shared by the scenarios.
 #[derive(Clone)]
@@ -35,16 +184,19 @@ pub struct Clients {
     http_base: String,
     auth: MetadataValue<Ascii>,
     auth_header: String,
+    service_auth: Option<MetadataValue<Ascii>>,
 }
 
 impl Clients {
     /// `connections` HTTP/2 connections to the server's gRPC address, an HTTP client for its REST
-    /// address, and `user_key` as the bearer of every call.
+    /// address, `user_key` as the bearer of every call but the admin calls, and `service_key`
+    /// the bearer of those.
     pub async fn connect(
         grpc_addr: &str,
         http_addr: &str,
         connections: usize,
         user_key: &str,
+        service_key: Option<&str>,
     ) -> BenchResult<Clients> {
         let mut channels = Vec::new();
         for _ in 0..connections {
@@ -65,20 +217,43 @@ impl Clients {
         let auth: MetadataValue<Ascii> = auth_header
             .parse()
             .map_err(|e| format!("key is not valid metadata: {e}"))?;
+        let service_auth = service_key
+            .map(|key| format!("Bearer {key}").parse())
+            .transpose()
+            .map_err(|e| format!("service key is not valid metadata: {e}"))?;
         Ok(Clients {
             channels,
             http,
             http_base: format!("http://{http_addr}"),
             auth,
             auth_header,
+            service_auth,
         })
     }
 
-    fn partner(&self, task: usize) -> PartnerServiceClient<Channel> {
+    /// The partner service on connection `task mod n`.
+    pub fn partner(&self, task: usize) -> PartnerServiceClient<Channel> {
         PartnerServiceClient::new(self.channels[task % self.channels.len()].clone())
     }
 
-    fn request<T>(&self, message: T) -> tonic::Request<T> {
+    /// The admin service on connection `task mod n`.
+    pub fn admin(&self, task: usize) -> PartnerAdminServiceClient<Channel> {
+        PartnerAdminServiceClient::new(self.channels[task % self.channels.len()].clone())
+    }
+
+    /// `message` with the service key (admin calls), or why it cannot be sent.
+    pub fn service_request<T>(&self, message: T) -> Result<tonic::Request<T>, String> {
+        let auth = self
+            .service_auth
+            .clone()
+            .ok_or("no service key for the admin calls")?;
+        let mut request = tonic::Request::new(message);
+        request.metadata_mut().insert("authorization", auth);
+        Ok(request)
+    }
+
+    /// `message` with the user key.
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         request
             .metadata_mut()
@@ -87,7 +262,8 @@ impl Clients {
     }
 }
 
-fn status_text(s: tonic::Status) -> String {
+/// A failed call's status, in words.
+pub fn status_text(s: tonic::Status) -> String {
     format!("{:?}: {}", s.code(), s.message())
 }
 
@@ -122,6 +298,26 @@ fn skewed_partner(rng: &mut XorShift, max_id: i64) -> i64 {
         1 + rng.below(hot) as i64
     } else {
         (hot + 1 + rng.below(max_id - hot)) as i64
+    }
+}
+
+/// A click as the click scenario sends it: 70% website, partners skewed as in the data, the
+/// caller's `request_id`.
+fn click_request(
+    rng: &mut XorShift,
+    max_id: i64,
+    request_id: String,
+) -> pb::CreatePartnerClickEventRequest {
+    let event_type = if rng.unit() < 0.7 {
+        pb::EventType::Website
+    } else {
+        pb::EventType::Video
+    };
+    pb::CreatePartnerClickEventRequest {
+        id: skewed_partner(rng, max_id),
+        event_type: event_type as i32,
+        request_id,
+        business_uuid: String::new(),
     }
 }
 
@@ -161,8 +357,9 @@ pub fn newest_request() -> pb::ListPartnersRequest {
     }
 }
 
-/// The rows' closed loops against one server: the clients, the timing of every row, and the
-/// runtime they run on.
+/// The rows' closed loops against one server: the clients, the timing of every row, the runtime
+/// they run on, and what loads the service in the background meanwhile.
+#[derive(Clone)]
 pub struct Load<'a> {
     /// The runtime of the callers.
     pub runtime: &'a Runtime,
@@ -174,6 +371,8 @@ pub struct Load<'a> {
     pub duration: Duration,
     /// The server's process id (its RSS is sampled).
     pub pid: u32,
+    /// Sent in the background of every row, from its warm-up to its end (open loop).
+    pub background: Option<Background>,
 }
 
 impl Load<'_> {
@@ -182,13 +381,41 @@ impl Load<'_> {
         F: Fn(usize, &mut XorShift) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
-        self.runtime.block_on(closed_loop(
-            concurrency,
-            self.warmup,
-            self.duration,
-            self.pid,
-            call,
-        ))
+        let background = self.background.clone();
+        let clients = self.clients.clone();
+        let (warmup, duration, pid) = (self.warmup, self.duration, self.pid);
+        self.runtime.block_on(async move {
+            // The background loop starts with the warm-up, so the measured window sees the
+            // service already under the steady rate.
+            let measure_from = Instant::now() + warmup;
+            let end = measure_from + duration;
+            let loop_task = background.map(|b| tokio::spawn(b.run(clients, measure_from, end)));
+            let mut measured = closed_loop(concurrency, warmup, duration, pid, call).await;
+            if let Some(task) = loop_task {
+                match task.await {
+                    Ok(paced) => measured.background = Some(paced),
+                    Err(e) => {
+                        measured.errors += 1;
+                        measured
+                            .error_samples
+                            .push(format!("background loop panicked: {e}"));
+                    }
+                }
+            }
+            measured
+        })
+    }
+
+    /// The list row of `shape` with `concurrency` callers.
+    pub fn list(&self, shape: ListShape, concurrency: usize) -> Measured {
+        match shape {
+            ListShape::Search => self.list_partners(concurrency, list_partners_request),
+            ListShape::Browse => self.list_partners(concurrency, pb::ListPartnersRequest::default),
+            ListShape::Newest => self.list_partners(concurrency, newest_request),
+            ListShape::Available => self.list_available(concurrency),
+            ListShape::Wholesalers(page) => self.list_wholesalers(concurrency, page),
+            ListShape::RestSearch => self.rest_list_partners(concurrency),
+        }
     }
 
     /// `grpc.health.v1.Health/Check`: a call that does no work.
@@ -327,17 +554,11 @@ impl Load<'_> {
         self.drive(concurrency, move |task, rng| {
             let mut client = clients.partner(task);
             let n = counter.fetch_add(1, Ordering::Relaxed);
-            let event_type = if rng.unit() < 0.7 {
-                pb::EventType::Website
-            } else {
-                pb::EventType::Video
-            };
-            let request = clients.request(pb::CreatePartnerClickEventRequest {
-                id: skewed_partner(rng, max_id),
-                event_type: event_type as i32,
-                request_id: format!("load-{nonce}-{task}-{n}"),
-                business_uuid: String::new(),
-            });
+            let request = clients.request(click_request(
+                rng,
+                max_id,
+                format!("load-{nonce}-{task}-{n}"),
+            ));
             async move {
                 client
                     .create_partner_click_event(request)

@@ -45,10 +45,22 @@ impl Server {
     /// Starts `binary serve --no-migrate` on `database_url` and two free ports, its log in
     /// `out_dir/load-server.log`. The environment reaches it (`RUST_LOG`, `PARTNERS_*`).
     pub fn start(binary: &Path, database_url: &str, out_dir: &Path) -> BenchResult<Server> {
+        Server::start_with(binary, database_url, out_dir, "load-server.log", &[])
+    }
+
+    /// [`Server::start`] with its log in `out_dir/log_name` and `extra_args` after the others
+    /// (a second process on the same database, e.g. without its copy).
+    pub fn start_with(
+        binary: &Path,
+        database_url: &str,
+        out_dir: &Path,
+        log_name: &str,
+        extra_args: &[&str],
+    ) -> BenchResult<Server> {
         let (grpc_port, http_port) = free_ports()?;
         let grpc_addr = format!("127.0.0.1:{grpc_port}");
         let http_addr = format!("127.0.0.1:{http_port}");
-        let log = out_dir.join("load-server.log");
+        let log = out_dir.join(log_name);
         let file = std::fs::File::create(&log)
             .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
         let err_file = file
@@ -63,6 +75,7 @@ impl Server {
                 "--http-addr",
                 &http_addr,
             ])
+            .args(extra_args)
             .env("DATABASE_URL", database_url)
             .stdin(Stdio::null())
             .stdout(Stdio::from(file))
@@ -83,6 +96,47 @@ impl Server {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// The state of the server's copy once it is loaded, waited for at most `limit` after
+    /// SERVING (the server listens once its copy is loaded or after its DB checkout timeout,
+    /// whichever comes first, so a large directory's copy may still be loading), as its log
+    /// tells: the first "search index loaded" line, or a warning that the load failed or stepped
+    /// aside (a failed first load is retried only when a list asks for the copy).
+    pub fn wait_copy_loaded(&mut self, limit: Duration) -> CopyState {
+        if std::env::var("PARTNERS_SEARCH_INDEX_MAX_PARTNERS").is_ok_and(|v| v.trim() == "0") {
+            return CopyState::Off;
+        }
+        let deadline = Instant::now() + limit;
+        loop {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if let Some(load) = text.lines().find_map(CopyLoad::parse) {
+                return CopyState::Loaded(load);
+            }
+            let warning = text.lines().find(|l| {
+                l.contains("search index: more partners than it may hold")
+                    || l.contains("search index: load failed")
+            });
+            if let Some(line) = warning {
+                // The message without the timestamp and level.
+                let from = line.find("search index:").unwrap_or(0);
+                return CopyState::Failed(line[from..].to_owned());
+            }
+            if !text.contains("listening on") {
+                // Its "listening" lines are missing too: the log is filtered above info.
+                return CopyState::Unknown("no info lines in the server log (RUST_LOG?)".into());
+            }
+            if self.exited().is_some() {
+                return CopyState::Unknown("the server exited".into());
+            }
+            if Instant::now() > deadline {
+                return CopyState::Unknown(format!(
+                    "no \"search index loaded\" line after {} s",
+                    limit.as_secs()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// The exit status, when the server has exited.
@@ -145,6 +199,91 @@ impl Server {
         let _ = child.kill();
         let _ = child.wait();
         "killed after 20 s without exiting".into()
+    }
+}
+
+/// The state of a server's copy (its search index) after start, from its log.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CopyState {
+    /// Loaded, with these figures.
+    Loaded(CopyLoad),
+    /// Off (`PARTNERS_SEARCH_INDEX_MAX_PARTNERS=0`): every list by SQL, as asked.
+    Off,
+    /// Not loaded: the server's warning (the load failed, or the directory is beyond the limit).
+    Failed(String),
+    /// Not known from the log, and why.
+    Unknown(String),
+}
+
+impl std::fmt::Display for CopyState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CopyState::Loaded(load) => write!(f, "{load}"),
+            CopyState::Off => f.write_str("off"),
+            CopyState::Failed(why) => write!(f, "NOT LOADED: {why}"),
+            CopyState::Unknown(why) => write!(f, "unknown: {why}"),
+        }
+    }
+}
+
+/// The server's load of its copy, as its log line "search index loaded" tells it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CopyLoad {
+    /// Partners in the copy.
+    pub partners: u64,
+    /// Its heap, MiB.
+    pub mib: f64,
+    /// The load's time, ms.
+    pub ms: u64,
+}
+
+impl CopyLoad {
+    /// The load of a "search index loaded" line: text (`partners=100000 mib="14.3" ms=512`) or
+    /// JSON (`"partners":100000,"mib":"14.3","ms":512`).
+    pub fn parse(line: &str) -> Option<CopyLoad> {
+        if !line.contains("search index loaded") {
+            return None;
+        }
+        let field = |key: &str| -> Option<&str> {
+            [format!("{key}="), format!("\"{key}\":")]
+                .iter()
+                .find_map(|prefix| {
+                    let at = line
+                        .match_indices(prefix.as_str())
+                        // A whole key: `ms=` must not match inside `items=`.
+                        .find(|(i, _)| *i == 0 || !line.as_bytes()[i - 1].is_ascii_alphanumeric())?
+                        .0;
+                    let rest = line[at + prefix.len()..].trim_start_matches('"');
+                    let end = rest
+                        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                        .unwrap_or(rest.len());
+                    Some(&rest[..end])
+                })
+                .filter(|v| !v.is_empty())
+        };
+        Some(CopyLoad {
+            partners: field("partners")?.parse().ok()?,
+            mib: field("mib")?.parse().ok()?,
+            ms: field("ms")?.parse().ok()?,
+        })
+    }
+
+    /// Heap bytes per partner.
+    pub fn bytes_per_partner(&self) -> f64 {
+        self.mib * 1_048_576.0 / self.partners.max(1) as f64
+    }
+}
+
+impl std::fmt::Display for CopyLoad {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} partners, {:.1} MiB ({:.0} bytes per partner), loaded in {:.2} s",
+            self.partners,
+            self.mib,
+            self.bytes_per_partner(),
+            self.ms as f64 / 1000.0
+        )
     }
 }
 
@@ -224,6 +363,26 @@ mod tests {
         assert_eq!(cargo_profile("debug"), "dev");
         assert_eq!(cargo_profile("release"), "release");
         assert_eq!(cargo_profile("profiling"), "profiling");
+    }
+
+    #[test]
+    fn the_copy_load_is_read_from_the_log_line() {
+        let text = "2025-01-01T00:00:00.000Z  INFO partners::serving::lists::copy: search index \
+                    loaded partners=100000 version=7 mib=\"14.9\" ms=512";
+        let load = CopyLoad::parse(text).expect("a load");
+        assert_eq!(
+            load,
+            CopyLoad {
+                partners: 100_000,
+                mib: 14.9,
+                ms: 512
+            }
+        );
+        assert!((load.bytes_per_partner() - 156.2).abs() < 0.1);
+        let json = r#"{"timestamp":"x","level":"INFO","fields":{"message":"search index loaded","partners":1000000,"version":3,"mib":"162.0","ms":3400}}"#;
+        assert_eq!(CopyLoad::parse(json).map(|l| l.ms), Some(3400));
+        assert_eq!(CopyLoad::parse("search index: load failed"), None);
+        assert_eq!(CopyLoad::parse("search index loaded partners=5"), None);
     }
 
     #[test]

@@ -56,6 +56,18 @@ pub struct RunArgs {
     /// directory of loadgen's target directory, e.g. target/tmp].
     #[arg(long, value_name = "DIR")]
     out_dir: Option<PathBuf>,
+    /// Partner renames per second (admin API, open loop) in the background of the "+ N
+    /// writes/s" rows.
+    #[arg(long, default_value_t = 20.0)]
+    write_rate: f64,
+    /// Click events per second (open loop) in the background of the "+ N clicks/s" rows
+    /// [default: 1000, 100 with --smoke: the debug build's server answers ~300 clicks/s in all,
+    /// and a smoke row proves the row runs, not the rate].
+    #[arg(long)]
+    click_rate: Option<f64>,
+    /// Renames timed by the "rename seen by 2nd process" row [default: 200, 5 with --smoke].
+    #[arg(long)]
+    rename_probes: Option<usize>,
     /// Size of the data set loaded by the seed (ignored with --smoke or --skip-seed).
     #[command(flatten)]
     scale: Scale,
@@ -90,6 +102,17 @@ pub struct Settings {
     pub server_bin: Option<PathBuf>,
     /// Where the server's log, the plans and the pgbench scripts go.
     pub out_dir: PathBuf,
+    /// Renames per second behind the writes rows.
+    pub write_rate: f64,
+    /// Click events per second behind the clicks rows.
+    pub click_rate: f64,
+    /// Renames timed by the rename row.
+    pub rename_probes: usize,
+    /// Measured time of each row of a changing directory (shorter in smoke runs, which only
+    /// prove the rows run: eighteen of them would double the smoke run).
+    pub changing_duration: Duration,
+    /// Unmeasured time before each row of a changing directory.
+    pub changing_warmup: Duration,
 }
 
 impl Settings {
@@ -100,20 +123,22 @@ impl Settings {
             .concurrency
             .unwrap_or(if smoke { 4 } else { 32 })
             .max(1);
+        let duration = Duration::from_secs(
+            args.duration_secs
+                .unwrap_or(if smoke { 1 } else { 10 })
+                .max(1),
+        );
+        let warmup = Duration::from_secs_f64(
+            args.warmup_secs
+                .unwrap_or(if smoke { 0.2 } else { 1.0 })
+                .clamp(0.0, 600.0),
+        );
         Settings {
             database_url: args
                 .database_url
                 .unwrap_or_else(|| default_database_url(smoke).to_owned()),
-            duration: Duration::from_secs(
-                args.duration_secs
-                    .unwrap_or(if smoke { 1 } else { 10 })
-                    .max(1),
-            ),
-            warmup: Duration::from_secs_f64(
-                args.warmup_secs
-                    .unwrap_or(if smoke { 0.2 } else { 1.0 })
-                    .clamp(0.0, 600.0),
-            ),
+            duration,
+            warmup,
             concurrency,
             list_concurrency: args
                 .list_concurrency
@@ -127,6 +152,25 @@ impl Settings {
             scale: if smoke { Scale::smoke() } else { args.scale },
             server_bin: args.server_bin,
             out_dir: args.out_dir.unwrap_or_else(default_out_dir),
+            write_rate: args.write_rate.clamp(0.1, 10_000.0),
+            click_rate: args
+                .click_rate
+                .unwrap_or(if smoke { 100.0 } else { 1000.0 })
+                .clamp(0.1, 100_000.0),
+            rename_probes: args
+                .rename_probes
+                .unwrap_or(if smoke { 5 } else { 200 })
+                .max(1),
+            changing_duration: if smoke {
+                Duration::from_millis(500)
+            } else {
+                duration
+            },
+            changing_warmup: if smoke {
+                Duration::from_millis(100)
+            } else {
+                warmup
+            },
         }
     }
 
@@ -195,9 +239,14 @@ mod tests {
         assert_eq!((s.concurrency, s.list_concurrency), (4, 4));
         assert_eq!(s.duration, Duration::from_secs(1));
         assert_eq!(s.scale.partners, Scale::smoke().partners);
+        assert_eq!(s.changing_duration, Duration::from_millis(500));
+        assert_eq!((s.rename_probes, s.click_rate), (5, 100.0));
         let full = settings(&[]);
         assert_eq!(full.database_url, DEFAULT_DATABASE_URL);
         assert_eq!((full.concurrency, full.list_concurrency), (32, 8));
+        assert_eq!(full.changing_duration, full.duration);
+        assert_eq!((full.write_rate, full.click_rate), (20.0, 1000.0));
+        assert_eq!(full.rename_probes, 200);
     }
 
     #[test]

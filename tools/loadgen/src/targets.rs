@@ -1,13 +1,140 @@
 //! The targets of the performance issue: each row judged against its baseline (PASS, FAIL or
 //! n/a), and the click bound and click cost fit printed under the tables.
 
+use crate::changing::RENAME_ROW;
 use crate::closed_loop::Measured;
 use crate::pgbench::{CEILING_ROW, SWEEP_ROW, click_batch_of};
-use crate::report::Row;
+use crate::report::{Row, VariantKind};
 use crate::scenarios::{BROWSE_ROW, NEWEST_ROW};
+use crate::server::CopyState;
 
 /// The RSS limit of the issue, in MiB.
 pub const RSS_LIMIT_MIB: f64 = 150.0;
+
+// Issue 18's targets (lists while the directory changes).
+/// Under the write rate: a list's p99 at most this × its quiet p99 …
+const WRITES_P99_MAX: f64 = 1.5;
+/// … and its throughput at least this × its quiet throughput.
+const WRITES_RPS_MIN: f64 = 0.7;
+/// Under the click rate: a list's p99 at most this × its quiet p99.
+const CLICKS_P99_MAX: f64 = 1.5;
+/// Without the copy: a list's p99 at most this × its p99 with the copy.
+const COPY_OFF_P99_MAX: f64 = 4.0;
+/// A rename found by the other process's search within this, at p95 (ms).
+const RENAME_P95_MAX_MS: f64 = 100.0;
+/// The copy's heap per partner, at most (bytes; the issue's target at 1,000,000 partners).
+const COPY_BYTES_MAX: f64 = 300.0;
+/// The copy's load, at most (seconds; the issue's target at 1,000,000 partners).
+const COPY_LOAD_MAX_S: f64 = 10.0;
+/// A background loop must have reached this share of its rate for its row to be judged a pass:
+/// a row whose writes did not arrive proves nothing about writes.
+const DELIVERED_MIN: f64 = 0.95;
+
+/// The ratio, target and verdict of a row of a changing directory of `kind` measured as `m`,
+/// against its quiet row `quiet`: p99 ratio (and throughput ratio under writes) within the
+/// issue's bounds, the background rate delivered, RSS within its limit.
+fn variant_verdict(
+    m: &Measured,
+    kind: VariantKind,
+    quiet: Option<&Measured>,
+    rss_ok: bool,
+) -> (Option<f64>, String, Option<bool>) {
+    let p99_ratio = quiet.map(|q| m.p99() / q.p99());
+    let rps_ratio = quiet.map(|q| m.rps / q.rps);
+    let delivered = m
+        .background
+        .as_ref()
+        .map(|p| p.achieved() >= DELIVERED_MIN * p.rate);
+    match kind {
+        VariantKind::Writes => (
+            p99_ratio,
+            format!(
+                "p99≤{WRITES_P99_MAX}×, req/s≥{WRITES_RPS_MIN}× quiet ({})",
+                rps_ratio.map_or("-".into(), |r| format!("{r:.2}×"))
+            ),
+            all_of(&[
+                p99_ratio.map(|r| r <= WRITES_P99_MAX),
+                rps_ratio.map(|r| r >= WRITES_RPS_MIN),
+                delivered,
+                Some(rss_ok),
+            ]),
+        ),
+        VariantKind::Clicks => (
+            p99_ratio,
+            format!("p99≤{CLICKS_P99_MAX}× quiet, clicks delivered"),
+            all_of(&[
+                p99_ratio.map(|r| r <= CLICKS_P99_MAX),
+                delivered,
+                Some(rss_ok),
+            ]),
+        ),
+        VariantKind::CopyOff => (
+            p99_ratio,
+            format!("p99≤{COPY_OFF_P99_MAX}× copy on, RSS≤150"),
+            all_of(&[p99_ratio.map(|r| r <= COPY_OFF_P99_MAX), Some(rss_ok)]),
+        ),
+    }
+}
+
+/// A row that states a check without a measurement of its own.
+fn check_row(name: &str, target: String, pass: Option<bool>) -> Row {
+    Row {
+        name: name.into(),
+        concurrency: 0,
+        measured: None,
+        failure: None,
+        baseline: None,
+        ratio: None,
+        target,
+        pass,
+        rss_mib: None,
+        cpu: None,
+        variant: None,
+    }
+}
+
+/// The rows of the server's copy: heap bytes per partner and load time, against the issue's
+/// targets at 1,000,000 partners (judged at any size: neither grows with it per partner). A copy
+/// that did not load fails its load time; one off (as asked) has no rows; one whose state the
+/// log does not tell is not judged.
+pub fn copy_rows(copy: &CopyState) -> Vec<Row> {
+    let load_row = |target: String, pass| check_row("copy: load time", target, pass);
+    let load = match copy {
+        CopyState::Loaded(load) => load,
+        CopyState::Off => return Vec::new(),
+        CopyState::Failed(why) => {
+            return vec![load_row(
+                format!("≤{COPY_LOAD_MAX_S:.0} s: not loaded ({why})"),
+                Some(false),
+            )];
+        }
+        CopyState::Unknown(why) => {
+            return vec![load_row(
+                format!("≤{COPY_LOAD_MAX_S:.0} s: unknown ({why})"),
+                None,
+            )];
+        }
+    };
+    let bytes = load.bytes_per_partner();
+    let seconds = load.ms as f64 / 1000.0;
+    vec![
+        check_row(
+            "copy: heap per partner",
+            format!(
+                "≤{COPY_BYTES_MAX:.0} B: {bytes:.0} B ({:.1} MiB, {} partners)",
+                load.mib, load.partners
+            ),
+            Some(bytes <= COPY_BYTES_MAX),
+        ),
+        load_row(
+            format!(
+                "≤{COPY_LOAD_MAX_S:.0} s: {seconds:.2} s ({} partners)",
+                load.partners
+            ),
+            Some(seconds <= COPY_LOAD_MAX_S),
+        ),
+    ]
+}
 
 /// PASS when every criterion holds, FAIL when one fails, n/a (`None`) when a criterion could not
 /// be evaluated (its baseline was not run, e.g. with `--only`) and none failed.
@@ -176,97 +303,118 @@ pub fn judge(rows: &mut [Row], judging: &Judging, hard_failures: &mut Vec<String
             .is_none_or(|k| k as f64 / 1024.0 <= RSS_LIMIT_MIB);
         let rps_ratio = |base: Option<Measured>| base.map(|b| m.rps / b.rps);
         let (baseline, ratio, target, pass): (Option<String>, Option<f64>, String, Option<bool>) =
-            match row.name.as_str() {
-                "gRPC GetPartner" => {
-                    let r = rps_ratio(lookup(&select_name(c)));
-                    (
-                        Some(select_name(c).trim_start_matches("baseline: ").into()),
-                        r,
-                        "≥0.25× tps, p99≤5ms, RSS≤150".into(),
-                        all_of(&[r.map(|r| r >= 0.25), Some(m.p99() <= 5.0), Some(rss_ok)]),
-                    )
-                }
-                "gRPC ListPartners" => (
-                    Some(select_name(lc).trim_start_matches("baseline: ").into()),
-                    rps_ratio(lookup(&select_name(lc))),
-                    "p99≤20ms, RSS≤150".into(),
-                    Some(m.p99() <= 20.0 && rss_ok),
-                ),
-                BROWSE_ROW | NEWEST_ROW => (
-                    Some(select_name(lc).trim_start_matches("baseline: ").into()),
-                    rps_ratio(lookup(&select_name(lc))),
-                    "RSS≤150".into(),
-                    Some(rss_ok),
-                ),
-                "gRPC ListAvailablePartners" | "gRPC ListWholesalers page 1" => (
-                    Some(select_name(c).trim_start_matches("baseline: ").into()),
-                    rps_ratio(lookup(&select_name(c))),
-                    "RSS≤150".into(),
-                    Some(rss_ok),
-                ),
-                n if n == deep_name => {
-                    let r = whole_p1.as_ref().map(|p1| m.p99() / p1.p99());
-                    (
-                        Some("Wholesalers page 1 (p99)".into()),
-                        r,
-                        "p99 ≤2× page 1 p99, RSS≤150".into(),
-                        all_of(&[r.map(|r| r <= 2.0), Some(rss_ok)]),
-                    )
-                }
-                n if n == list_floor_name => {
-                    let r = grpc_list.as_ref().map(|g| m.p99() / g.p99());
-                    (
-                        Some("gRPC ListPartners (p99)".into()),
-                        r,
-                        "(info: the list target's floor)".into(),
-                        None,
-                    )
-                }
-                n if click_batch_of(n).is_some() => {
-                    let name = format!("baseline: pgbench insert c={c}");
-                    (
-                        Some(name.trim_start_matches("baseline: ").into()),
-                        rps_ratio(lookup(&name)),
-                        if n.starts_with(SWEEP_ROW) {
-                            "(events/s; the statement at n events)".into()
-                        } else {
-                            "(events/s; the click target's ceiling)".into()
-                        },
-                        None,
-                    )
-                }
-                "gRPC CreatePartnerClickEvent" => {
-                    let name = format!("baseline: pgbench insert c={c}");
-                    let r = rps_ratio(lookup(&name));
-                    let consistent = click_check.is_some_and(|(a, n)| a as i64 == n)
-                        && !hard_failures.iter().any(|f| f.contains("counters"));
-                    (
-                        Some(name.trim_start_matches("baseline: ").into()),
-                        r,
-                        "≥1.5× tps, counters exact, RSS≤150".into(),
-                        all_of(&[r.map(|r| r >= 1.5), Some(consistent), Some(rss_ok)]),
-                    )
-                }
-                "REST GetPartner" => {
-                    let r = grpc_get.as_ref().map(|g| m.rps / g.rps);
-                    (
-                        Some("gRPC GetPartner".into()),
-                        r,
-                        "≥0.5× gRPC req/s, RSS≤150".into(),
-                        all_of(&[r.map(|r| r >= 0.5), Some(rss_ok)]),
-                    )
-                }
-                "REST ListPartners" => {
-                    let r = grpc_list.as_ref().map(|g| m.rps / g.rps);
-                    (
-                        Some("gRPC ListPartners".into()),
-                        r,
+            if let Some(variant) = &row.variant {
+                let quiet = lookup(&variant.quiet);
+                let (ratio, target, pass) =
+                    variant_verdict(&m, variant.kind, quiet.as_ref(), rss_ok);
+                (Some(variant.quiet.clone()), ratio, target, pass)
+            } else {
+                match row.name.as_str() {
+                    RENAME_ROW => {
+                        let p95 = m.p(0.95);
+                        (
+                            None,
+                            None,
+                            format!(
+                                "p95≤{RENAME_P95_MAX_MS:.0}ms (p95 {})",
+                                p95.map_or("-".into(), |v| format!("{v:.1} ms"))
+                            ),
+                            p95.map(|v| v <= RENAME_P95_MAX_MS),
+                        )
+                    }
+                    "gRPC GetPartner" => {
+                        let r = rps_ratio(lookup(&select_name(c)));
+                        (
+                            Some(select_name(c).trim_start_matches("baseline: ").into()),
+                            r,
+                            "≥0.25× tps, p99≤5ms, RSS≤150".into(),
+                            all_of(&[r.map(|r| r >= 0.25), Some(m.p99() <= 5.0), Some(rss_ok)]),
+                        )
+                    }
+                    "gRPC ListPartners" => (
+                        Some(select_name(lc).trim_start_matches("baseline: ").into()),
+                        rps_ratio(lookup(&select_name(lc))),
+                        "p99≤20ms, RSS≤150".into(),
+                        Some(m.p99() <= 20.0 && rss_ok),
+                    ),
+                    BROWSE_ROW | NEWEST_ROW => (
+                        Some(select_name(lc).trim_start_matches("baseline: ").into()),
+                        rps_ratio(lookup(&select_name(lc))),
                         "RSS≤150".into(),
                         Some(rss_ok),
-                    )
+                    ),
+                    "gRPC ListAvailablePartners" | "gRPC ListWholesalers page 1" => (
+                        Some(select_name(c).trim_start_matches("baseline: ").into()),
+                        rps_ratio(lookup(&select_name(c))),
+                        "RSS≤150".into(),
+                        Some(rss_ok),
+                    ),
+                    n if n == deep_name => {
+                        let r = whole_p1.as_ref().map(|p1| m.p99() / p1.p99());
+                        (
+                            Some("Wholesalers page 1 (p99)".into()),
+                            r,
+                            "p99 ≤2× page 1 p99, RSS≤150".into(),
+                            all_of(&[r.map(|r| r <= 2.0), Some(rss_ok)]),
+                        )
+                    }
+                    n if n == list_floor_name => {
+                        let r = grpc_list.as_ref().map(|g| m.p99() / g.p99());
+                        (
+                            Some("gRPC ListPartners (p99)".into()),
+                            r,
+                            "(info: the list target's floor)".into(),
+                            None,
+                        )
+                    }
+                    n if click_batch_of(n).is_some() => {
+                        let name = format!("baseline: pgbench insert c={c}");
+                        (
+                            Some(name.trim_start_matches("baseline: ").into()),
+                            rps_ratio(lookup(&name)),
+                            if n.starts_with(SWEEP_ROW) {
+                                "(events/s; the statement at n events)".into()
+                            } else {
+                                "(events/s; the click target's ceiling)".into()
+                            },
+                            None,
+                        )
+                    }
+                    "gRPC CreatePartnerClickEvent" => {
+                        let name = format!("baseline: pgbench insert c={c}");
+                        let r = rps_ratio(lookup(&name));
+                        let consistent = click_check.is_some_and(|(a, n)| a as i64 == n)
+                            && !hard_failures.iter().any(|f| f.contains("counters"));
+                        (
+                            Some(name.trim_start_matches("baseline: ").into()),
+                            r,
+                            "≥1.5× tps, counters exact, RSS≤150".into(),
+                            all_of(&[r.map(|r| r >= 1.5), Some(consistent), Some(rss_ok)]),
+                        )
+                    }
+                    "REST GetPartner" => {
+                        let r = grpc_get.as_ref().map(|g| m.rps / g.rps);
+                        (
+                            Some("gRPC GetPartner".into()),
+                            r,
+                            "≥0.5× gRPC req/s, RSS≤150".into(),
+                            all_of(&[r.map(|r| r >= 0.5), Some(rss_ok)]),
+                        )
+                    }
+                    "REST ListPartners" => {
+                        let r = grpc_list.as_ref().map(|g| m.rps / g.rps);
+                        (
+                            Some("gRPC ListPartners".into()),
+                            r,
+                            "RSS≤150".into(),
+                            Some(rss_ok),
+                        )
+                    }
+                    name if name.starts_with("baseline: health") => {
+                        (None, None, String::new(), None)
+                    }
+                    _ => (None, None, String::new(), None),
                 }
-                name if name.starts_with("baseline: health") => (None, None, String::new(), None),
-                _ => (None, None, String::new(), None),
             };
         row.baseline = baseline;
         row.ratio = ratio;
@@ -280,6 +428,14 @@ pub fn judge(rows: &mut [Row], judging: &Judging, hard_failures: &mut Vec<String
                 m.error_samples.join(" | ")
             ));
         }
+        if let Some(paced) = m.background.as_ref().filter(|p| p.errors > 0) {
+            hard_failures.push(format!(
+                "{}: {} background calls failed ({})",
+                row.name,
+                paced.errors,
+                paced.error_samples.join(" | ")
+            ));
+        }
     }
     for row in rows.iter() {
         if let Some(e) = &row.failure {
@@ -288,7 +444,8 @@ pub fn judge(rows: &mut [Row], judging: &Judging, hard_failures: &mut Vec<String
     }
 }
 
-/// req/s of each gRPC and REST row relative to the health Check at the same concurrency.
+/// req/s of each gRPC and REST row relative to the health Check at the same concurrency (rows of
+/// a changing directory left out: their throughput is compared with their quiet rows').
 pub fn transport_ratios(rows: &[Row]) -> Vec<String> {
     let lookup = |name: &str| {
         rows.iter()
@@ -298,6 +455,7 @@ pub fn transport_ratios(rows: &[Row]) -> Vec<String> {
     let health_name = |conc: usize| format!("baseline: health Check c={conc}");
     rows.iter()
         .filter(|r| r.name.starts_with("gRPC") || r.name.starts_with("REST"))
+        .filter(|r| r.variant.is_none())
         .filter_map(|r| {
             let m = r.measured.as_ref()?;
             let h = lookup(&health_name(r.concurrency))?;
@@ -310,39 +468,28 @@ pub fn transport_ratios(rows: &[Row]) -> Vec<String> {
 /// `Seq Scan on partners`, or not taken); not judged on smoke data, where the planner rightly
 /// scans tables of a few pages.
 pub fn index_use_row(scans: &[String], smoke: bool) -> Row {
-    Row {
-        name: "list queries use an index".into(),
-        concurrency: 0,
-        measured: None,
-        failure: None,
-        baseline: None,
-        ratio: None,
-        target: match (scans.is_empty(), smoke) {
+    check_row(
+        "list queries use an index",
+        match (scans.is_empty(), smoke) {
             (true, _) => "no Seq Scan on partners".into(),
             // The planner rightly scans tables of a few pages: judged on the full data only.
             (false, true) => format!("smoke data, not judged: {}", scans.join(", ")),
             (false, false) => format!("Seq Scan or no plan: {}", scans.join(", ")),
         },
-        pass: (!smoke || scans.is_empty()).then_some(scans.is_empty()),
-        rss_mib: None,
-        cpu: None,
-    }
+        (!smoke || scans.is_empty()).then_some(scans.is_empty()),
+    )
 }
 
 /// The row of the server's peak memory over the whole run (`VmHWM`, KiB when known).
 pub fn peak_memory_row(hwm_kib: Option<u64>) -> Row {
     let hwm_mib = hwm_kib.map(|k| k as f64 / 1024.0);
     Row {
-        name: "server VmHWM (whole run)".into(),
-        concurrency: 0,
-        measured: None,
-        failure: None,
-        baseline: None,
-        ratio: None,
-        target: "VmHWM ≤150 MiB".into(),
-        pass: hwm_mib.map(|m| m <= RSS_LIMIT_MIB),
         rss_mib: hwm_mib,
-        cpu: None,
+        ..check_row(
+            "server VmHWM (whole run)",
+            "VmHWM ≤150 MiB".into(),
+            hwm_mib.map(|m| m <= RSS_LIMIT_MIB),
+        )
     }
 }
 
@@ -350,10 +497,137 @@ pub fn peak_memory_row(hwm_kib: Option<u64>) -> Row {
 mod tests {
     use super::*;
 
+    use crate::closed_loop::new_histogram;
+    use crate::open_loop::Paced;
+    use crate::server::CopyLoad;
+    use std::time::Duration;
+
     #[test]
     fn a_verdict_fails_on_any_failure_and_is_na_when_unknown() {
         assert_eq!(all_of(&[Some(true), Some(true)]), Some(true));
         assert_eq!(all_of(&[Some(true), None, Some(false)]), Some(false));
         assert_eq!(all_of(&[Some(true), None]), None);
+    }
+
+    /// A row's measurement: every call at `p99_ms`, `rps` per second, and a background loop of
+    /// `rate` per second that delivered `achieved` per second.
+    fn measured(p99_ms: u64, rps: f64, background: Option<(f64, f64)>) -> Measured {
+        let mut hist = new_histogram();
+        hist.record(p99_ms * 1000).unwrap();
+        Measured {
+            rps,
+            hist,
+            errors: 0,
+            error_samples: Vec::new(),
+            ok_total: 0,
+            peak_rss_kib: None,
+            note: String::new(),
+            background: background.map(|(rate, achieved)| Paced {
+                rate,
+                window: Duration::from_secs(10),
+                ok_in_window: (achieved * 10.0) as u64,
+                sent: 0,
+                ok: 0,
+                errors: 0,
+                skipped: 0,
+                error_samples: Vec::new(),
+                hist: new_histogram(),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_list_under_writes_keeps_its_p99_and_throughput() {
+        let quiet = measured(20, 1000.0, None);
+        let verdict = |m: Measured| variant_verdict(&m, VariantKind::Writes, Some(&quiet), true);
+        let (ratio, _, pass) = verdict(measured(30, 700.0, Some((20.0, 20.0))));
+        assert!((ratio.unwrap() - 1.5).abs() < 0.01);
+        assert_eq!(pass, Some(true));
+        // p99 too high; throughput too low; writes not delivered.
+        assert_eq!(
+            verdict(measured(31, 900.0, Some((20.0, 20.0)))).2,
+            Some(false)
+        );
+        assert_eq!(
+            verdict(measured(20, 690.0, Some((20.0, 20.0)))).2,
+            Some(false)
+        );
+        assert_eq!(
+            verdict(measured(20, 1000.0, Some((20.0, 18.0)))).2,
+            Some(false)
+        );
+        // Without the quiet row (not run): not judged.
+        let m = measured(20, 1000.0, Some((20.0, 20.0)));
+        assert_eq!(variant_verdict(&m, VariantKind::Writes, None, true).2, None);
+    }
+
+    #[test]
+    fn clicks_judge_the_p99_only_and_copy_off_allows_four_times() {
+        let quiet = measured(20, 1000.0, None);
+        let clicks = measured(30, 100.0, Some((1000.0, 990.0)));
+        assert_eq!(
+            variant_verdict(&clicks, VariantKind::Clicks, Some(&quiet), true).2,
+            Some(true)
+        );
+        let off = |p99| {
+            variant_verdict(
+                &measured(p99, 10.0, None),
+                VariantKind::CopyOff,
+                Some(&quiet),
+                true,
+            )
+        };
+        // (The histogram keeps 3 significant digits: 80 ms against 20 ms lands a hair above 4.)
+        assert_eq!(off(79).2, Some(true));
+        assert_eq!(off(82).2, Some(false));
+    }
+
+    #[test]
+    fn a_failed_background_call_fails_the_run_whatever_the_targets() {
+        let quiet = Row::new("gRPC ListPartners", 8, Ok(measured(20, 1000.0, None)));
+        let mut under = measured(20, 1000.0, Some((20.0, 20.0)));
+        if let Some(p) = under.background.as_mut() {
+            p.errors = 2;
+            p.error_samples = vec!["NotFound: partner".into()];
+        }
+        let mut writes = Row::new("gRPC ListPartners + 20 writes/s", 8, Ok(under));
+        writes.variant = crate::report::Variant::new("gRPC ListPartners", VariantKind::Writes);
+        let mut rows = vec![quiet, writes];
+        let mut failures = Vec::new();
+        let judging = Judging {
+            concurrency: 32,
+            list_concurrency: 8,
+            deep_name: "gRPC ListWholesalers page 40",
+            list_floor_name: "floor: pgbench ListPartners c=8",
+            click_check: None,
+        };
+        judge(&mut rows, &judging, &mut failures);
+        assert_eq!(rows[1].baseline.as_deref(), Some("gRPC ListPartners"));
+        assert_eq!(rows[1].pass, Some(true), "the figures themselves hold");
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(failures[0].contains("2 background calls failed (NotFound: partner)"));
+    }
+
+    #[test]
+    fn the_copy_rows_judge_bytes_per_partner_and_load_time() {
+        let rows = copy_rows(&CopyState::Loaded(CopyLoad {
+            partners: 1_000_000,
+            mib: 162.0,
+            ms: 3400,
+        }));
+        assert_eq!(rows[0].pass, Some(true), "{}", rows[0].target);
+        assert!(rows[0].target.contains("170 B"), "{}", rows[0].target);
+        assert_eq!(rows[1].pass, Some(true));
+        let slow = copy_rows(&CopyState::Loaded(CopyLoad {
+            partners: 1_000_000,
+            mib: 300.0,
+            ms: 10_500,
+        }));
+        assert_eq!((slow[0].pass, slow[1].pass), (Some(false), Some(false)));
+        let failed = copy_rows(&CopyState::Failed("search index: load failed".into()));
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].pass, Some(false));
+        assert!(copy_rows(&CopyState::Off).is_empty());
+        assert_eq!(copy_rows(&CopyState::Unknown("x".into()))[0].pass, None);
     }
 }
