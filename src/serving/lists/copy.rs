@@ -96,8 +96,9 @@ impl Snapshot {
         .get_result::<Flag>(conn)?
         .v;
         // Sorted in memory, and streamed a row at a time (no result set of every partner in
-        // the client's memory).
-        conn.batch_execute("SET LOCAL work_mem = '64MB'")?;
+        // the client's memory). A million partners take seconds, longer than the statement
+        // timeout meant for calls: this read, in the background, has a minute.
+        conn.batch_execute("SET LOCAL work_mem = '64MB'; SET LOCAL statement_timeout = '60s'")?;
         let rows = partner::search_rows_sql()
             .into_query()
             .load_iter::<SearchRow, PgRowByRowLoadingMode>(conn)?;

@@ -20,7 +20,8 @@
 //! only if the copy is still behind.
 //! The SQL path also serves whatever the copy does not cover: a term that is not ASCII (the copy
 //! lowers terms itself), a search in an order other than the default or `name`, more than
-//! [`trigram::MAX_CANDIDATES`] matches, an unsearched list filtered on the preference in another
+//! [`trigram::MAX_CANDIDATES`] matches (or more than [`trigram::MAX_ORDERED_BY_SQL`] for a business
+//! whose preferences are too many to cache), an unsearched list filtered on the preference in another
 //! order, and everything in a directory larger than `--search-index-max-partners`.
 
 pub mod copy;

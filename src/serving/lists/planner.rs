@@ -11,6 +11,7 @@ use diesel::pg::PgConnection;
 use super::delta::View;
 use super::paging::{arrange, in_list_order};
 use super::preferences::{PreferenceCache, Preferred};
+use super::trigram::MAX_ORDERED_BY_SQL;
 use super::{ListQuery, Lists};
 use crate::db::sql::Sql;
 use crate::error::Result;
@@ -74,7 +75,11 @@ pub fn plan(
         }
     }
     if let Some(ids) = search {
-        return Ok(Plan::OrderMatches(ids));
+        return Ok(if ids.len() <= MAX_ORDERED_BY_SQL {
+            Plan::OrderMatches(ids)
+        } else {
+            Plan::Sql
+        });
     }
     Ok(match snapshot.count(q) {
         Some(total) => Plan::FindPage {
