@@ -290,36 +290,17 @@ pub struct PlacedRow {
     pub after: Option<i64>,
 }
 
-/// The live partners among `ids` as [`PlacedRow`]s, each placed after the nearest live partner
-/// not in `changed` (an index walk backwards from it on `partners_name_id_idx`, in the
+/// The live partners among `ids` as [`PlacedRow`]s in list order, each with the live partner
+/// right before it (an index walk backwards from it on `partners_name_id_idx`, in the
 /// database's collation).
-pub fn placed_rows_sql(ids: &[i64], changed: &[i64]) -> Sql {
+pub fn placed_rows_sql(ids: &[i64]) -> Sql {
     let mut sql = Sql::new(
         "SELECT c.id, lower(c.name) AS lower_name, c.categories, c.wholesaler_categories, \
          c.country_codes, c.status, c.active, (SELECT p.id FROM partners p \
-         WHERE p.deleted_at IS NULL AND (p.name, p.id) < (c.name, c.id) AND p.id <> ALL(",
+         WHERE p.deleted_at IS NULL AND (p.name, p.id) < (c.name, c.id) \
+         ORDER BY p.name DESC, p.id DESC LIMIT 1) AS after \
+         FROM partners c WHERE c.deleted_at IS NULL AND c.id = ANY(",
     );
-    sql.bind(Bind::I64Array(changed.to_vec()))
-        .push(
-            ") ORDER BY p.name DESC, p.id DESC LIMIT 1) AS after \
-             FROM partners c WHERE c.deleted_at IS NULL AND c.id = ANY(",
-        )
-        .bind(Bind::I64Array(ids.to_vec()))
-        .push(")");
-    sql
-}
-
-/// A partner id.
-#[derive(Debug, Clone, Copy, QueryableByName)]
-pub struct IdRow {
-    #[diesel(sql_type = BigInt)]
-    pub id: i64,
-}
-
-/// The live partners among `ids`, in list order.
-pub fn in_list_order_sql(ids: &[i64]) -> Sql {
-    let mut sql =
-        Sql::new("SELECT c.id FROM partners c WHERE c.deleted_at IS NULL AND c.id = ANY(");
     sql.bind(Bind::I64Array(ids.to_vec()))
         .push(") ORDER BY c.name, c.id");
     sql

@@ -4,8 +4,9 @@
 //!
 //! A changed partner leaves its place in the snapshot (its position is marked removed) and, if
 //! it is live, is held with its new values and its place in list order: the snapshot position of
-//! the nearest unchanged partner before it (its anchor), as Postgres orders them (the database's
-//! collation decides, so the copy never compares names itself). A list's matches are the
+//! the nearest unchanged partner before it (its anchor), and its rank among the changed partners
+//! with the same anchor, as Postgres orders them (the database's collation decides: the copy
+//! never compares names itself). A list's matches are the
 //! snapshot's positions that were not removed merged with the changed partners that match, by
 //! [`Key`]. [`View::apply`] reads a batch of changed partners in the same database snapshot as
 //! the log position it moves to; once many partners changed, [`View::compacted`] builds a new
@@ -241,6 +242,11 @@ impl View {
     /// This version with the partners `ids` changed, read on `conn` in the database snapshot
     /// where the search version is `version` and the log's last sequence `sequence`; `ids`
     /// must hold every partner a change after [`View::sequence`] names (up to `sequence`).
+    ///
+    /// One statement reads the changed partners that are live, in list order, each with the
+    /// live partner right before it. Taken in that order, each goes right after that partner:
+    /// after it in the entries if it is changed too (placed already, being before it), else
+    /// first among the entries anchored at its snapshot position.
     pub(super) fn apply(
         &self,
         conn: &mut PgConnection,
@@ -249,65 +255,63 @@ impl View {
         sequence: i64,
     ) -> Result<View> {
         let mut delta = (*self.delta).clone();
-        let mut fresh = Vec::new(); // positions removed by this batch
+        let batch: HashSet<i64> = ids.iter().copied().collect();
         for &id in ids {
             if delta.changed.insert(id)
                 && let Ok(at) = self.base.by_id.binary_search_by_key(&id, |&(id, _)| id)
             {
                 let position = self.base.by_id[at].1;
                 delta.remove(position);
-                fresh.push(position);
+                // The entries anchored at it now follow the nearest position before it that is
+                // still there (they stay where they are among the entries).
+                let before = (0..position).rev().find(|&p| !delta.is_removed(p));
+                for entry in delta
+                    .entries
+                    .iter_mut()
+                    .filter(|e| e.anchor == Some(position))
+                {
+                    entry.anchor = before;
+                }
             }
         }
-        fresh.sort_unstable();
-        // Read again: the partners of this batch, and those whose anchor just changed.
-        let mut reread: HashSet<i64> = ids.iter().copied().collect();
-        let anchored_on_fresh =
-            |e: &&Changed| e.anchor.is_some_and(|a| fresh.binary_search(&a).is_ok());
-        reread.extend(delta.entries.iter().filter(anchored_on_fresh).map(|e| e.id));
-        let reread_ids: Vec<i64> = reread.iter().copied().collect();
-        let changed: Vec<i64> = delta.changed.iter().copied().collect();
-        let rows: Vec<PlacedRow> = partner::placed_rows_sql(&reread_ids, &changed)
-            .into_query()
-            .load(conn)?;
-        let mut entries: HashMap<i64, Changed> = delta
-            .entries
-            .drain(..)
-            .filter(|e| !reread.contains(&e.id))
-            .map(|e| (e.id, e))
-            .collect();
+        delta.entries.retain(|e| !batch.contains(&e.id));
+        let rows: Vec<PlacedRow> = partner::placed_rows_sql(ids).into_query().load(conn)?;
         for placed in rows {
-            let anchor = match placed.after {
-                None => None,
-                Some(id) => {
-                    let at = self
-                        .base
-                        .by_id
-                        .binary_search_by_key(&id, |&(id, _)| id)
-                        .map_err(|_| {
-                            Error::Internal(format!(
-                                "search index: partner {id} is unchanged since the load but not in it"
-                            ))
-                        })?;
-                    Some(self.base.by_id[at].1)
-                }
+            let index_of = |entries: &[Changed], id: i64| entries.iter().position(|e| e.id == id);
+            let (at, anchor) = match placed.after {
+                None => (0, None),
+                Some(before) => match index_of(&delta.entries, before) {
+                    Some(i) => (i + 1, delta.entries[i].anchor),
+                    None if delta.changed.contains(&before) => {
+                        return Err(Error::Internal(format!(
+                            "search index: partner {before} changed but is not held"
+                        )));
+                    }
+                    None => {
+                        let at = self
+                            .base
+                            .by_id
+                            .binary_search_by_key(&before, |&(id, _)| id)
+                            .map_err(|_| {
+                                Error::Internal(format!(
+                                    "search index: partner {before} is unchanged since the load but not in it"
+                                ))
+                            })?;
+                        let position = self.base.by_id[at].1;
+                        let first = delta
+                            .entries
+                            .partition_point(|e| e.anchor.is_none_or(|a| a < position));
+                        (first, Some(position))
+                    }
+                },
             };
             let entry = self.changed_entry(&mut delta, placed.partner, anchor);
-            entries.insert(entry.id, entry);
+            delta.entries.insert(at, entry);
         }
-        // Order the changed partners as Postgres does (those sharing an anchor included).
-        let live: Vec<i64> = entries.keys().copied().collect();
-        let order: Vec<i64> = partner::in_list_order_sql(&live)
-            .into_query()
-            .load::<partner::IdRow>(conn)?
-            .into_iter()
-            .map(|row| row.id)
+        delta.by_id = (0u32..)
+            .zip(&delta.entries)
+            .map(|(i, e)| (e.id, i))
             .collect();
-        let rank: HashMap<i64, usize> = order.iter().enumerate().map(|(i, &id)| (id, i)).collect();
-        let mut sorted: Vec<Changed> = entries.into_values().collect();
-        sorted.sort_by_key(|e| (e.anchor.map_or(0, |a| u64::from(a) + 1), rank.get(&e.id)));
-        delta.by_id = (0u32..).zip(&sorted).map(|(i, e)| (e.id, i)).collect();
-        delta.entries = sorted;
         Ok(View {
             base: self.base.clone(),
             delta: Arc::new(delta),
