@@ -223,6 +223,22 @@ async fn via_proxy() -> (TestApp, Proxy) {
     (t, proxy)
 }
 
+/// Once the proxy passes again: the first calls may meet pooled connections the cut killed
+/// (UNAVAILABLE, which clients retry); wait until lists answer.
+async fn until_lists_answer(t: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let req = pb::ListPartnersRequest::default();
+    while let Err(status) = t
+        .client()
+        .list_partners(with_key(req.clone(), &t.world.user_key_a))
+        .await
+    {
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+        assert!(Instant::now() < deadline, "lists still fail: {status:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Writes straight to the database (not through the proxy).
 fn rename_directly(t: &TestApp, id: i64, name: &str) {
     t.db.conn()
@@ -245,6 +261,7 @@ async fn a_lost_notification_only_delays() {
     rename_directly(&t, p.id, "Harbor Found");
     proxy.set(Mode::Pass);
     followed(&t, app).await;
+    until_lists_answer(&t).await;
     assert_eq!(search(&t, "harbor", None).await, ["Harbor Found"]);
     assert_eq!(stats(app).loads, 1, "caught up from the log, no reload");
 }
@@ -268,6 +285,7 @@ async fn a_copy_behind_the_retention_loads_in_full() {
         assert!(Instant::now() < deadline, "no full load: {:?}", stats(app));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    until_lists_answer(&t).await;
     assert_eq!(search(&t, "harbor", None).await, ["Harbor Pruned"]);
     assert_eq!(stats(app).sequence as i64, last.last);
 }

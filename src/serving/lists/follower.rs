@@ -1,9 +1,10 @@
 //! Keeps the lists' copy and the preference cache current by following the change log
-//! (migration 12, `crate::model::change`): on every replica, a listener wakes the follower on
-//! each `NOTIFY partner_changes`, and the follower reads the changes after the copy's sequence in
-//! one database snapshot and lays them over the copy ([`View::apply`]): one partner's row, one
-//! business's preference set, never a full reload for a routine write. It also reads on its own
-//! every [`CATCH_UP`], so a lost notification (a listener connection cut) only delays.
+//! (migration 12, `crate::model::change`): on every replica, a thread of its own listens for
+//! `NOTIFY partner_changes` and, on each, reads the changes after the copy's sequence in one
+//! database snapshot and lays them over the copy ([`View::apply`]): one partner's row, one
+//! business's preference set, never a full reload for a routine write. It also reads every
+//! [`CATCH_UP`] and whenever a list found the copy behind, so a lost notification (its
+//! connection cut) only delays.
 //!
 //! A full load happens only at start, when a write skipped the triggers (`reset_version`), when
 //! the copy fell behind the log's retention, or when a batch is larger than [`MAX_BATCH`].
@@ -30,9 +31,9 @@ use crate::model::partner;
 /// The follower reads the log at least this often (woken sooner by notifications).
 pub const CATCH_UP: Duration = Duration::from_secs(1);
 
-/// How often the listener looks for notifications. Diesel exposes no socket to wait on, so the
-/// listener polls its connection (a non-blocking read, a few µs); a dedicated async client would
-/// be another Postgres driver in the build for the same 1 ms.
+/// How often the follower looks for notifications. Diesel exposes no socket to wait on, so the
+/// follower polls its connection (a non-blocking read, a few µs); an async client would be
+/// another Postgres driver in the build for the same 1 ms.
 const LISTEN_POLL: Duration = Duration::from_millis(1);
 
 /// Most changes applied as one batch; a longer backlog is cheaper to load in full.
@@ -59,45 +60,99 @@ enum Step {
     LoadLater,
 }
 
-/// Follows the log for as long as the lists exist.
-pub(super) async fn follow(db: Db, inner: Arc<Inner>) {
-    let listener_db = db.clone();
-    let weak = Arc::downgrade(&inner);
+/// Starts following the log on a thread of its own, with a connection of its own (LISTEN
+/// and the reads), for as long as the lists exist: a change is laid over the copy without
+/// waiting for a runtime thread, a pool turn or a connection checkout.
+pub(super) fn start(db: &Db, inner: &Arc<Inner>) {
+    let url = db.url().to_owned();
+    let weak = Arc::downgrade(inner);
     std::thread::Builder::new()
-        .name("partners-listen".into())
-        .spawn(move || listen(&listener_db, weak))
-        .expect("spawn the change-log listener");
+        .name("partners-follow".into())
+        .spawn(move || follow(&url, &weak))
+        .expect("spawn the change-log follower");
+}
+
+fn connect(url: &str) -> std::result::Result<PgConnection, String> {
+    let mut conn = PgConnection::establish(url).map_err(|e| e.to_string())?;
+    // A full load of a million partners takes seconds; deltas take milliseconds.
+    conn.batch_execute("SET statement_timeout = '60s'; LISTEN partner_changes")
+        .map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
+/// The follower's loop: looks at the log when notified, when a list found the copy behind, and
+/// every [`CATCH_UP`]; otherwise polls its connection every [`LISTEN_POLL`].
+fn follow(url: &str, inner: &Weak<Inner>) {
+    let mut conn: Option<PgConnection> = None;
+    let mut reconnect_pause = Duration::from_millis(100);
     let mut last_load: Option<Instant> = None;
+    let mut next_look = Instant::now();
     loop {
-        let _ = tokio::time::timeout(CATCH_UP, inner.wanted.notified()).await;
-        let held = inner.view();
+        let Some(lists) = inner.upgrade() else {
+            return;
+        };
+        let Some(c) = conn.as_mut() else {
+            match connect(url) {
+                Ok(c) => {
+                    conn = Some(c);
+                    reconnect_pause = Duration::from_millis(100);
+                    // Notifications sent meanwhile are lost: look now.
+                    next_look = next_look.min(Instant::now());
+                }
+                Err(error) => {
+                    tracing::debug!(error.message = %error, "change-log follower: cannot connect");
+                    lists.attempts.send_modify(|n| *n += 1);
+                    drop(lists);
+                    std::thread::sleep(reconnect_pause);
+                    reconnect_pause = (reconnect_pause * 2).min(Duration::from_secs(5));
+                }
+            }
+            continue;
+        };
+        let mut woken = lists.wanted.swap(false, Ordering::AcqRel);
+        let mut broken = false;
+        for notification in c.notifications_iter() {
+            match notification {
+                Ok(_) => woken = true,
+                Err(_) => {
+                    broken = true;
+                    break;
+                }
+            }
+        }
+        if broken {
+            tracing::debug!("change-log follower: connection lost, reconnecting");
+            conn = None;
+            continue;
+        }
+        let now = Instant::now();
+        if !(woken || now >= next_look) {
+            drop(lists);
+            std::thread::sleep(LISTEN_POLL);
+            continue;
+        }
         let may_load = last_load.is_none_or(|at| at.elapsed() >= MIN_LOAD_INTERVAL);
-        let limit = i64::try_from(inner.max_partners).unwrap_or(i64::MAX);
+        let limit = i64::try_from(lists.max_partners).unwrap_or(i64::MAX);
         let started = Instant::now();
-        let worker = inner.clone();
-        let step = db
-            .run(move |conn| look(conn, held, &worker, may_load, limit))
-            .await;
-        let mut pause = Duration::ZERO;
-        match step {
+        next_look = started + CATCH_UP;
+        match look(c, lists.view(), &lists, may_load, limit) {
             Ok(Step::Current) => {
-                inner.stats.lag_changes.store(0, Ordering::Relaxed);
+                lists.stats.lag_changes.store(0, Ordering::Relaxed);
             }
             Ok(Step::LoadLater) => {
-                inner.wanted.notify_one(); // look again once the pause is over
-                pause = MIN_LOAD_INTERVAL;
+                next_look = last_load.map_or(started, |at| at + MIN_LOAD_INTERVAL);
             }
-            Ok(Step::Applied(view, _, _)) if view.len() as u64 > inner.max_partners => {
+            Ok(Step::Applied(view, _, _)) if view.len() as u64 > lists.max_partners => {
                 tracing::warn!(
                     partners = view.len(),
                     limit,
                     "search index: more partners than it may hold, lists use SQL"
                 );
-                inner.clear();
-                pause = TOO_BIG_PAUSE;
+                lists.clear();
+                next_look = started + TOO_BIG_PAUSE;
             }
             Ok(Step::Applied(view, changes, age)) => {
-                let stats = &inner.stats;
+                let stats = &lists.stats;
                 stats.deltas.fetch_add(1, Ordering::Relaxed);
                 stats.changes.fetch_add(changes as u64, Ordering::Relaxed);
                 stats
@@ -105,11 +160,11 @@ pub(super) async fn follow(db: Db, inner: Arc<Inner>) {
                     .store(age.as_millis() as u64, Ordering::Relaxed);
                 let view = if view.due_for_compaction() {
                     stats.compactions.fetch_add(1, Ordering::Relaxed);
-                    compact(view).await
+                    compact(view)
                 } else {
                     view
                 };
-                inner.install(view);
+                lists.install(view);
             }
             Ok(Step::Loaded(snapshot, why)) => {
                 last_load = Some(Instant::now());
@@ -123,9 +178,9 @@ pub(super) async fn follow(db: Db, inner: Arc<Inner>) {
                     reason = why,
                     "search index loaded"
                 );
-                inner.stats.loads.fetch_add(1, Ordering::Relaxed);
-                inner.stats.load_ms_last.store(ms, Ordering::Relaxed);
-                inner.install(View::new(*snapshot));
+                lists.stats.loads.fetch_add(1, Ordering::Relaxed);
+                lists.stats.load_ms_last.store(ms, Ordering::Relaxed);
+                lists.install(View::new(*snapshot));
             }
             Ok(Step::TooBig(live)) => {
                 tracing::warn!(
@@ -133,28 +188,26 @@ pub(super) async fn follow(db: Db, inner: Arc<Inner>) {
                     limit,
                     "search index: more partners than it may hold, lists use SQL"
                 );
-                inner.clear();
-                pause = TOO_BIG_PAUSE;
+                lists.clear();
+                next_look = started + TOO_BIG_PAUSE;
             }
             Err(err) => {
                 tracing::warn!(error.message = %err, "search index: following the change log failed");
-                pause = MIN_LOAD_INTERVAL;
+                // Start over on a fresh connection (a broken one fails every statement).
+                conn = None;
+                next_look = started + MIN_LOAD_INTERVAL;
             }
         }
-        inner.attempts.send_modify(|n| *n += 1);
-        if !pause.is_zero() {
-            tokio::time::sleep(pause).await;
-        }
+        lists.attempts.send_modify(|n| *n += 1);
     }
 }
 
-/// Rebuilds the copy in memory off the async threads (the old version serves meanwhile).
-async fn compact(view: View) -> View {
-    let view = Arc::new(view);
-    let source = view.clone();
+/// Rebuilds the copy in memory (the old version serves meanwhile); keeps the changes laid over
+/// if that fails.
+fn compact(view: View) -> View {
     let started = Instant::now();
-    match tokio::task::spawn_blocking(move || source.compacted()).await {
-        Ok(Ok(compacted)) => {
+    match view.compacted() {
+        Ok(compacted) => {
             tracing::info!(
                 partners = compacted.len(),
                 ms = started.elapsed().as_millis() as u64,
@@ -162,14 +215,9 @@ async fn compact(view: View) -> View {
             );
             compacted
         }
-        failed => {
-            let error = match failed {
-                Ok(Err(e)) => e.to_string(),
-                Err(e) => e.to_string(),
-                Ok(Ok(_)) => unreachable!("matched above"),
-            };
+        Err(error) => {
             tracing::warn!(error.message = %error, "search index: compaction failed, changes stay laid over");
-            Arc::into_inner(view).expect("the only holder once the task ended")
+            view
         }
     }
 }
@@ -248,60 +296,4 @@ fn load(conn: &mut PgConnection, limit: i64, why: &'static str) -> Result<Step> 
         return Ok(Step::TooBig(live));
     }
     Ok(Step::Loaded(Box::new(Snapshot::load_in(conn)?), why))
-}
-
-/// Wakes the follower on every notification, on its own connection, for as long as the lists
-/// exist (reconnecting with a growing pause; each new connection first wakes the follower, since
-/// notifications sent meanwhile are lost).
-fn listen(db: &Db, inner: Weak<Inner>) {
-    let mut pause = Duration::from_millis(100);
-    loop {
-        let connected = PgConnection::establish(db.url()).map_err(|e| e.to_string());
-        let mut conn = match connected.and_then(|mut conn| {
-            conn.batch_execute("LISTEN partner_changes")
-                .map_err(|e| e.to_string())?;
-            Ok(conn)
-        }) {
-            Ok(conn) => conn,
-            Err(error) => {
-                tracing::debug!(error.message = %error, "change-log listener: cannot connect");
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_secs(5));
-                if inner.strong_count() == 0 {
-                    return;
-                }
-                continue;
-            }
-        };
-        pause = Duration::from_millis(100);
-        match inner.upgrade() {
-            Some(lists) => lists.wanted.notify_one(),
-            None => return,
-        }
-        loop {
-            let Some(lists) = inner.upgrade() else {
-                return;
-            };
-            let mut woken = false;
-            let mut broken = false;
-            for notification in conn.notifications_iter() {
-                match notification {
-                    Ok(_) => woken = true,
-                    Err(_) => {
-                        broken = true;
-                        break;
-                    }
-                }
-            }
-            if woken || broken {
-                lists.wanted.notify_one();
-            }
-            drop(lists);
-            if broken {
-                tracing::debug!("change-log listener: connection lost, reconnecting");
-                break;
-            }
-            std::thread::sleep(LISTEN_POLL);
-        }
-    }
 }

@@ -32,11 +32,11 @@ pub mod planner;
 pub mod preferences;
 pub mod trigram;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use crate::db::Db;
 pub use crate::model::partner::{ListKind, ListQuery, SortField};
@@ -97,9 +97,8 @@ struct Inner {
     enabled: bool,
     max_partners: u64,
     current: RwLock<Option<Arc<View>>>,
-    /// Told when the copy may be behind: by the listener on each notification, by lists that
-    /// found it behind.
-    wanted: Notify,
+    /// Set by lists that found the copy behind (the follower looks at once).
+    wanted: AtomicBool,
     /// The search version of the copy installed last (0: none).
     applied: watch::Sender<i64>,
     served: AtomicU64,
@@ -149,7 +148,7 @@ impl Lists {
             enabled,
             max_partners,
             current: RwLock::new(None),
-            wanted: Notify::new(),
+            wanted: AtomicBool::new(false),
             applied: watch::Sender::new(0),
             served: AtomicU64::new(0),
             fell_back: AtomicU64::new(0),
@@ -159,7 +158,7 @@ impl Lists {
             attempts: watch::Sender::new(0),
         });
         if enabled {
-            tokio::spawn(follower::follow(db.clone(), inner.clone()));
+            follower::start(&db, &inner);
         }
         Lists { db, inner }
     }
@@ -215,6 +214,6 @@ impl Lists {
 
     /// The copy at `version` is behind the database: wake the follower.
     fn behind(&self) {
-        self.inner.wanted.notify_one();
+        self.inner.wanted.store(true, Ordering::Release);
     }
 }
