@@ -15,8 +15,17 @@
 -- every preferred partner (business 1 prefers 2,993: 4-9 ms, or a hash join of all partners);
 -- the other part walks partners_name_id_idx with an anti-join on the preferences.
 --
--- Measured on the bench data (BENCHMARKS.md; EXPLAIN ANALYZE on an idle machine):
--- <figures filled in below the statements>
+-- Measured on the bench data (100,000 partners; business 1 prefers 2,993), EXPLAIN ANALYZE of
+-- the SQL path's statements before -> after, warm cache (BENCHMARKS.md, notes of issue 18):
+--   ListPartners default order, page 1: page 62 ms (a sort of every live partner) -> 2.0 ms,
+--     count 26 ms -> 0.6 ms (now inside the page's statement);
+--   the same with categories=[accounting]: page 60 -> 3.0 ms, count 44 -> 0.8 ms;
+--   preferred=true: page 40 -> 2.7 ms, count 33 -> 1.2 ms;
+--   ListAvailablePartners / newest first: count 24-25 ms -> 0.6-0.7 ms (pages walk an index,
+--     as before); ListWholesalers: count 1.0-1.6 ms -> 0.6-1.2 ms.
+-- Still a scan: counts with a country filter and no search (a country is not a group column:
+-- it would multiply the groups by the country combinations), and deep pages of a filter that
+-- few partners match (the walk skips what does not match, as every index walk does).
 --
 -- Upkeep: partner writes that change a group column are already serialised on the search
 -- version's row (migration 9), so the groups see one writer at a time; click counter updates
@@ -180,6 +189,8 @@ CREATE TRIGGER partner_lists_preferences_truncated AFTER TRUNCATE ON partner_pre
 
 -- A writer in replica mode (triggers off) moves the search version itself (migration 9): then,
 -- and only then, the tables are rebuilt. `ENABLE ALWAYS` makes this trigger fire in that mode.
+-- (A logical-replication subscriber applies in replica mode too: it would rebuild them on every
+-- replicated version change; there, publish neither table and drop this trigger.)
 CREATE FUNCTION partner_lists_after_unseen_writes() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
