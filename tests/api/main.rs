@@ -20,4 +20,5 @@ mod rest;
 mod robustness;
 mod search_index;
 mod server;
+mod sql_path;
 mod support;

@@ -1,0 +1,14 @@
+DROP TRIGGER partner_lists_rebuilt ON partner_search_state;
+DROP FUNCTION partner_lists_after_unseen_writes();
+DROP TRIGGER partner_lists_preferences_truncated ON partner_preferences;
+DROP TRIGGER partner_lists_partners_truncated ON partners;
+DROP FUNCTION partner_lists_truncated();
+DROP TRIGGER partner_lists_preferences ON partner_preferences;
+DROP FUNCTION partner_lists_follow_preferences();
+DROP TRIGGER partner_lists_updated ON partners;
+DROP TRIGGER partner_lists_inserted ON partners;
+DROP FUNCTION partner_lists_follow_partners();
+DROP FUNCTION partner_list_groups_move(partners, BIGINT);
+DROP FUNCTION partner_lists_rebuild();
+DROP TABLE partner_preferred_rows;
+DROP TABLE partner_list_groups;
