@@ -603,8 +603,8 @@ async fn preference_writes_are_seen_by_the_next_list() {
 
     // Through the API: Harbor D is preferred, so it comes first. The set is read again by the
     // list if it comes before the follower, else by the follower (counted here once followed).
-    t.prefer(t.world.business_a, made[3].id).await;
     let loads = stats(&t).preference_loads;
+    t.prefer(t.world.business_a, made[3].id).await;
     assert_eq!(
         page_of_list("harbor", None).await.0,
         ["Harbor D".to_owned(), "Harbor A".to_owned()]
