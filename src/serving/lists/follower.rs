@@ -87,6 +87,9 @@ fn follow(url: &str, inner: &Weak<Inner>) {
     let mut reconnect_pause = Duration::from_millis(100);
     let mut last_load: Option<Instant> = None;
     let mut next_look = Instant::now();
+    // Until when notifications are ignored: after an error, a full load not yet due, or a
+    // directory too large for the copy (each look would count every partner again).
+    let mut hold_until: Option<Instant> = None;
     loop {
         let Some(lists) = inner.upgrade() else {
             return;
@@ -96,8 +99,10 @@ fn follow(url: &str, inner: &Weak<Inner>) {
                 Ok(c) => {
                     conn = Some(c);
                     reconnect_pause = Duration::from_millis(100);
-                    // Notifications sent meanwhile are lost: look now.
-                    next_look = next_look.min(Instant::now());
+                    // Notifications sent meanwhile are lost: look now (unless holding off).
+                    if hold_until.is_none() {
+                        next_look = next_look.min(Instant::now());
+                    }
                 }
                 Err(error) => {
                     tracing::debug!(error.message = %error, "change-log follower: cannot connect");
@@ -126,7 +131,8 @@ fn follow(url: &str, inner: &Weak<Inner>) {
             continue;
         }
         let now = Instant::now();
-        if !(woken || now >= next_look) {
+        let held = hold_until.is_some_and(|until| now < until);
+        if !((woken && !held) || now >= next_look) {
             drop(lists);
             std::thread::sleep(LISTEN_POLL);
             continue;
@@ -135,12 +141,14 @@ fn follow(url: &str, inner: &Weak<Inner>) {
         let limit = i64::try_from(lists.max_partners).unwrap_or(i64::MAX);
         let started = Instant::now();
         next_look = started + CATCH_UP;
+        hold_until = None;
         match look(c, lists.view(), &lists, may_load, limit) {
             Ok(Step::Current) => {
                 lists.stats.lag_changes.store(0, Ordering::Relaxed);
             }
             Ok(Step::LoadLater) => {
                 next_look = last_load.map_or(started, |at| at + MIN_LOAD_INTERVAL);
+                hold_until = Some(next_look);
             }
             Ok(Step::Applied(view, _, _)) if view.len() as u64 > lists.max_partners => {
                 tracing::warn!(
@@ -150,6 +158,7 @@ fn follow(url: &str, inner: &Weak<Inner>) {
                 );
                 lists.clear();
                 next_look = started + TOO_BIG_PAUSE;
+                hold_until = Some(next_look);
             }
             Ok(Step::Applied(view, changes, age)) => {
                 let stats = &lists.stats;
@@ -190,12 +199,14 @@ fn follow(url: &str, inner: &Weak<Inner>) {
                 );
                 lists.clear();
                 next_look = started + TOO_BIG_PAUSE;
+                hold_until = Some(next_look);
             }
             Err(err) => {
                 tracing::warn!(error.message = %err, "search index: following the change log failed");
                 // Start over on a fresh connection (a broken one fails every statement).
                 conn = None;
                 next_look = started + MIN_LOAD_INTERVAL;
+                hold_until = Some(next_look);
             }
         }
         lists.attempts.send_modify(|n| *n += 1);
