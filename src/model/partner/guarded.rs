@@ -8,9 +8,10 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
 
 use super::list::{
-    ListQuery, preference_decides, preferred_first, push_filters, push_limit, push_order,
-    push_page_limit, push_preferred_filter,
+    preference_decides, preferred_first, push_filters, push_limit, push_order, push_page_limit,
+    push_preferred_filter,
 };
+use super::query::ListQuery;
 use super::record::{
     CONTEXT_COLUMNS, PARTNER_COLUMNS, PartnerRecord, push_context_joins, push_preference_join,
 };

@@ -1,118 +1,15 @@
-//! The three lists as SQL alone (the path every list can take): the validated list query, its
-//! filters and orders, the page statement and the exact count.
+//! The three lists as SQL alone (the path every list can take): the filters and orders of a
+//! validated list query ([`super::query`]), the page statement and the exact count.
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 
+use super::query::{ListKind, ListQuery, SortField};
 use super::record::{
-    CONTEXT_COLUMNS, PARTNER_COLUMNS, PartnerRecord, Scope, push_context_joins,
-    push_preference_join,
+    CONTEXT_COLUMNS, PARTNER_COLUMNS, PartnerRecord, push_context_joins, push_preference_join,
 };
 use crate::db::sql::{Bind, Sql, escape_like};
-use crate::model::PartnerStatus;
-
-/// Which of the three list operations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ListKind {
-    /// ListPartners: every live partner.
-    All,
-    /// ListAvailablePartners: active, status available or coming_soon.
-    Available,
-    /// ListWholesalers: categories contain `wholesaler`.
-    Wholesalers,
-}
-
-/// A sortable column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SortField {
-    /// `name`
-    Name,
-    /// `created_at`
-    CreatedAt,
-    /// `updated_at`
-    UpdatedAt,
-    /// `clicks` (website + video)
-    Clicks,
-    /// `users_count`
-    UsersCount,
-}
-
-impl SortField {
-    /// Parses an API sort key.
-    pub fn parse(key: &str) -> Option<SortField> {
-        Some(match key {
-            "name" => SortField::Name,
-            "created_at" => SortField::CreatedAt,
-            "updated_at" => SortField::UpdatedAt,
-            "clicks" => SortField::Clicks,
-            "users_count" => SortField::UsersCount,
-            _ => return None,
-        })
-    }
-
-    pub(super) fn column(self) -> &'static str {
-        match self {
-            SortField::Name => "p.name",
-            SortField::CreatedAt => "p.created_at",
-            SortField::UpdatedAt => "p.updated_at",
-            SortField::Clicks => "p.clicks",
-            SortField::UsersCount => "p.users_count",
-        }
-    }
-}
-
-/// A validated list request.
-#[derive(Debug, Clone)]
-pub struct ListQuery {
-    /// Which list.
-    pub kind: ListKind,
-    /// Context.
-    pub scope: Scope,
-    /// Any of these categories.
-    pub categories: Vec<String>,
-    /// None of these categories.
-    pub excluded_categories: Vec<String>,
-    /// Any of these wholesaler categories.
-    pub wholesaler_categories: Vec<String>,
-    /// Any of these country codes (upper case).
-    pub country_codes: Vec<String>,
-    /// Any of these statuses.
-    pub statuses: Vec<PartnerStatus>,
-    /// Preferred by the business in scope.
-    pub preferred: Option<bool>,
-    /// Active flag.
-    pub active: Option<bool>,
-    /// Trimmed name substring.
-    pub search: Option<String>,
-    /// Sort keys, `true` = descending; empty = the list's default order.
-    pub sort: Vec<(SortField, bool)>,
-    /// 1-based page.
-    pub page: i64,
-    /// Page size.
-    pub per_page: i64,
-}
-
-impl ListQuery {
-    /// A list of `kind` in `scope` with no filter, no search and the default order.
-    pub fn new(kind: ListKind, scope: Scope, page: i64, per_page: i64) -> Self {
-        ListQuery {
-            kind,
-            scope,
-            categories: Vec::new(),
-            excluded_categories: Vec::new(),
-            wholesaler_categories: Vec::new(),
-            country_codes: Vec::new(),
-            statuses: Vec::new(),
-            preferred: None,
-            active: None,
-            search: None,
-            sort: Vec::new(),
-            page,
-            per_page,
-        }
-    }
-}
 
 pub(super) fn push_filters(sql: &mut Sql, q: &ListQuery) {
     push_partner_filters(sql, q, true);

@@ -1,11 +1,12 @@
-//! Partners: the row every read returns ([`record`]), the lists as SQL ([`list`]), the statements
-//! guarded by the in-memory copy's versions ([`guarded`]), point reads ([`point`]), includes
-//! ([`includes`]) and admin writes ([`write`]).
+//! Partners: the row every read returns ([`record`]), the validated list query ([`query`]), the
+//! lists as SQL ([`list`]), the statements guarded by the in-memory copy's versions
+//! ([`guarded`]), point reads ([`point`]), includes ([`includes`]) and admin writes ([`write`]).
 
 pub mod guarded;
 pub mod includes;
 pub mod list;
 pub mod point;
+pub mod query;
 pub mod record;
 pub mod write;
 
@@ -13,5 +14,6 @@ pub use guarded::*;
 pub use includes::*;
 pub use list::*;
 pub use point::*;
+pub use query::*;
 pub use record::*;
 pub use write::*;

@@ -1,0 +1,107 @@
+//! A validated list request: which list, its scope, filters, search, order and page (built by
+//! `crate::grpc::validate`, answered by the copy or by [`super::list`]).
+
+use super::record::Scope;
+use crate::model::PartnerStatus;
+
+/// Which of the three list operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ListKind {
+    /// ListPartners: every live partner.
+    All,
+    /// ListAvailablePartners: active, status available or coming_soon.
+    Available,
+    /// ListWholesalers: categories contain `wholesaler`.
+    Wholesalers,
+}
+
+/// A sortable column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortField {
+    /// `name`
+    Name,
+    /// `created_at`
+    CreatedAt,
+    /// `updated_at`
+    UpdatedAt,
+    /// `clicks` (website + video)
+    Clicks,
+    /// `users_count`
+    UsersCount,
+}
+
+impl SortField {
+    /// Parses an API sort key.
+    pub fn parse(key: &str) -> Option<SortField> {
+        Some(match key {
+            "name" => SortField::Name,
+            "created_at" => SortField::CreatedAt,
+            "updated_at" => SortField::UpdatedAt,
+            "clicks" => SortField::Clicks,
+            "users_count" => SortField::UsersCount,
+            _ => return None,
+        })
+    }
+
+    pub(super) fn column(self) -> &'static str {
+        match self {
+            SortField::Name => "p.name",
+            SortField::CreatedAt => "p.created_at",
+            SortField::UpdatedAt => "p.updated_at",
+            SortField::Clicks => "p.clicks",
+            SortField::UsersCount => "p.users_count",
+        }
+    }
+}
+
+/// A validated list request.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    /// Which list.
+    pub kind: ListKind,
+    /// Context.
+    pub scope: Scope,
+    /// Any of these categories.
+    pub categories: Vec<String>,
+    /// None of these categories.
+    pub excluded_categories: Vec<String>,
+    /// Any of these wholesaler categories.
+    pub wholesaler_categories: Vec<String>,
+    /// Any of these country codes (upper case).
+    pub country_codes: Vec<String>,
+    /// Any of these statuses.
+    pub statuses: Vec<PartnerStatus>,
+    /// Preferred by the business in scope.
+    pub preferred: Option<bool>,
+    /// Active flag.
+    pub active: Option<bool>,
+    /// Trimmed name substring.
+    pub search: Option<String>,
+    /// Sort keys, `true` = descending; empty = the list's default order.
+    pub sort: Vec<(SortField, bool)>,
+    /// 1-based page.
+    pub page: i64,
+    /// Page size.
+    pub per_page: i64,
+}
+
+impl ListQuery {
+    /// A list of `kind` in `scope` with no filter, no search and the default order.
+    pub fn new(kind: ListKind, scope: Scope, page: i64, per_page: i64) -> Self {
+        ListQuery {
+            kind,
+            scope,
+            categories: Vec::new(),
+            excluded_categories: Vec::new(),
+            wholesaler_categories: Vec::new(),
+            country_codes: Vec::new(),
+            statuses: Vec::new(),
+            preferred: None,
+            active: None,
+            search: None,
+            sort: Vec::new(),
+            page,
+            per_page,
+        }
+    }
+}
