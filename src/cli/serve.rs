@@ -24,13 +24,17 @@ pub struct GatewayArgs {
     request_timeout_ms: u64,
 }
 
+/// How long the exit waits for blocking threads after the drain.
+const EXIT_GRACE: Duration = Duration::from_secs(1);
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().map_err(|e| Error::Internal(format!("tokio runtime: {e}")))
 }
 
 /// `partners serve`.
 pub fn serve(db_config: DbConfig, config: ServeConfig) -> Result<()> {
-    runtime()?.block_on(async move {
+    let runtime = runtime()?;
+    let outcome = runtime.block_on(async move {
         if config.no_migrate {
             db::create_database_if_missing(&db_config)?;
         } else {
@@ -49,7 +53,11 @@ pub fn serve(db_config: DbConfig, config: ServeConfig) -> Result<()> {
         shutdown_signal().await;
         tracing::info!("shutdown requested: draining");
         running.shutdown().await
-    })
+    });
+    // A blocking thread still waiting on the database (a hung upstream, before the watchdog cut
+    // its connection) must not hold the exit: dropping the runtime would wait for it.
+    runtime.shutdown_timeout(EXIT_GRACE);
+    outcome
 }
 
 /// `partners gateway`.
