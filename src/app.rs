@@ -37,6 +37,7 @@ pub struct RunningApp {
     /// The service logic (lists, reads, clicks, caches), for tests and tools that inspect it.
     pub services: Services,
     reporter: HealthReporter,
+    db: Db,
     background: Vec<JoinHandle<()>>,
     grpc_shutdown: oneshot::Sender<()>,
     grpc_task: JoinHandle<Result<(), tonic::transport::Error>>,
@@ -115,6 +116,7 @@ pub async fn start(
         http,
         services,
         reporter,
+        db,
         background: vec![probe, shrink],
         grpc_shutdown,
         grpc_task,
@@ -150,6 +152,14 @@ async fn probe_loop(db: Db, reporter: HealthReporter, mut last: bool) {
     }
 }
 
+/// The probe without health reports, while the service drains.
+async fn ping_loop(db: Db) {
+    loop {
+        tokio::time::sleep(grpc::PROBE_INTERVAL).await;
+        db.ping(grpc::PROBE_TIMEOUT).await;
+    }
+}
+
 async fn shrink_loop(limiter: Arc<KeyLimiter>) {
     loop {
         tokio::time::sleep(LIMITER_SHRINK_INTERVAL).await;
@@ -159,11 +169,19 @@ async fn shrink_loop(limiter: Arc<KeyLimiter>) {
 
 impl RunningApp {
     /// Graceful shutdown: health NOT_SERVING first, then the listener closes and in-flight calls
-    /// get until the drain deadline to finish. Errors if the deadline passed.
+    /// get until the drain deadline to finish. Errors if the deadline passed. The database probe
+    /// keeps running meanwhile: a call waiting on a database that went away ends when it notices.
     pub async fn shutdown(self) -> Result<()> {
         for task in &self.background {
             task.abort();
         }
+        let pinging = tokio::spawn(ping_loop(self.db.clone()));
+        let drained = self.drain().await;
+        pinging.abort();
+        drained
+    }
+
+    async fn drain(self) -> Result<()> {
         grpc::set_health(&self.reporter, false).await;
         let _ = self.grpc_shutdown.send(());
         let deadline = tokio::time::Instant::now() + self.drain_timeout;

@@ -1,17 +1,23 @@
 //! The connection pool: r2d2 over Diesel's manager, built without waiting for the database, with
-//! `statement_timeout` set on every new connection, and connections that failed at the transport
-//! level dropped instead of handed to the next call.
+//! `statement_timeout` set on every new connection, each connection's socket known to the
+//! [`super::watchdog`], and connections that failed at the transport level dropped instead of
+//! handed to the next call.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, ManageConnection, Pool};
+use diesel::r2d2::{ManageConnection, Pool, R2D2Connection};
 use tokio::sync::{Semaphore, watch};
 
 use super::Db;
+use super::watchdog::{self, Socket, Watchdog};
 use crate::config::DbConfig;
+
+/// How much longer than its statement timeout a statement may go unanswered before the watchdog
+/// cuts its connection.
+pub(super) const CUT_MARGIN: Duration = Duration::from_secs(1);
 
 pub(super) type PgPool = Pool<Manager>;
 
@@ -21,44 +27,61 @@ pub(super) type PgPool = Pool<Manager>;
 pub struct PoolConn {
     pub(super) pg: PgConnection,
     pub(super) broken: bool,
+    /// The connection's socket, for the watchdog (`None` when it could not be found).
+    pub(super) socket: Option<Socket>,
+    /// The watchdog's generation when it was made: an older one is not handed out again.
+    generation: u64,
 }
 
-/// Diesel's connection manager, with [`PoolConn::broken`] honoured.
-pub(super) struct Manager(ConnectionManager<PgConnection>);
+/// Connects (finding the socket), sets the session, and tells the pool which connections broke.
+pub(super) struct Manager {
+    url: String,
+    statement_timeout: Duration,
+    watchdog: Watchdog,
+}
 
 impl ManageConnection for Manager {
     type Connection = PoolConn;
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<PoolConn, Self::Error> {
+        let generation = self.watchdog.generation();
+        let (mut pg, socket) =
+            watchdog::establish(&self.url).map_err(diesel::r2d2::Error::ConnectionError)?;
+        // The session settings are a statement too: a hang here would hold a pool thread.
+        let _armed = self
+            .watchdog
+            .arm(socket, self.statement_timeout + CUT_MARGIN);
+        pg.batch_execute(&format!(
+            "SET statement_timeout = {}; SET application_name = 'partners'",
+            self.statement_timeout.as_millis()
+        ))
+        .map_err(diesel::r2d2::Error::QueryError)?;
         Ok(PoolConn {
-            pg: self.0.connect()?,
+            pg,
             broken: false,
+            socket,
+            generation,
         })
     }
 
+    /// Called at each checkout: costs no round trip; refuses a connection made before the last
+    /// outage (r2d2 drops it and takes or makes another).
     fn is_valid(&self, conn: &mut PoolConn) -> Result<(), Self::Error> {
-        self.0.is_valid(&mut conn.pg)
+        if self.watchdog.is_current(conn.generation) {
+            Ok(())
+        } else {
+            Err(diesel::r2d2::Error::QueryError(
+                diesel::result::Error::BrokenTransactionManager,
+            ))
+        }
     }
 
     fn has_broken(&self, conn: &mut PoolConn) -> bool {
-        conn.broken || self.0.has_broken(&mut conn.pg)
-    }
-}
-
-#[derive(Debug)]
-struct SessionSettings {
-    statement_timeout_ms: u64,
-}
-
-impl CustomizeConnection<PoolConn, diesel::r2d2::Error> for SessionSettings {
-    fn on_acquire(&self, conn: &mut PoolConn) -> Result<(), diesel::r2d2::Error> {
-        conn.pg
-            .batch_execute(&format!(
-                "SET statement_timeout = {}; SET application_name = 'partners'",
-                self.statement_timeout_ms
-            ))
-            .map_err(diesel::r2d2::Error::QueryError)
+        conn.broken
+            || std::thread::panicking()
+            || !self.watchdog.is_current(conn.generation)
+            || conn.pg.is_broken()
     }
 }
 
@@ -66,16 +89,19 @@ impl Db {
     /// Builds the pool without waiting for the database (connections are made on demand).
     pub fn new(config: &DbConfig) -> Db {
         let url = config.connection_url();
-        let manager = Manager(ConnectionManager::<PgConnection>::new(url.clone()));
+        let statement_timeout = Duration::from_millis(config.db_statement_timeout_ms);
+        let watchdog = Watchdog::new();
+        let manager = Manager {
+            url: url.clone(),
+            statement_timeout,
+            watchdog: watchdog.clone(),
+        };
         let size = config.db_pool_size.max(1);
         let pool = Pool::builder()
             .max_size(size)
             .min_idle(Some(0))
             .connection_timeout(config.checkout_timeout())
-            .test_on_check_out(false)
-            .connection_customizer(Box::new(SessionSettings {
-                statement_timeout_ms: config.db_statement_timeout_ms,
-            }))
+            .test_on_check_out(true)
             .build_unchecked(manager);
         Db {
             pool,
@@ -85,7 +111,8 @@ impl Db {
             health: Arc::new(watch::Sender::new(true)),
             probe_conn: Arc::default(),
             url: url.into(),
-            statement_timeout: Duration::from_millis(config.db_statement_timeout_ms),
+            statement_timeout,
+            watchdog,
         }
     }
 
@@ -98,5 +125,10 @@ impl Db {
     /// probe, the change-log listener).
     pub(crate) fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The watchdog of this handle's calls, for the tasks with connections of their own.
+    pub(crate) fn watchdog(&self) -> &Watchdog {
+        &self.watchdog
     }
 }

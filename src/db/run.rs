@@ -1,6 +1,8 @@
 //! The one bridge from async handlers to blocking Diesel: [`Db::run`] takes a turn (a semaphore
 //! sized like the pool, so blocking threads never pile up waiting for connections), checks a
-//! connection out in a blocking thread, and never waits on a database that stopped answering.
+//! connection out in a blocking thread, and never waits on a database that stopped answering: the
+//! caller is answered when the probe sees the outage or the call's deadline passes, and the
+//! [`super::watchdog`] cuts the connection then, so the thread does not stay behind.
 //! List queries take a turn in their own, narrower lane first ([`Db::run_list`]).
 
 use std::sync::Arc;
@@ -33,20 +35,25 @@ impl Db {
             .await?;
         let pool = self.pool.clone();
         let timeout = self.checkout_timeout;
+        let watchdog = self.watchdog.clone();
+        let budget = self.call_budget();
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let mut conn = pool.get_timeout(timeout)?;
+            let armed = watchdog.arm(conn.socket, budget);
             let result = f(&mut conn.pg);
+            drop(armed); // before the connection can close (see the watchdog's module doc)
             if matches!(result, Err(Error::Unavailable(_))) {
                 conn.broken = true;
             }
             result
         });
         // A call never waits on a database that stopped answering: it ends when the probe sees
-        // the outage, or at the latest after two statement timeouts (a black-holed network does
-        // not end a statement by itself until `tcp_user_timeout`).
+        // the outage, or at the latest once its budget is spent (a black-holed network does not
+        // end a statement by itself until `tcp_user_timeout`, a hung upstream never does); the
+        // watchdog cuts its connection at the same moment.
         let mut health = self.health.subscribe();
-        let limit = self.checkout_timeout + self.statement_timeout * 2 + Duration::from_secs(1);
+        let limit = self.checkout_timeout + budget;
         tokio::select! {
             joined = task => match joined {
                 Ok(result) => result,
@@ -56,6 +63,12 @@ impl Db {
             _ = health.wait_for(|up| !*up) => Err(Error::Unavailable("database unreachable")),
             () = tokio::time::sleep(limit) => Err(Error::Unavailable("database did not answer in time")),
         }
+    }
+
+    /// How long one call may hold its connection: a transaction of several statements may take
+    /// longer than one statement's timeout, so two of them, plus the watchdog's margin.
+    fn call_budget(&self) -> Duration {
+        self.statement_timeout * 2 + super::pool::CUT_MARGIN
     }
 
     /// Runs a list query (see [`Db::run`]) in the list lane: at most `list_concurrency` of them

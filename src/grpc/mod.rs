@@ -77,6 +77,6 @@ pub fn routes(
 }
 
 /// How often the database probe behind health runs, and how long one probe may take.
-pub const PROBE_INTERVAL: Duration = Duration::from_millis(1000);
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 /// Longest time one probe may take before the database counts as unreachable.
-pub const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(1000);

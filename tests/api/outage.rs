@@ -134,6 +134,11 @@ async fn blackholed_database_gives_quick_unavailable_and_recovers() {
     outage_and_recovery(Mode::Blackhole).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_database_gives_quick_unavailable_and_recovers() {
+    outage_and_recovery(Mode::Hang).await;
+}
+
 /// Outcome counts of the write-loss test.
 #[derive(Debug, Default)]
 struct Tally {

@@ -1,7 +1,10 @@
 //! A TCP proxy between the service and Postgres, to cut the database in tests: `Refuse` closes
 //! the listener and every connection (connects are refused); `Blackhole` keeps connections open
 //! but forwards nothing (packets swallowed, no reset). `Pass` restores normal service and drops
-//! whatever was held.
+//! whatever was held. `Hang` is a pooler that lost its upstream without telling its clients: it
+//! accepts connections and reads every byte sent (the client's kernel sees them acknowledged)
+//! but never answers, and the connections it hung stay hung after `Pass`, until their client
+//! closes them; only new connections pass again.
 
 use std::net::SocketAddr;
 
@@ -14,6 +17,7 @@ pub enum Mode {
     Pass,
     Refuse,
     Blackhole,
+    Hang,
 }
 
 pub struct Proxy {
@@ -79,6 +83,11 @@ async fn handle(client: TcpStream, upstream: SocketAddr, mut mode: watch::Receiv
             until(&mut mode, |m| *m != Mode::Blackhole).await;
             return;
         }
+        Mode::Hang => {
+            let (mut client_read, _client_write) = client.into_split();
+            absorb(&mut client_read).await;
+            return;
+        }
         Mode::Pass => {}
     }
     let Ok(server) = TcpStream::connect(upstream).await else {
@@ -91,10 +100,24 @@ async fn handle(client: TcpStream, upstream: SocketAddr, mut mode: watch::Receiv
         _ = copy(&mut server_read, &mut client_write) => None,
         now = until(&mut mode, |m| *m != Mode::Pass) => Some(now),
     };
-    if outcome == Some(Mode::Blackhole) {
-        // Hold every socket, forward nothing, until the network "comes back"; then drop them.
-        until(&mut mode, |m| *m != Mode::Blackhole).await;
+    match outcome {
+        Some(Mode::Blackhole) => {
+            // Hold every socket, forward nothing, until the network "comes back"; then drop them.
+            until(&mut mode, |m| *m != Mode::Blackhole).await;
+        }
+        Some(Mode::Hang) => {
+            // The upstream is gone; the client is never told.
+            drop((server_read, server_write));
+            absorb(&mut client_read).await;
+        }
+        _ => {}
     }
+}
+
+/// Reads and discards everything the client sends until it closes the connection.
+async fn absorb(client: &mut tokio::net::tcp::OwnedReadHalf) {
+    let mut sink = tokio::io::sink();
+    let _ = copy(client, &mut sink).await;
 }
 
 /// Waits until the mode satisfies `pred` and returns it (a closed channel counts as `Pass`).

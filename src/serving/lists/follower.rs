@@ -18,12 +18,12 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
-use diesel::prelude::*;
 
 use super::Inner;
 use super::copy::Snapshot;
 use super::delta::View;
 use crate::db::Db;
+use crate::db::watchdog::{self, Socket, Watchdog};
 use crate::error::Result;
 use crate::model::change::{self, LogState};
 use crate::model::partner;
@@ -65,25 +65,41 @@ enum Step {
 /// waiting for a runtime thread, a pool turn or a connection checkout.
 pub(super) fn start(db: &Db, inner: &Arc<Inner>) {
     let url = db.url().to_owned();
+    let watchdog = db.watchdog().clone();
     let weak = Arc::downgrade(inner);
     std::thread::Builder::new()
         .name("partners-follow".into())
-        .spawn(move || follow(&url, &weak))
+        .spawn(move || follow(&url, &watchdog, &weak))
         .expect("spawn the change-log follower");
 }
 
-fn connect(url: &str) -> std::result::Result<PgConnection, String> {
-    let mut conn = PgConnection::establish(url).map_err(|e| e.to_string())?;
-    // A full load of a million partners takes seconds; deltas take milliseconds.
-    conn.batch_execute("SET statement_timeout = '60s'; LISTEN partner_changes")
-        .map_err(|e| e.to_string())?;
-    Ok(conn)
+/// The follower's statement timeout: a full load of a million partners takes seconds; deltas
+/// take milliseconds.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long one look may go unanswered before the watchdog cuts the follower's connection (a
+/// hung upstream; an outage the probe sees cuts it at once).
+const LOOK_BUDGET: Duration = Duration::from_secs(65);
+
+fn connect(
+    url: &str,
+    watchdog: &Watchdog,
+) -> std::result::Result<(PgConnection, Option<Socket>, u64), String> {
+    let generation = watchdog.generation();
+    let (mut conn, socket) = watchdog::establish(url).map_err(|e| e.to_string())?;
+    let _armed = watchdog.arm(socket, LOOK_BUDGET);
+    conn.batch_execute(&format!(
+        "SET statement_timeout = {}; LISTEN partner_changes",
+        STATEMENT_TIMEOUT.as_millis()
+    ))
+    .map_err(|e| e.to_string())?;
+    Ok((conn, socket, generation))
 }
 
 /// The follower's loop: looks at the log when notified, when a list found the copy behind, and
 /// every [`CATCH_UP`]; otherwise polls its connection every [`LISTEN_POLL`].
-fn follow(url: &str, inner: &Weak<Inner>) {
-    let mut conn: Option<PgConnection> = None;
+fn follow(url: &str, watchdog: &Watchdog, inner: &Weak<Inner>) {
+    let mut conn: Option<(PgConnection, Option<Socket>, u64)> = None;
     let mut reconnect_pause = Duration::from_millis(100);
     let mut last_load: Option<Instant> = None;
     let mut next_look = Instant::now();
@@ -94,8 +110,15 @@ fn follow(url: &str, inner: &Weak<Inner>) {
         let Some(lists) = inner.upgrade() else {
             return;
         };
-        let Some(c) = conn.as_mut() else {
-            match connect(url) {
+        if conn
+            .as_ref()
+            .is_some_and(|(_, _, generation)| !watchdog.is_current(*generation))
+        {
+            // Made before an outage: it may hang without ever saying so.
+            conn = None;
+        }
+        let Some((c, socket, _)) = conn.as_mut() else {
+            match connect(url, watchdog) {
                 Ok(c) => {
                     conn = Some(c);
                     reconnect_pause = Duration::from_millis(100);
@@ -142,7 +165,10 @@ fn follow(url: &str, inner: &Weak<Inner>) {
         let started = Instant::now();
         next_look = started + CATCH_UP;
         hold_until = None;
-        match look(c, lists.view(), &lists, may_load, limit) {
+        let armed = watchdog.arm(*socket, LOOK_BUDGET);
+        let looked = look(c, lists.view(), &lists, may_load, limit);
+        drop(armed);
+        match looked {
             Ok(Step::Current) => {
                 lists.stats.lag_changes.store(0, Ordering::Relaxed);
             }
