@@ -35,4 +35,6 @@ pub struct Db {
     url: Arc<str>,
     statement_timeout: Duration,
     watchdog: watchdog::Watchdog,
+    /// When a call last got an answer from the database (see [`health::Answers`]).
+    answers: Arc<health::Answers>,
 }

@@ -113,6 +113,7 @@ impl Db {
             url: url.into(),
             statement_timeout,
             watchdog,
+            answers: Arc::default(),
         }
     }
 

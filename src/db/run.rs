@@ -37,6 +37,7 @@ impl Db {
         let timeout = self.checkout_timeout;
         let watchdog = self.watchdog.clone();
         let budget = self.call_budget();
+        let answers = self.answers.clone();
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let mut conn = pool.get_timeout(timeout)?;
@@ -45,6 +46,8 @@ impl Db {
             drop(armed); // before the connection can close (see the watchdog's module doc)
             if matches!(result, Err(Error::Unavailable(_))) {
                 conn.broken = true;
+            } else {
+                answers.record();
             }
             result
         });
