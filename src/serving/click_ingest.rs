@@ -4,9 +4,9 @@
 //! then not bounded by one fsync per event. Events are sharded over the writers by partner id,
 //! so two batches of one process never update the same partner row while their commits
 //! overlap. Batches of other replicas do: the statement takes its locks in one fixed order
-//! (keys, then partner rows by id; `model::click_event::INSERT_BATCH`), so they wait for each
-//! other but never deadlock; a conflict Postgres reports all the same is written again here and
-//! never reaches a caller unless it repeats.
+//! (advisory locks on its partners, sorted, then keys in order; `model::click_event::INSERT_BATCH`),
+//! so they wait for each other but never deadlock; a conflict Postgres reports all the same is
+//! written again here and reaches callers only after five attempts.
 //!
 //! A writer does not wait for more events before it writes: the events that arrive while its
 //! statement runs form the next batch, so batches grow with the load by themselves. (A fixed
