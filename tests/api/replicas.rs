@@ -469,6 +469,8 @@ async fn rolling_restarts_behind_haproxy_fail_no_request() {
         1,
         "one replica applied the migrations: {applying:?}"
     );
+    let creating: usize = logs.iter().map(|l| lines_with(l, "created database")).sum();
+    assert_eq!(creating, 1, "one replica created the database");
     let mut conn = db.conn();
     let stored = {
         use diesel::RunQueryDsl;
