@@ -2,7 +2,14 @@
 //! middleware stack, the REST gateway calling the same stack in process, the database probe that
 //! drives health, and graceful shutdown. Used by `partners serve` and by the integration tests, so
 //! both run the same code.
+//!
+//! Shutdown, in order: health NOT_SERVING and `/readyz` 503 at once, while everything goes on
+//! serving for the shutdown delay (HTTP/1.x answers carry `Connection: close` meanwhile), so that
+//! balancers and Kubernetes endpoints stop sending before anything closes; then the listeners
+//! close, idle connections are closed and HTTP/2 ones get a GOAWAY, and in-flight calls get until
+//! the drain deadline.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +27,7 @@ use crate::auth::{Authenticator, KeyLimiter};
 use crate::config::{DbConfig, ServerLimits};
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::gateway::draining::{self, Draining};
 use crate::gateway::{self, Gateway, Transport, TransportError};
 use crate::grpc::{self, layer};
 use crate::serving::Services;
@@ -36,12 +44,54 @@ pub struct RunningApp {
     http: Option<(oneshot::Sender<()>, JoinHandle<std::io::Result<()>>)>,
     /// The service logic (lists, reads, clicks, caches), for tests and tools that inspect it.
     pub services: Services,
-    reporter: HealthReporter,
-    db: Db,
+    health: Health,
+    draining: Draining,
     background: Vec<JoinHandle<()>>,
     grpc_shutdown: oneshot::Sender<()>,
     grpc_task: JoinHandle<Result<(), tonic::transport::Error>>,
+    shutdown_delay: Duration,
     drain_timeout: Duration,
+}
+
+/// Health as reported by `grpc.health.v1` (and so `/readyz`): SERVING while the database answers
+/// and the process is not shutting down. One lock orders the probe's updates and the shutdown's,
+/// so a probe that finishes late never turns a stopping process SERVING again.
+#[derive(Clone)]
+struct Health {
+    reporter: HealthReporter,
+    state: Arc<tokio::sync::Mutex<HealthState>>,
+}
+
+struct HealthState {
+    database_up: bool,
+    stopping: bool,
+}
+
+impl Health {
+    async fn new(reporter: HealthReporter, database_up: bool) -> Health {
+        grpc::set_health(&reporter, database_up).await;
+        Health {
+            reporter,
+            state: Arc::new(tokio::sync::Mutex::new(HealthState {
+                database_up,
+                stopping: false,
+            })),
+        }
+    }
+
+    /// Records what the probe found.
+    async fn database(&self, up: bool) {
+        let mut state = self.state.lock().await;
+        state.database_up = up;
+        grpc::set_health(&self.reporter, up && !state.stopping).await;
+    }
+
+    /// NOT_SERVING from now on.
+    async fn stopping(&self) {
+        let mut state = self.state.lock().await;
+        state.stopping = true;
+        grpc::set_health(&self.reporter, false).await;
+    }
 }
 
 /// Starts the service on an already bound gRPC listener, and the REST gateway (calling the
@@ -58,23 +108,22 @@ pub async fn start(
     // from the first call. A database that is down does not hold the start-up longer than this.
     services.ready(db_config.checkout_timeout()).await;
 
-    let (reporter, health) = tonic_health::server::health_reporter();
+    let (reporter, health_service) = tonic_health::server::health_reporter();
     let up = db.ping(grpc::PROBE_TIMEOUT).await;
-    grpc::set_health(&reporter, up).await;
-    let probe = tokio::spawn(probe_loop(db.clone(), reporter.clone(), up));
+    let health = Health::new(reporter, up).await;
+    let probe = tokio::spawn(probe_loop(db.clone(), health.clone(), up));
 
-    let limiter = Arc::new(KeyLimiter::new(
-        limits.rate_limit_per_second,
-        limits.rate_limit_burst,
-    ));
+    let (rate, burst) = limits.rate_limit_share();
+    let limiter = Arc::new(KeyLimiter::new(rate, burst));
     let shrink = tokio::spawn(shrink_loop(limiter.clone()));
     let stack = layer::stack(
         Authenticator::new(db.clone(), limits.key_cache_ttl()),
         limiter,
         limits.request_timeout(),
     );
-    let routes = grpc::routes(services.clone(), health)
+    let routes = grpc::routes(services.clone(), health_service)
         .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
+    let draining = Draining::default();
     let (http_addr, http) = match http_listener {
         None => (None, None),
         Some(listener) => {
@@ -85,8 +134,10 @@ pub async fn start(
                 in_process_transport(&stack, routes.clone()),
                 limits.request_timeout(),
             );
+            let router =
+                draining::close_connections_when(gateway::router(gateway), draining.clone());
             let (stop, stopped) = oneshot::channel::<()>();
-            let task = tokio::spawn(gateway::serve(listener, gateway::router(gateway), async {
+            let task = tokio::spawn(gateway::serve(listener, router, async {
                 let _ = stopped.await;
             }));
             tracing::info!(http.addr = %addr, "REST gateway listening on {addr}");
@@ -115,11 +166,12 @@ pub async fn start(
         http_addr,
         http,
         services,
-        reporter,
-        db,
+        health,
+        draining,
         background: vec![probe, shrink],
         grpc_shutdown,
         grpc_task,
+        shutdown_delay: limits.shutdown_delay(),
         drain_timeout: limits.drain_timeout(),
     })
 }
@@ -136,7 +188,7 @@ fn in_process_transport(stack: &layer::CallStack, routes: tonic::service::Routes
     BoxCloneSyncService::new(service)
 }
 
-async fn probe_loop(db: Db, reporter: HealthReporter, mut last: bool) {
+async fn probe_loop(db: Db, health: Health, mut last: bool) {
     loop {
         tokio::time::sleep(grpc::PROBE_INTERVAL).await;
         let up = db.ping(grpc::PROBE_TIMEOUT).await;
@@ -146,17 +198,9 @@ async fn probe_loop(db: Db, reporter: HealthReporter, mut last: bool) {
             } else {
                 tracing::warn!("database unreachable: NOT_SERVING");
             }
-            grpc::set_health(&reporter, up).await;
+            health.database(up).await;
             last = up;
         }
-    }
-}
-
-/// The probe without health reports, while the service drains.
-async fn ping_loop(db: Db) {
-    loop {
-        tokio::time::sleep(grpc::PROBE_INTERVAL).await;
-        db.ping(grpc::PROBE_TIMEOUT).await;
     }
 }
 
@@ -168,21 +212,40 @@ async fn shrink_loop(limiter: Arc<KeyLimiter>) {
 }
 
 impl RunningApp {
-    /// Graceful shutdown: health NOT_SERVING first, then the listener closes and in-flight calls
-    /// get until the drain deadline to finish. Errors if the deadline passed. The database probe
-    /// keeps running meanwhile: a call waiting on a database that went away ends when it notices.
+    /// Graceful shutdown (the module's doc has the order): not ready at once, serving on for the
+    /// shutdown delay, then the listeners close and in-flight calls get until the drain deadline
+    /// to finish. Errors if the deadline passed. The database probe runs until the end: a call
+    /// waiting on a database that went away ends when it notices (it cannot report SERVING).
     pub async fn shutdown(self) -> Result<()> {
-        for task in &self.background {
+        self.shutdown_or_sooner(std::future::pending()).await
+    }
+
+    /// [`RunningApp::shutdown`], with the shutdown delay cut short when `sooner` completes (a
+    /// second signal).
+    pub async fn shutdown_or_sooner(mut self, sooner: impl Future<Output = ()>) -> Result<()> {
+        self.health.stopping().await;
+        self.draining.start();
+        if !self.shutdown_delay.is_zero() {
+            let delay_ms = self.shutdown_delay.as_millis();
+            tracing::info!(
+                shutdown.delay_ms = delay_ms,
+                "not ready; serving on for {delay_ms} ms before closing the listeners"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(self.shutdown_delay) => {}
+                () = sooner => tracing::info!("second signal: closing the listeners now"),
+            }
+        }
+        let background = std::mem::take(&mut self.background);
+        let drained = self.drain().await;
+        for task in &background {
             task.abort();
         }
-        let pinging = tokio::spawn(ping_loop(self.db.clone()));
-        let drained = self.drain().await;
-        pinging.abort();
         drained
     }
 
+    /// Closes the listeners and waits for the calls in flight, until the drain deadline.
     async fn drain(self) -> Result<()> {
-        grpc::set_health(&self.reporter, false).await;
         let _ = self.grpc_shutdown.send(());
         let deadline = tokio::time::Instant::now() + self.drain_timeout;
         if let Some((stop, task)) = self.http {

@@ -126,6 +126,12 @@ pub struct ServerLimits {
     /// How long in-flight calls may take to finish after SIGTERM/SIGINT, in milliseconds.
     #[arg(long, env = "PARTNERS_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
     pub drain_timeout_ms: u64,
+    /// After SIGTERM/SIGINT, how long the process reports not ready (`/readyz` 503, health
+    /// NOT_SERVING) while it goes on serving, before it stops accepting and drains, in
+    /// milliseconds: balancers and Kubernetes endpoints drop it meanwhile. HTTP/1.1 answers carry
+    /// `Connection: close` from the signal on. A second signal ends the wait.
+    #[arg(long, env = "PARTNERS_SHUTDOWN_DELAY_MS", default_value_t = 5_000)]
+    pub shutdown_delay_ms: u64,
     /// How long a revoked or newly created key may take to be noticed, in milliseconds.
     #[arg(long, env = "PARTNERS_KEY_CACHE_TTL_MS", default_value_t = 5_000)]
     pub key_cache_ttl_ms: u64,
@@ -135,6 +141,16 @@ pub struct ServerLimits {
     /// Burst of calls allowed per API key above the rate.
     #[arg(long, env = "PARTNERS_RATE_LIMIT_BURST", default_value_t = 40_000)]
     pub rate_limit_burst: u32,
+    /// Replicas sharing the per-key limits: each process allows its share, the rate and the
+    /// burst divided by this number (rounded down, at least 1), so that N replicas behind a
+    /// balancer that spreads a key's calls evenly keep the configured rate for the whole service.
+    #[arg(
+        long,
+        env = "PARTNERS_RATE_LIMIT_REPLICAS",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub rate_limit_replicas: u32,
     /// Concurrent click-event writers (group commit; events are sharded by partner).
     #[arg(long, env = "PARTNERS_CLICK_WRITERS", default_value_t = 2)]
     pub click_writers: usize,
@@ -173,6 +189,27 @@ impl ServerLimits {
         Duration::from_millis(self.drain_timeout_ms)
     }
 
+    /// The not-ready delay before the listeners close, as a `Duration`.
+    pub fn shutdown_delay(&self) -> Duration {
+        Duration::from_millis(self.shutdown_delay_ms)
+    }
+
+    /// This process's share of the per-key limits: (calls per second, burst), each the
+    /// configured value divided by `rate_limit_replicas`, rounded down and at least 1 (a rate of
+    /// 0, limiting off, stays 0). Rounding down keeps the sum of the shares within the
+    /// configured limit.
+    pub fn rate_limit_share(&self) -> (u32, u32) {
+        let replicas = self.rate_limit_replicas.max(1);
+        let share = |value: u32| match value {
+            0 => 0,
+            v => (v / replicas).max(1),
+        };
+        (
+            share(self.rate_limit_per_second),
+            share(self.rate_limit_burst),
+        )
+    }
+
     /// The number of GetPartner statements allowed at once (see `read_batches`).
     pub fn read_batches(&self) -> usize {
         match self.read_batches {
@@ -192,9 +229,13 @@ impl Default for ServerLimits {
         ServerLimits {
             request_timeout_ms: 10_000,
             drain_timeout_ms: 10_000,
+            // In-process starts (tests, tools) have no balancer to wait for: they stop at once.
+            // `partners serve` waits 5 s (the flag's default).
+            shutdown_delay_ms: 0,
             key_cache_ttl_ms: 5_000,
             rate_limit_per_second: 20_000,
             rate_limit_burst: 40_000,
+            rate_limit_replicas: 1,
             click_writers: 2,
             read_batches: 0,
             search_index_max_partners: 1_000_000,
@@ -245,5 +286,25 @@ mod tests {
         let config = DbConfig::for_url("postgres://127.0.0.1/db?xconnect_timeout=9");
         let url = config.connection_url();
         assert!(url.contains("xconnect_timeout=9") && url.contains("&connect_timeout=3"));
+    }
+
+    #[test]
+    fn each_replica_takes_its_share_of_the_rate_limit() {
+        let limits = |rate, burst, replicas| ServerLimits {
+            rate_limit_per_second: rate,
+            rate_limit_burst: burst,
+            rate_limit_replicas: replicas,
+            ..ServerLimits::default()
+        };
+        assert_eq!(
+            limits(20_000, 40_000, 1).rate_limit_share(),
+            (20_000, 40_000)
+        );
+        assert_eq!(
+            limits(20_000, 40_000, 3).rate_limit_share(),
+            (6_666, 13_333)
+        );
+        assert_eq!(limits(2, 1, 3).rate_limit_share(), (1, 1), "at least 1");
+        assert_eq!(limits(0, 5, 3).rate_limit_share(), (0, 1), "0 stays off");
     }
 }

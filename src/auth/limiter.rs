@@ -1,8 +1,10 @@
 //! Per-key rate limits: one GCRA bucket per API key prefix (`governor`, keyed). Over the limit, a
 //! call gets RESOURCE_EXHAUSTED (REST 429) with the time to wait. Only authenticated keys get a
 //! bucket, and buckets idle long enough to be full again are dropped by [`KeyLimiter::shrink`],
-//! so the map is bounded by the keys in use. The limits are per process: N replicas allow N times
-//! the rate.
+//! so the map is bounded by the keys in use. The buckets are per process: N replicas would allow
+//! N times the rate, so each process is given its share of the configured limit
+//! (`--rate-limit-replicas N`, [`crate::config::ServerLimits::rate_limit_share`]), and the N
+//! shares together keep the configured rate when the balancer spreads a key's calls evenly.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -82,6 +84,46 @@ mod tests {
         std::thread::sleep(Duration::from_millis(60));
         limiter.check("k").expect("refilled");
         assert!(KeyLimiter::new(0, 0).check("k").is_ok(), "0 disables");
+    }
+
+    /// Three processes, each with its share of a global 300/s (burst 30), called in turn as a
+    /// round-robin balancer would: together they allow the global limit, not three times it.
+    #[test]
+    fn replica_shares_keep_the_global_limit() {
+        use std::time::Instant;
+
+        use crate::config::ServerLimits;
+
+        let allowed = |replicas: u32| {
+            let limits = ServerLimits {
+                rate_limit_per_second: 300,
+                rate_limit_burst: 30,
+                rate_limit_replicas: replicas,
+                ..ServerLimits::default()
+            };
+            let (rate, burst) = limits.rate_limit_share();
+            let processes: Vec<KeyLimiter> = (0..3).map(|_| KeyLimiter::new(rate, burst)).collect();
+            let started = Instant::now();
+            let mut allowed = 0u32;
+            while started.elapsed() < Duration::from_millis(400) {
+                for process in &processes {
+                    allowed += u32::from(process.check("k").is_ok());
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            (allowed, started.elapsed().as_secs_f64())
+        };
+        let (shared, secs) = allowed(3);
+        let global = 30.0 + 300.0 * secs;
+        assert!(
+            f64::from(shared) <= global + 3.0 && f64::from(shared) >= 0.8 * global,
+            "3 shares allowed {shared} calls in {secs:.3} s; the global limit allows {global:.0}"
+        );
+        let (unshared, secs) = allowed(1);
+        assert!(
+            f64::from(unshared) > 2.0 * (30.0 + 300.0 * secs),
+            "without shares 3 processes allow about 3 times the limit: {unshared} in {secs:.3} s"
+        );
     }
 
     #[test]

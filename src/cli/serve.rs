@@ -51,8 +51,9 @@ pub fn serve(db_config: DbConfig, config: ServeConfig) -> Result<()> {
             .map_err(|e| Error::Internal(format!("cannot bind {}: {e}", config.http_addr)))?;
         let running = app::start(&db_config, &config.limits, listener, Some(http_listener)).await?;
         shutdown_signal().await;
-        tracing::info!("shutdown requested: draining");
-        running.shutdown().await
+        tracing::info!("shutdown requested: not ready, then draining");
+        // A second signal skips the rest of the not-ready delay.
+        running.shutdown_or_sooner(shutdown_signal()).await
     });
     // A blocking thread still waiting on the database (a hung upstream, before the watchdog cut
     // its connection) must not hold the exit: dropping the runtime would wait for it.

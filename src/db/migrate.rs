@@ -48,14 +48,17 @@ pub fn create_database_if_missing(config: &DbConfig) -> Result<()> {
     )))
     .get_result(&mut conn)?;
     if !exists {
-        let created = conn.batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name)));
-        // Another process may have created it in the meantime.
-        if let Err(e) = created
-            && !e.to_string().contains("already exists")
-        {
-            return Err(e.into());
+        // Another process may have created it in the meantime ("already exists"), or be
+        // creating it at this moment (replicas started together: the catalog's unique index).
+        match conn.batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name))) {
+            Ok(()) => tracing::info!(database = %name, "created database"),
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            )) => {}
+            Err(e) if e.to_string().contains("already exists") => {}
+            Err(e) => return Err(e.into()),
         }
-        tracing::info!(database = %name, "created database");
     }
     Ok(())
 }

@@ -11,10 +11,12 @@
 //! - [`extract`]: request decoding shared by the routes; [`params`]: the query-string grammar;
 //! - [`document`] and [`errors`]: JSON:API documents and error mapping;
 //! - [`middleware`]: the one layer stack (request id, trace, body limit, timeout);
+//! - [`draining`]: `Connection: close` on HTTP/1.x answers while the process shuts down;
 //! - [`openapi`]: the document's root; its paths come from the same `routes!` that build the
 //!   router, so a route cannot be served undocumented or documented unserved.
 
 pub mod document;
+pub mod draining;
 pub mod errors;
 pub mod extract;
 pub mod middleware;
@@ -224,7 +226,9 @@ pub fn router(gateway: Gateway) -> Router {
     middleware::wrap(router, gateway.timeout).with_state(gateway)
 }
 
-/// Serves the router on `listener` until `shutdown` completes, then drains connections.
+/// Serves the router on `listener` until `shutdown` completes, then stops accepting and drains:
+/// idle HTTP/1.1 connections are closed, busy ones after their answer (`Connection: close`),
+/// HTTP/2 connections get a GOAWAY (hyper's graceful shutdown, per connection).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,

@@ -2,8 +2,11 @@
 //! everything queued for it (up to a batch limit), writes it with the counter updates in one
 //! statement (its own transaction), and answers each caller only after the commit. Throughput is
 //! then not bounded by one fsync per event. Events are sharded over the writers by partner id,
-//! so two concurrent batches never update the same partner row (no lock waits, no deadlocks)
-//! while their commits overlap.
+//! so two batches of one process never update the same partner row while their commits
+//! overlap. Batches of other replicas do: the statement takes its locks in one fixed order
+//! (advisory locks on its partners, sorted, then keys in order; `model::click_event::INSERT_BATCH`),
+//! so they wait for each other but never deadlock; a conflict Postgres reports all the same is
+//! written again here and reaches callers only after five attempts.
 //!
 //! A writer does not wait for more events before it writes: the events that arrive while its
 //! statement runs form the next batch, so batches grow with the load by themselves. (A fixed
@@ -16,6 +19,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::model::click_event::{self, ClickOutcome, NewClickEvent};
+
+/// Writes of one batch before a conflict (deadlock, serialization failure) reaches its callers.
+const MAX_ATTEMPTS: u32 = 5;
 
 struct Job {
     event: NewClickEvent,
@@ -86,8 +92,8 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
         let (events, replies): (Vec<NewClickEvent>, Vec<_>) =
             batch.into_iter().map(|j| (j.event, j.reply)).unzip();
         let events = std::sync::Arc::new(events);
-        // Two batches can deadlock only when a caller reuses one key for different partners
-        // concurrently; Postgres then aborts one of them, which is simply written again.
+        // The batch statement locks in a fixed order, so a deadlock or serialization failure is
+        // not expected; should Postgres report one, the batch is simply written again.
         let mut attempts = 0;
         let result = loop {
             attempts += 1;
@@ -98,7 +104,13 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
                 .run(move |conn| Ok(click_event::insert_batch(conn, &events)?))
                 .await;
             match result {
-                Err(Error::Unavailable(crate::error::CONFLICT)) if attempts < 3 => continue,
+                Err(Error::Unavailable(crate::error::CONFLICT)) if attempts < MAX_ATTEMPTS => {
+                    tracing::warn!(
+                        attempt = attempts,
+                        "click batch conflicted: writing it again"
+                    );
+                    continue;
+                }
                 other => break other,
             }
         };

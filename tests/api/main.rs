@@ -17,6 +17,7 @@ mod outage;
 mod proxy;
 mod readme;
 mod reads;
+mod replicas;
 mod rest;
 mod robustness;
 mod search_index;

@@ -305,6 +305,77 @@ async fn shutdown_drains_in_flight_calls_and_refuses_new_ones() {
     assert_eq!(failed, 0);
 }
 
+/// The shutdown delay: not ready at once (gRPC health NOT_SERVING, `/readyz` 503) while calls on
+/// existing and new connections are still answered, HTTP/1.1 answers closing their connection;
+/// the listeners close only after the delay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_delay_reports_not_ready_and_serves_on() {
+    let delay = Duration::from_millis(1000);
+    let mut t = TestApp::start_with(ServerLimits {
+        shutdown_delay_ms: delay.as_millis() as u64,
+        ..ServerLimits::default()
+    })
+    .await;
+    let p = t.simple_partner("Stopping", &["pos"]).await;
+    let http = reqwest::Client::new();
+    let partner_url = format!("{}/api/v1/partners/{}", t.http(), p.id);
+    let before = http
+        .get(&partner_url)
+        .bearer_auth(&t.world.user_key_a)
+        .send()
+        .await
+        .expect("before");
+    assert_eq!(before.status(), 200);
+    assert!(before.headers().get("connection").is_none());
+    let (base, grpc_addr) = (t.http(), t.grpc_addr());
+    let app = t.app.take().expect("running");
+    let started = Instant::now();
+    let shutdown = tokio::spawn(app.shutdown());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let ready = http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), 503, "not ready during the delay");
+    let health = HealthClient::new(channel_to(grpc_addr).await)
+        .check(HealthCheckRequest::default())
+        .await
+        .expect("health check on a new connection")
+        .into_inner();
+    assert_eq!(health.status, ServingStatus::NotServing as i32);
+    let during = http
+        .get(&partner_url)
+        .bearer_auth(&t.world.user_key_a)
+        .send()
+        .await
+        .expect("REST during the delay");
+    assert_eq!(during.status(), 200);
+    assert_eq!(during.headers()["connection"], "close");
+    t.client()
+        .get_partner(with_key(get(p.id), &t.world.user_key_a))
+        .await
+        .expect("gRPC on the existing connection during the delay");
+    assert!(started.elapsed() < delay, "checked within the delay");
+
+    shutdown
+        .await
+        .expect("join")
+        .expect("clean shutdown after the delay");
+    let took = started.elapsed();
+    assert!(
+        took >= delay,
+        "the listeners closed after the delay: {took:?}"
+    );
+    assert!(
+        tokio::net::TcpStream::connect(grpc_addr).await.is_err(),
+        "closed after the delay"
+    );
+}
+
+/// SIGTERM to the real binary: not ready during the shutdown delay (its default), a second
+/// SIGTERM cuts the delay short, exit 0 within the drain deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_the_binary_cleanly() {
     let db = TestDb::new();
@@ -336,14 +407,33 @@ async fn sigterm_stops_the_binary_cleanly() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let pid = child.id().expect("pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    let term = || {
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+    };
+    term();
+    // The default delay (5 s): not ready, still alive and serving.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ready = reqwest::get(&url).await.expect("readyz during the delay");
+    assert_eq!(ready.status(), 503);
+    let alive = reqwest::get(format!("http://127.0.0.1:{}/healthz", ports[1]))
+        .await
+        .expect("healthz during the delay");
+    assert_eq!(alive.status(), 200);
+    // A second signal ends the delay.
+    let second = Instant::now();
+    term();
     let status = tokio::time::timeout(Duration::from_secs(12), child.wait())
         .await
         .expect("exited within the drain deadline")
         .expect("wait");
     assert!(status.success(), "exit status {status:?}");
+    assert!(
+        second.elapsed() < Duration::from_secs(3),
+        "the second signal skipped the delay: exit {:?} after it",
+        second.elapsed()
+    );
 }

@@ -122,7 +122,8 @@ pub struct World {
     pub user_key_b: String,
 }
 
-fn make_world(conn: &mut PgConnection) -> World {
+/// Creates the businesses, users and keys of a [`World`] in the database of `conn`.
+pub fn make_world(conn: &mut PgConnection) -> World {
     let (business_a, business_b) = (Uuid::new_v4(), Uuid::new_v4());
     let a = business::upsert(conn, business_a, "Alpha Foods", Some("DE")).expect("business a");
     let b = business::upsert(conn, business_b, "Beta Bar", Some("GB")).expect("business b");

@@ -77,6 +77,11 @@ impl Server {
             ])
             .args(extra_args)
             .env("DATABASE_URL", database_url)
+            // No balancer to wait for: stop at once (an explicit setting wins).
+            .env(
+                "PARTNERS_SHUTDOWN_DELAY_MS",
+                std::env::var("PARTNERS_SHUTDOWN_DELAY_MS").unwrap_or_else(|_| "0".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::from(file))
             .stderr(Stdio::from(err_file))
