@@ -13,6 +13,8 @@ mod limits;
 mod logs;
 mod migrations;
 mod outage;
+mod pg_cluster;
+mod pg_restart;
 mod proxy;
 mod readme;
 mod reads;
