@@ -22,5 +22,6 @@ mod rest;
 mod robustness;
 mod search_index;
 mod server;
+mod slow_clients;
 mod sql_path;
 mod support;
