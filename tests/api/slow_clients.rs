@@ -2,7 +2,8 @@
 //! are closed at the REST gateway's header timeout and do not hold up other callers; the
 //! gateway's connection limit makes extra clients wait for a free slot; a shutdown does not wait
 //! for slow clients; an HTTP/2 rapid-reset burst (HEADERS then RST_STREAM, in a tight loop) on
-//! the gRPC port does not stall a normal caller.
+//! the gRPC port does not stall a normal caller, and a client making the server reset streams
+//! ("MadeYouReset") is cut off.
 
 use std::time::{Duration, Instant};
 
@@ -367,5 +368,135 @@ async fn a_rapid_reset_burst_does_not_stall_other_grpc_callers() {
         *during.last().expect("calls") < Duration::from_secs(1),
         "a normal call stalled during the burst: {during:?}"
     );
+    t.stop().await;
+}
+
+/// One HTTP/2 frame: its header (length, type, flags, stream) and payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).expect("frame length");
+    let mut frame = len.to_be_bytes()[1..].to_vec();
+    frame.extend([kind, flags]);
+    frame.extend(stream.to_be_bytes());
+    frame.extend(payload);
+    frame
+}
+
+/// An HPACK literal field without indexing (a new name, or a static table index below 15).
+fn hpack_literal(block: &mut Vec<u8>, name: Result<u8, &str>, value: &str) {
+    match name {
+        Ok(index) => block.push(index),
+        Err(name) => {
+            block.push(0);
+            block.push(u8::try_from(name.len()).expect("short name"));
+            block.extend(name.as_bytes());
+        }
+    }
+    assert!(value.len() < 127, "value fits a one-byte length");
+    block.push(value.len() as u8);
+    block.extend(value.as_bytes());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_making_the_grpc_server_reset_streams_is_cut_off() {
+    // "MadeYouReset": each stream carries a frame the server must answer with RST_STREAM (a
+    // window overflow); past the limit the server ends the connection with GOAWAY.
+    let t = TestApp::start().await;
+    let mut stream = TcpStream::connect(t.grpc_addr()).await.expect("connect");
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .expect("preface");
+    stream
+        .write_all(&h2_frame(0x4, 0, 0, &[]))
+        .await
+        .expect("settings");
+    let mut block = vec![0x83, 0x86]; // :method POST, :scheme http
+    hpack_literal(&mut block, Ok(4), "/partners.v1.PartnerService/GetPartner");
+    hpack_literal(&mut block, Ok(1), "localhost");
+    hpack_literal(&mut block, Err("content-type"), "application/grpc");
+    hpack_literal(&mut block, Err("te"), "trailers");
+    hpack_literal(
+        &mut block,
+        Err("authorization"),
+        &format!("Bearer {}", t.world.service_key),
+    );
+    const STREAMS: u32 = 1_500;
+    let mut burst = Vec::new();
+    for i in 0..STREAMS {
+        let id = 2 * i + 1;
+        burst.extend(h2_frame(0x1, 0x4, id, &block)); // HEADERS, END_HEADERS, stream open
+        // A WINDOW_UPDATE overflowing the stream's window: a stream error (FLOW_CONTROL_ERROR).
+        burst.extend(h2_frame(0x8, 0, id, &0x7fff_ffffu32.to_be_bytes()));
+    }
+    // The server's SETTINGS first (acknowledged), then the burst.
+    let mut header = [0u8; 9];
+    loop {
+        stream.read_exact(&mut header).await.expect("server frame");
+        let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+        let mut payload = vec![0u8; len];
+        stream.read_exact(&mut payload).await.expect("payload");
+        if header[3] == 0x4 && header[4] & 0x1 == 0 {
+            break;
+        }
+    }
+    stream
+        .write_all(&h2_frame(0x4, 0x1, 0, &[]))
+        .await
+        .expect("settings ack");
+    let (mut reader, mut writer) = stream.into_split();
+    let write = tokio::spawn(async move {
+        let _ = writer.write_all(&burst).await;
+        writer
+    });
+    let mut resets = 0;
+    let mut goaway = None;
+    let read = async {
+        let mut header = [0u8; 9];
+        while reader.read_exact(&mut header).await.is_ok() {
+            let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+            let mut payload = vec![0u8; len];
+            if reader.read_exact(&mut payload).await.is_err() {
+                break;
+            }
+            match header[3] {
+                0x3 => resets += 1,
+                0x7 => {
+                    goaway = Some((
+                        u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]),
+                        String::from_utf8_lossy(&payload[8..]).into_owned(),
+                    ));
+                    break;
+                }
+                _ => {}
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), read).await;
+    drop(write.await);
+    eprintln!(
+        "made-you-reset on the gRPC port: {STREAMS} streams, each with a frame the server \
+         answers with RST_STREAM: {resets} RST_STREAM received, then GOAWAY {goaway:?} \
+         (11 = ENHANCE_YOUR_CALM)"
+    );
+    assert_eq!(
+        goaway.as_ref().map(|g| g.0),
+        Some(11),
+        "no GOAWAY ENHANCE_YOUR_CALM after {resets} resets"
+    );
+    assert!(
+        resets <= 1_024 + 1,
+        "reset {resets} streams before cutting off"
+    );
+    // Other callers are served as before.
+    t.client()
+        .get_partner(with_key(
+            pb::GetPartnerRequest {
+                id: t.simple_partner("After", &["pos"]).await.id,
+                ..Default::default()
+            },
+            &t.world.user_key_a,
+        ))
+        .await
+        .expect("served");
     t.stop().await;
 }
