@@ -62,7 +62,9 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_timeout);
     builder.http2().timer(TokioTimer::new());
-    let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
+    let slots = Arc::new(Semaphore::new(
+        options.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+    ));
     // Every connection holds a receiver: a send asks them to close, `closed()` says all are.
     let (closing, closing_rx) = watch::channel(());
     let mut shutdown = pin!(shutdown);
