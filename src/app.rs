@@ -34,6 +34,12 @@ use crate::serving::Services;
 
 /// How often idle rate-limit buckets are dropped.
 const LIMITER_SHRINK_INTERVAL: Duration = Duration::from_secs(60);
+/// Streams a gRPC connection may make the server reset (peer protocol errors) before it is sent
+/// GOAWAY `ENHANCE_YOUR_CALM` (hyper's default).
+const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
+/// Streams reset by the client before the server accepted them, at once, before GOAWAY (h2's
+/// default).
+const H2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
 
 /// A running service.
 pub struct RunningApp {
@@ -137,9 +143,14 @@ pub async fn start(
             let router =
                 draining::close_connections_when(gateway::router(gateway), draining.clone());
             let (stop, stopped) = oneshot::channel::<()>();
-            let task = tokio::spawn(gateway::serve(listener, router, async {
-                let _ = stopped.await;
-            }));
+            let task = tokio::spawn(gateway::serve_with(
+                listener,
+                router,
+                limits.http_serving(),
+                async {
+                    let _ = stopped.await;
+                },
+            ));
             tracing::info!(http.addr = %addr, "REST gateway listening on {addr}");
             (Some(addr), Some((stop, task)))
         }
@@ -154,6 +165,11 @@ pub async fn start(
     let server = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        // HTTP/2 reset floods: hyper's limits, set here because tonic passes its own `None`
+        // (no limit) for streams reset by the server on a peer's protocol errors ("MadeYouReset");
+        // streams the client resets before they are accepted (rapid reset) keep h2's 20.
+        .http2_max_local_error_reset_streams(Some(H2_MAX_LOCAL_ERROR_RESETS))
+        .http2_max_pending_accept_reset_streams(Some(H2_MAX_PENDING_ACCEPT_RESETS))
         .layer(stack)
         .add_routes(routes);
     let grpc_task = tokio::spawn(server.serve_with_incoming_shutdown(incoming, async {

@@ -176,6 +176,19 @@ pub struct ServerLimits {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub change_log_retention_hours: u32,
+    /// How long the REST gateway gives a client to send a request's header, in milliseconds: a
+    /// connection that sends nothing, or not a whole HTTP/1 header, within it is closed (slow
+    /// clients). Also how long a kept-alive HTTP/1 connection may stay idle.
+    #[arg(
+        long,
+        env = "PARTNERS_HTTP_HEADER_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub http_header_timeout_ms: u64,
+    /// Most connections the REST gateway holds at once; further clients wait in the listen
+    /// backlog until one closes.
+    #[arg(long, env = "PARTNERS_HTTP_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub http_max_connections: usize,
 }
 
 impl ServerLimits {
@@ -222,6 +235,14 @@ impl ServerLimits {
     pub fn key_cache_ttl(&self) -> Duration {
         Duration::from_millis(self.key_cache_ttl_ms)
     }
+
+    /// The REST gateway's connection handling (header timeout, connection limit).
+    pub fn http_serving(&self) -> crate::gateway::ServeOptions {
+        crate::gateway::ServeOptions {
+            header_timeout: Duration::from_millis(self.http_header_timeout_ms.max(1)),
+            max_connections: self.http_max_connections.max(1),
+        }
+    }
 }
 
 impl Default for ServerLimits {
@@ -240,6 +261,8 @@ impl Default for ServerLimits {
             read_batches: 0,
             search_index_max_partners: 1_000_000,
             change_log_retention_hours: 72,
+            http_header_timeout_ms: 10_000,
+            http_max_connections: 10_000,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! Where things live:
 //! - this file: [`Gateway`] (transports, round robin, the one `Gateway::call` helper with the
 //!   deadline) and the router's assembly ([`router`], [`serve`]);
+//! - [`server`]: the HTTP server (connection limit, header timeout, graceful drain);
 //! - [`routes`]: the handlers, one file per domain, each with its `#[utoipa::path]`;
 //! - [`extract`]: request decoding shared by the routes; [`params`]: the query-string grammar;
 //! - [`document`] and [`errors`]: JSON:API documents and error mapping;
@@ -23,6 +24,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod params;
 pub mod routes;
+pub mod server;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -40,6 +42,7 @@ use utoipa_axum::routes;
 use crate::grpc::pb::partner_admin_service_client::PartnerAdminServiceClient;
 use crate::grpc::pb::partner_service_client::PartnerServiceClient;
 use errors::{ApiError, ApiErrors, Source, from_status};
+pub use server::ServeOptions;
 
 // The body decoders, also at their former path (the fuzz targets call them).
 pub use extract::{click_event_type, partner_from_attributes};
@@ -226,15 +229,25 @@ pub fn router(gateway: Gateway) -> Router {
     middleware::wrap(router, gateway.timeout).with_state(gateway)
 }
 
-/// Serves the router on `listener` until `shutdown` completes, then stops accepting and drains:
-/// idle HTTP/1.1 connections are closed, busy ones after their answer (`Connection: close`),
-/// HTTP/2 connections get a GOAWAY (hyper's graceful shutdown, per connection).
+/// Serves the router on `listener` with the default connection handling ([`ServeOptions`])
+/// until `shutdown` completes, then stops accepting and drains: idle HTTP/1.1 connections are
+/// closed, busy ones after their answer (`Connection: close`), HTTP/2 connections get a GOAWAY
+/// (hyper's graceful shutdown, per connection).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    server::serve(listener, router, ServeOptions::default(), shutdown).await
+}
+
+/// [`serve`] with the given connection handling: header timeout (slow clients) and connection
+/// limit.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    server::serve(listener, router, options, shutdown).await
 }

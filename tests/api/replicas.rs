@@ -427,11 +427,7 @@ async fn rolling_restarts_behind_haproxy_fail_no_request() {
     require_haproxy();
     let test_started = Instant::now();
     // A database nobody created yet: the three replicas create and migrate it together.
-    let name = format!("partners_rep_{}", uuid::Uuid::new_v4().simple());
-    let db = TestDb {
-        url: format!("{}/{name}", server_url()),
-        name,
-    };
+    let db = TestDb::uncreated();
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(&db.name);
     std::fs::create_dir_all(&dir).expect("temp dir");
     let ports = free_ports(8);

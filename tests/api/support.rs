@@ -80,6 +80,8 @@ fn drop_stale_templates(conn: &mut PgConnection) {
 pub struct TestDb {
     pub name: String,
     pub url: String,
+    /// Server URL (without database) the database lives on.
+    server: String,
 }
 
 impl TestDb {
@@ -92,6 +94,33 @@ impl TestDb {
         TestDb {
             url: format!("{}/{name}", server_url()),
             name,
+            server: server_url(),
+        }
+    }
+
+    /// A database on another server (e.g. a private cluster), created and migrated as
+    /// `partners serve` does it (no template there).
+    pub fn migrated_on(server: &str) -> TestDb {
+        let name = format!("partners_t_{}", Uuid::new_v4().simple());
+        let url = format!("{server}/{name}");
+        let config = DbConfig::for_url(&url);
+        db::create_database_if_missing(&config).expect("create database");
+        db::run_migrations(&config).expect("migrate");
+        TestDb {
+            name,
+            url,
+            server: server.to_owned(),
+        }
+    }
+
+    /// A name for a database on the shared server that nobody created yet (dropped with the
+    /// handle if something creates it).
+    pub fn uncreated() -> TestDb {
+        let name = format!("partners_t_{}", Uuid::new_v4().simple());
+        TestDb {
+            url: format!("{}/{name}", server_url()),
+            name,
+            server: server_url(),
         }
     }
 
@@ -102,7 +131,10 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let _ = admin_conn().batch_execute(&format!(
+        let Ok(mut conn) = PgConnection::establish(&format!("{}/postgres", self.server)) else {
+            return;
+        };
+        let _ = conn.batch_execute(&format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
             self.name
         ));
@@ -183,6 +215,11 @@ impl TestApp {
     ) -> TestApp {
         let db = TestDb::new();
         let db_config = config(&db);
+        Self::start_on(db, limits, &db_config).await
+    }
+
+    /// Starts on `db` (already migrated) with `db_config`, after creating the world there.
+    pub async fn start_on(db: TestDb, limits: ServerLimits, db_config: &DbConfig) -> TestApp {
         let world = make_world(&mut db.conn());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -190,7 +227,7 @@ impl TestApp {
         let http = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind http");
-        let app = app::start(&db_config, &limits, listener, Some(http))
+        let app = app::start(db_config, &limits, listener, Some(http))
             .await
             .expect("start app");
         let channel = channel_to(app.grpc_addr).await;
