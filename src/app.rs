@@ -23,7 +23,7 @@ use tonic_health::server::HealthReporter;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceExt};
 
-use crate::auth::{Authenticator, KeyLimiter};
+use crate::auth::{AddressLimiter, Authenticator, KeyLimiter, TrustedProxies};
 use crate::config::{DbConfig, ServerLimits};
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -120,13 +120,17 @@ pub async fn start(
     let probe = tokio::spawn(probe_loop(db.clone(), health.clone(), up));
 
     let (rate, burst) = limits.rate_limit_share();
-    let limiter = Arc::new(KeyLimiter::new(rate, burst));
-    let shrink = tokio::spawn(shrink_loop(limiter.clone()));
-    let stack = layer::stack(
-        Authenticator::new(db.clone(), limits.key_cache_ttl()),
-        limiter,
-        limits.request_timeout(),
-    );
+    let guard = layer::auth::Guard {
+        auth: Authenticator::new(db.clone(), limits.key_cache_ttl()),
+        limiter: Arc::new(KeyLimiter::new(rate, burst)),
+        failures: Arc::new(AddressLimiter::failures(
+            limits.auth_failures_per_second,
+            limits.auth_failure_burst,
+        )),
+        trusted: TrustedProxies::new(&limits.trusted_proxies),
+    };
+    let shrink = tokio::spawn(shrink_loop(guard.clone()));
+    let stack = layer::stack(guard.clone(), limits.request_timeout());
     let routes = grpc::routes(services.clone(), health_service)
         .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
     let draining = Draining::default();
@@ -220,10 +224,11 @@ async fn probe_loop(db: Db, health: Health, mut last: bool) {
     }
 }
 
-async fn shrink_loop(limiter: Arc<KeyLimiter>) {
+async fn shrink_loop(guard: layer::auth::Guard) {
     loop {
         tokio::time::sleep(LIMITER_SHRINK_INTERVAL).await;
-        limiter.shrink();
+        guard.limiter.shrink();
+        guard.failures.shrink();
     }
 }
 

@@ -138,6 +138,17 @@ pub struct ServerLimits {
     /// Calls per second allowed per API key (0 = unlimited).
     #[arg(long, env = "PARTNERS_RATE_LIMIT_PER_SECOND", default_value_t = 20_000)]
     pub rate_limit_per_second: u32,
+    /// Failed authentications per second allowed per client address, on average (0 =
+    /// unlimited); past it (and its burst) the address gets RESOURCE_EXHAUSTED / 429.
+    #[arg(long, env = "PARTNERS_AUTH_FAILURES_PER_SECOND", default_value_t = 10)]
+    pub auth_failures_per_second: u32,
+    /// Burst of failed authentications allowed per client address above the rate.
+    #[arg(long, env = "PARTNERS_AUTH_FAILURE_BURST", default_value_t = 100)]
+    pub auth_failure_burst: u32,
+    /// Proxies (load balancers, the standalone gateway) whose `x-forwarded-for` names the
+    /// client, comma-separated IP addresses.
+    #[arg(long, env = "PARTNERS_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Burst of calls allowed per API key above the rate.
     #[arg(long, env = "PARTNERS_RATE_LIMIT_BURST", default_value_t = 40_000)]
     pub rate_limit_burst: u32,
@@ -241,6 +252,7 @@ impl ServerLimits {
         crate::gateway::ServeOptions {
             header_timeout: Duration::from_millis(self.http_header_timeout_ms.max(1)),
             max_connections: self.http_max_connections.max(1),
+            trusted: crate::auth::TrustedProxies::new(&self.trusted_proxies),
         }
     }
 }
@@ -256,6 +268,9 @@ impl Default for ServerLimits {
             key_cache_ttl_ms: 5_000,
             rate_limit_per_second: 20_000,
             rate_limit_burst: 40_000,
+            auth_failures_per_second: 10,
+            auth_failure_burst: 100,
+            trusted_proxies: Vec::new(),
             rate_limit_replicas: 1,
             click_writers: 2,
             read_batches: 0,

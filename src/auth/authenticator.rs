@@ -2,8 +2,16 @@
 //! (moka: TTL, eviction by frequency and recency). Known prefixes and unknown ones are cached
 //! apart, so a flood of made-up prefixes can only evict other made-up prefixes, never a real key.
 //! Revocation and new keys are seen within the TTL.
+//!
+//! A flood of made-up prefixes, each new, would still cost a lookup each; so the set of every
+//! stored prefix is held too ([`KnownPrefixes`]): a prefix outside it is refused without a
+//! database round trip, and the set is reloaded (one statement) at most once per
+//! [`PREFIXES_REFRESH`] when such a prefix comes, so a new key works within that time.
 
-use std::time::Duration;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
 use subtle::ConstantTimeEq;
@@ -19,6 +27,67 @@ use crate::model::api_key::{self, StoredKey};
 const KNOWN_KEYS: u64 = 10_000;
 /// Most unknown prefixes cached.
 const UNKNOWN_PREFIXES: u64 = 100_000;
+/// Shortest time between two reloads of the stored prefixes.
+pub const PREFIXES_REFRESH: Duration = Duration::from_secs(1);
+
+/// The prefixes of every stored key, reloaded on demand at most once per [`PREFIXES_REFRESH`].
+#[derive(Default)]
+struct KnownPrefixes {
+    set: RwLock<Arc<HashSet<String>>>,
+    /// When the set was loaded, in ms since [`epoch`] + 1 (0: never).
+    loaded_ms: AtomicU64,
+    /// One reload at a time.
+    reloading: tokio::sync::Mutex<()>,
+}
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+impl KnownPrefixes {
+    fn contains(&self, prefix: &str) -> bool {
+        self.set
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains(prefix)
+    }
+
+    fn fresh(&self) -> bool {
+        let loaded = self.loaded_ms.load(Ordering::Acquire);
+        loaded != 0
+            && epoch().elapsed().as_millis() as u64 + 1 - loaded
+                < PREFIXES_REFRESH.as_millis() as u64
+    }
+
+    /// Whether a key with `prefix` may exist: in the set, or in it once reloaded (unless the set
+    /// is fresh, then no database call at all).
+    async fn may_exist(&self, db: &Db, prefix: &str) -> Result<bool> {
+        if self.contains(prefix) {
+            return Ok(true);
+        }
+        if self.fresh() {
+            return Ok(false);
+        }
+        // One reload at a time, and nobody waits for it: a slow database must not hold a flood
+        // of made-up keys (a new key whose first call meets a reload is refused once).
+        let Ok(_one) = self.reloading.try_lock() else {
+            return Ok(false);
+        };
+        if self.contains(prefix) {
+            return Ok(true);
+        }
+        let prefixes = db.run(|conn| Ok(api_key::all_prefixes(conn)?)).await?;
+        *self
+            .set
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            Arc::new(prefixes.into_iter().collect());
+        self.loaded_ms
+            .store(epoch().elapsed().as_millis() as u64 + 1, Ordering::Release);
+        Ok(self.contains(prefix))
+    }
+}
 
 /// What the caches know of a prefix.
 #[derive(Clone)]
@@ -66,14 +135,18 @@ impl KeyCache {
 pub struct Authenticator {
     db: Db,
     cache: Option<KeyCache>,
+    /// Held when caching is on (with no cache, every call asks the database).
+    prefixes: Option<Arc<KnownPrefixes>>,
 }
 
 impl Authenticator {
     /// An authenticator whose cache honours changes within `ttl`.
     pub fn new(db: Db, ttl: Duration) -> Self {
+        let cache = KeyCache::new(ttl);
         Authenticator {
             db,
-            cache: KeyCache::new(ttl),
+            prefixes: cache.is_some().then(Arc::default),
+            cache,
         }
     }
 
@@ -82,6 +155,11 @@ impl Authenticator {
         let stored = match self.cache.as_ref().and_then(|c| c.get(prefix)) {
             Some(stored) => stored,
             None => {
+                if let Some(prefixes) = &self.prefixes
+                    && !prefixes.may_exist(&self.db, prefix).await?
+                {
+                    return Err(Error::Unauthenticated);
+                }
                 let owned = prefix.to_owned();
                 let stored = self
                     .db

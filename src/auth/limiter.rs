@@ -5,7 +5,12 @@
 //! N times the rate, so each process is given its share of the configured limit
 //! (`--rate-limit-replicas N`, [`crate::config::ServerLimits::rate_limit_share`]), and the N
 //! shares together keep the configured rate when the balancer spreads a key's calls evenly.
+//!
+//! The same buckets, keyed by client address ([`AddressLimiter`]), limit failed authentications:
+//! an address past its budget of failures gets RESOURCE_EXHAUSTED instead of UNAUTHENTICATED.
 
+use std::hash::Hash;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -14,34 +19,65 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::error::{Error, Result};
 
-/// Token buckets keyed by key prefix; `None` inside when limiting is off.
-pub struct KeyLimiter {
-    limiter: Option<DefaultKeyedRateLimiter<String>>,
+/// Token buckets keyed by `K`; `None` inside when limiting is off.
+pub struct Limiter<K: Hash + Eq + Clone> {
+    limiter: Option<DefaultKeyedRateLimiter<K>>,
     clock: DefaultClock,
+    refusal: &'static str,
 }
+
+/// Calls per API key prefix.
+pub type KeyLimiter = Limiter<String>;
+
+/// Failed authentications per client address.
+pub type AddressLimiter = Limiter<IpAddr>;
 
 impl KeyLimiter {
     /// `per_second` calls per key on average, bursts up to `burst`; a rate of 0 turns limiting off.
     pub fn new(per_second: u32, burst: u32) -> Self {
-        let limiter = NonZeroU32::new(per_second).map(|rate| {
-            let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
-            RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
-        });
-        KeyLimiter {
-            limiter,
-            clock: DefaultClock::default(),
-        }
+        Limiter::with(per_second, burst, "rate limit of this API key exceeded")
     }
 
     /// Takes one call's worth for `key`, or says how long to wait.
     pub fn check(&self, key: &str) -> Result<()> {
+        self.take(&key.to_owned())
+    }
+}
+
+impl AddressLimiter {
+    /// `per_second` failed authentications per address on average, bursts up to `burst`; a
+    /// rate of 0 turns limiting off.
+    pub fn failures(per_second: u32, burst: u32) -> Self {
+        Limiter::with(
+            per_second,
+            burst,
+            "too many failed authentications from this address",
+        )
+    }
+}
+
+impl<K: Hash + Eq + Clone> Limiter<K> {
+    fn with(per_second: u32, burst: u32, refusal: &'static str) -> Self {
+        let limiter = NonZeroU32::new(per_second).map(|rate| {
+            let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+            RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+        });
+        Limiter {
+            limiter,
+            clock: DefaultClock::default(),
+            refusal,
+        }
+    }
+
+    /// Takes one unit for `key`, or says how long to wait.
+    pub fn take(&self, key: &K) -> Result<()> {
         let Some(limiter) = &self.limiter else {
             return Ok(());
         };
-        limiter.check_key(&key.to_owned()).map_err(|not_until| {
+        limiter.check_key(key).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.clock.now());
             Error::ResourceExhausted {
-                message: "rate limit of this API key exceeded",
+                message: self.refusal,
                 retry_after: wait.max(Duration::from_millis(1)),
             }
         })

@@ -1,17 +1,20 @@
 //! API keys and principals. Keys look like `pk_<prefix>_<secret>`; only the SHA-256 of the secret
 //! is stored and it is compared in constant time ([`key`]). [`Authenticator`] turns a key into a
-//! [`Principal`] through a bounded cache; [`KeyLimiter`] holds the per-key rate limits. Every
-//! failure is the same UNAUTHENTICATED.
+//! [`Principal`] through a bounded cache; [`KeyLimiter`] holds the per-key rate limits and
+//! [`AddressLimiter`] the failed authentications per client address ([`client`]). Every failure
+//! is the same UNAUTHENTICATED (RESOURCE_EXHAUSTED once an address failed too often).
 
 pub(crate) mod authenticator;
+pub mod client;
 pub mod key;
 pub(crate) mod limiter;
 
 use uuid::Uuid;
 
 pub use authenticator::Authenticator;
+pub use client::TrustedProxies;
 pub use key::{bearer, create_key, generate_key, hash_secret, parse_key};
-pub use limiter::KeyLimiter;
+pub use limiter::{AddressLimiter, KeyLimiter};
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]

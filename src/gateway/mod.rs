@@ -39,6 +39,7 @@ use tower::util::BoxCloneSyncService;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::auth::client::FORWARDED_FOR;
 use crate::grpc::pb::partner_admin_service_client::PartnerAdminServiceClient;
 use crate::grpc::pb::partner_service_client::PartnerServiceClient;
 use errors::{ApiError, ApiErrors, Source, from_status};
@@ -161,6 +162,8 @@ struct Forward {
     authorization: Option<AsciiMetadataValue>,
     user: Option<AsciiMetadataValue>,
     request_id: Option<AsciiMetadataValue>,
+    /// The client's address, as the gateway's server wrote it (`crate::auth::client`).
+    client: Option<AsciiMetadataValue>,
     timeout: Duration,
 }
 
@@ -178,6 +181,9 @@ impl Forward {
                 .and_then(|v| AsciiMetadataValue::try_from(v.as_bytes()).ok()),
             user: ascii("x-user-uuid"),
             request_id: ascii("x-request-id"),
+            client: headers
+                .get(FORWARDED_FOR)
+                .and_then(|v| AsciiMetadataValue::try_from(v.as_bytes()).ok()),
             timeout: gateway.timeout,
         }
     }
@@ -193,6 +199,9 @@ impl Forward {
         }
         if let Some(v) = &self.request_id {
             metadata.insert("x-request-id", v.clone());
+        }
+        if let Some(v) = &self.client {
+            metadata.insert(FORWARDED_FOR, v.clone());
         }
         request.set_timeout(self.timeout);
         request

@@ -14,6 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use std::net::IpAddr;
+
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -22,6 +24,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
+use crate::auth::TrustedProxies;
+use crate::auth::client::FORWARDED_FOR;
+
 /// The first bytes of every HTTP/2 (h2c prior knowledge) connection.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -29,13 +34,16 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const LIMIT_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How the gateway treats its connections.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// A connection must send its first bytes, and an HTTP/1 request its whole header, within
     /// this time; otherwise it is closed.
     pub header_timeout: Duration,
     /// Most connections open at once; beyond it, new connections wait in the listen backlog.
     pub max_connections: usize,
+    /// Peers whose `x-forwarded-for` names the client; for anyone else the gateway writes the
+    /// peer's address there (see `crate::auth::client`).
+    pub trusted: TrustedProxies,
 }
 
 impl Default for ServeOptions {
@@ -43,6 +51,7 @@ impl Default for ServeOptions {
         ServeOptions {
             header_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            trusted: TrustedProxies::default(),
         }
     }
 }
@@ -88,11 +97,11 @@ pub async fn serve(
                 }
             }
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             biased;
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     accept_failed(e).await;
                     continue;
@@ -105,6 +114,10 @@ pub async fn serve(
             router: router.clone(),
             header_timeout: options.header_timeout,
             closing: closing_rx.clone(),
+            client: ClientOf {
+                peer: peer.ip(),
+                trusted: options.trusted.clone(),
+            },
         };
         tokio::spawn(async move {
             connection.run(stream).await;
@@ -124,6 +137,27 @@ struct Connection {
     router: Router,
     header_timeout: Duration,
     closing: watch::Receiver<()>,
+    client: ClientOf,
+}
+
+/// Names the client of a connection's requests in `x-forwarded-for`, for the authentication
+/// layer's limits (a client cannot claim another address unless its peer is a trusted proxy).
+#[derive(Clone)]
+struct ClientOf {
+    peer: IpAddr,
+    trusted: TrustedProxies,
+}
+
+impl ClientOf {
+    fn stamp<B>(&self, request: &mut http::Request<B>) {
+        let client = self
+            .trusted
+            .client(Some(self.peer), request.headers())
+            .unwrap_or(self.peer);
+        if let Ok(value) = http::HeaderValue::from_str(&client.to_string()) {
+            request.headers_mut().insert(FORWARDED_FOR, value);
+        }
+    }
 }
 
 impl Connection {
@@ -141,9 +175,11 @@ impl Connection {
         let served = Arc::new(AtomicBool::new(false));
         let router = self.router;
         let seen = served.clone();
+        let client = self.client;
         let service = TowerToHyperService::new(tower::service_fn(
-            move |request: http::Request<hyper::body::Incoming>| {
+            move |mut request: http::Request<hyper::body::Incoming>| {
                 seen.store(true, Ordering::Relaxed);
+                client.stamp(&mut request);
                 tower::ServiceExt::oneshot(router.clone(), request)
             },
         ));

@@ -67,6 +67,11 @@ pub fn find_by_prefix(conn: &mut PgConnection, prefix: &str) -> QueryResult<Opti
     }))
 }
 
+/// The prefixes of every stored key (revoked ones too).
+pub fn all_prefixes(conn: &mut PgConnection) -> QueryResult<Vec<String>> {
+    api_keys::table.select(api_keys::prefix).load(conn)
+}
+
 /// Stores a new key. `user_id` is set for user keys, `None` for service keys.
 pub fn insert(
     conn: &mut PgConnection,

@@ -1,7 +1,9 @@
 //! The authentication layer: every call to a `partners.v1` service (health and reflection are
 //! exempt) must carry `authorization: Bearer <key>`. The layer authenticates the key, applies the
 //! key's rate limit, reads `x-user-uuid`, and puts the [`Caller`] into the request's extensions,
-//! where handlers find it ([`Caller::of`]); a refused call never reaches a handler.
+//! where handlers find it ([`Caller::of`]); a refused call never reaches a handler. A failed
+//! authentication counts against the client's address (`crate::auth::client`); past its budget
+//! the address gets RESOURCE_EXHAUSTED.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,24 +14,37 @@ use http::HeaderMap;
 use tower::{Layer, Service};
 use uuid::Uuid;
 
-use crate::auth::{Authenticator, KeyLimiter, bearer, parse_key};
+use crate::auth::{AddressLimiter, Authenticator, KeyLimiter, TrustedProxies, bearer, parse_key};
 use crate::error::{Error, Result};
 use crate::grpc::scope::{Caller, USER_HEADER};
 
 /// Path prefix of the services that need a key.
 const API_PREFIX: &str = "/partners.v1.";
 
+/// What authentication needs: the keys, the per-key limits, the failure limits per address and
+/// the proxies trusted to name the client.
+#[derive(Clone)]
+pub struct Guard {
+    /// Keys to principals.
+    pub auth: Authenticator,
+    /// Calls per key.
+    pub limiter: Arc<KeyLimiter>,
+    /// Failed authentications per client address.
+    pub failures: Arc<AddressLimiter>,
+    /// Whose `x-forwarded-for` is believed.
+    pub trusted: TrustedProxies,
+}
+
 /// Wraps a service with [`Authenticate`].
 #[derive(Clone)]
 pub struct AuthLayer {
-    auth: Authenticator,
-    limiter: Arc<KeyLimiter>,
+    guard: Guard,
 }
 
 impl AuthLayer {
-    /// Authenticates with `auth`, limits with `limiter`.
-    pub fn new(auth: Authenticator, limiter: Arc<KeyLimiter>) -> Self {
-        AuthLayer { auth, limiter }
+    /// Authenticates and limits with `guard`.
+    pub fn new(guard: Guard) -> Self {
+        AuthLayer { guard }
     }
 }
 
@@ -39,8 +54,7 @@ impl<S> Layer<S> for AuthLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Authenticate {
             inner,
-            auth: self.auth.clone(),
-            limiter: self.limiter.clone(),
+            guard: self.guard.clone(),
         }
     }
 }
@@ -49,8 +63,7 @@ impl<S> Layer<S> for AuthLayer {
 #[derive(Clone)]
 pub struct Authenticate<S> {
     inner: S,
-    auth: Authenticator,
-    limiter: Arc<KeyLimiter>,
+    guard: Guard,
 }
 
 impl<S, B, R> Service<http::Request<B>> for Authenticate<S>
@@ -75,9 +88,26 @@ where
         // The clone that was not polled ready stays behind (tower's usual swap).
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
-        let (auth, limiter) = (self.auth.clone(), self.limiter.clone());
+        let guard = self.guard.clone();
+        let peer = request
+            .extensions()
+            .get::<tonic::transport::server::TcpConnectInfo>()
+            .and_then(|info| info.remote_addr())
+            .map(|addr| addr.ip());
         Box::pin(async move {
-            match caller(&auth, &limiter, request.headers()).await {
+            let outcome = match caller(&guard.auth, &guard.limiter, request.headers()).await {
+                Err(Error::Unauthenticated) => {
+                    match guard.trusted.client(peer, request.headers()) {
+                        Some(client) => guard
+                            .failures
+                            .take(&client)
+                            .and(Err(Error::Unauthenticated)),
+                        None => Err(Error::Unauthenticated),
+                    }
+                }
+                other => other,
+            };
+            match outcome {
                 Ok(caller) => {
                     tracing::Span::current().record("principal", caller.principal.kind());
                     request.extensions_mut().insert(caller);

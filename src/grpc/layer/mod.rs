@@ -6,26 +6,24 @@ pub mod auth;
 pub mod log;
 pub mod transport_status;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tower::ServiceBuilder;
 use tower::layer::util::{Identity, Stack};
 
-use crate::auth::{Authenticator, KeyLimiter};
-use auth::AuthLayer;
+use auth::{AuthLayer, Guard};
 use log::CallLogLayer;
 use transport_status::TransportStatusLayer;
 
 /// The stack's type (outermost layer last).
 pub type CallStack = Stack<AuthLayer, Stack<TransportStatusLayer, Stack<CallLogLayer, Identity>>>;
 
-/// Builds the stack: calls end at `timeout` at the latest; keys are checked by `auth` and limited
-/// by `limiter`.
-pub fn stack(auth: Authenticator, limiter: Arc<KeyLimiter>, timeout: Duration) -> CallStack {
+/// Builds the stack: calls end at `timeout` at the latest; keys are checked and limited by
+/// `guard`.
+pub fn stack(guard: Guard, timeout: Duration) -> CallStack {
     ServiceBuilder::new()
         .layer(CallLogLayer)
         .layer(TransportStatusLayer { timeout })
-        .layer(AuthLayer::new(auth, limiter))
+        .layer(AuthLayer::new(guard))
         .into_inner()
 }
