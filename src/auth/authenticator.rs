@@ -4,15 +4,19 @@
 //! Revocation and new keys are seen within the TTL.
 //!
 //! A flood of made-up prefixes, each new, would still cost a lookup each; so the set of every
-//! stored prefix is held too ([`KnownPrefixes`]): a prefix outside it is refused without a
-//! database round trip, and the set is reloaded (one statement) at most once per
-//! [`PREFIXES_REFRESH`] when such a prefix comes, so a new key works within that time.
+//! stored prefix is held too ([`KnownPrefixes`]), reloaded (one statement) when a prefix outside
+//! it comes and the set is older than [`PREFIXES_REFRESH`]. A prefix outside a fresh set may
+//! still be a key created since: it is looked up, but only [`LOOKUPS_PER_SECOND`] such lookups a
+//! second are made; beyond them, during a flood, it is refused without a database round trip
+//! (and a real new key works once the set is reloaded, within a second).
 
 use std::collections::HashSet;
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use moka::sync::Cache;
 use subtle::ConstantTimeEq;
 
@@ -29,15 +33,30 @@ const KNOWN_KEYS: u64 = 10_000;
 const UNKNOWN_PREFIXES: u64 = 100_000;
 /// Shortest time between two reloads of the stored prefixes.
 pub const PREFIXES_REFRESH: Duration = Duration::from_secs(1);
+/// Lookups per second of prefixes outside a fresh set (a burst as large is allowed).
+pub const LOOKUPS_PER_SECOND: u32 = 10;
 
 /// The prefixes of every stored key, reloaded on demand at most once per [`PREFIXES_REFRESH`].
-#[derive(Default)]
 struct KnownPrefixes {
-    set: RwLock<Arc<HashSet<String>>>,
+    set: RwLock<HashSet<String>>,
     /// When the set was loaded, in ms since [`epoch`] + 1 (0: never).
     loaded_ms: AtomicU64,
-    /// One reload at a time.
+    /// One reload at a time; callers that waited check the new set.
     reloading: tokio::sync::Mutex<()>,
+    /// Lookups of prefixes outside a fresh set.
+    lookups: DefaultDirectRateLimiter,
+}
+
+impl Default for KnownPrefixes {
+    fn default() -> Self {
+        let rate = NonZeroU32::new(LOOKUPS_PER_SECOND).unwrap_or(NonZeroU32::MIN);
+        KnownPrefixes {
+            set: RwLock::default(),
+            loaded_ms: AtomicU64::new(0),
+            reloading: tokio::sync::Mutex::new(()),
+            lookups: RateLimiter::direct(Quota::per_second(rate)),
+        }
+    }
 }
 
 fn epoch() -> Instant {
@@ -60,32 +79,37 @@ impl KnownPrefixes {
                 < PREFIXES_REFRESH.as_millis() as u64
     }
 
-    /// Whether a key with `prefix` may exist: in the set, or in it once reloaded (unless the set
-    /// is fresh, then no database call at all).
+    fn add(&self, prefix: &str) {
+        self.set
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(prefix.to_owned());
+    }
+
+    /// Whether `prefix` is worth a lookup: in the set (reloaded first if stale), or, outside a
+    /// fresh set, while the lookup budget lasts.
     async fn may_exist(&self, db: &Db, prefix: &str) -> Result<bool> {
         if self.contains(prefix) {
             return Ok(true);
         }
-        if self.fresh() {
-            return Ok(false);
+        if !self.fresh() {
+            let _one = self.reloading.lock().await;
+            if !self.fresh() {
+                let prefixes = db.run(|conn| Ok(api_key::all_prefixes(conn)?)).await?;
+                *self
+                    .set
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) =
+                    prefixes.into_iter().collect();
+                self.loaded_ms
+                    .store(epoch().elapsed().as_millis() as u64 + 1, Ordering::Release);
+                return Ok(self.contains(prefix));
+            }
+            if self.contains(prefix) {
+                return Ok(true);
+            }
         }
-        // One reload at a time, and nobody waits for it: a slow database must not hold a flood
-        // of made-up keys (a new key whose first call meets a reload is refused once).
-        let Ok(_one) = self.reloading.try_lock() else {
-            return Ok(false);
-        };
-        if self.contains(prefix) {
-            return Ok(true);
-        }
-        let prefixes = db.run(|conn| Ok(api_key::all_prefixes(conn)?)).await?;
-        *self
-            .set
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
-            Arc::new(prefixes.into_iter().collect());
-        self.loaded_ms
-            .store(epoch().elapsed().as_millis() as u64 + 1, Ordering::Release);
-        Ok(self.contains(prefix))
+        Ok(self.lookups.check().is_ok())
     }
 }
 
@@ -175,6 +199,9 @@ impl Authenticator {
                     .await?;
                 if let Some(cache) = &self.cache {
                     cache.insert(prefix, stored.clone());
+                }
+                if let (Some(prefixes), Some(_)) = (&self.prefixes, &stored) {
+                    prefixes.add(prefix);
                 }
                 stored
             }

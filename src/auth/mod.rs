@@ -11,7 +11,7 @@ pub(crate) mod limiter;
 
 use uuid::Uuid;
 
-pub use authenticator::Authenticator;
+pub use authenticator::{Authenticator, LOOKUPS_PER_SECOND};
 pub use client::TrustedProxies;
 pub use key::{bearer, create_key, generate_key, hash_secret, parse_key};
 pub use limiter::{AddressLimiter, KeyLimiter};
