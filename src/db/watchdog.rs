@@ -83,7 +83,6 @@ static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
 static CONNECTING: Mutex<()> = Mutex::new(());
 static IN_PROGRESS: Mutex<Option<Connecting>> = Mutex::new(None);
 static OWNERS: AtomicU64 = AtomicU64::new(0);
-static CUTS: AtomicU64 = AtomicU64::new(0);
 static TICKER: OnceLock<()> = OnceLock::new();
 
 fn registry() -> MutexGuard<'static, Option<Registry>> {
@@ -153,11 +152,6 @@ impl Watchdog {
         self.generation.fetch_add(1, Ordering::AcqRel);
         cut_where(|entry| entry.owner == self.owner)
     }
-
-    /// Calls cut since the process started (all handles).
-    pub fn cuts() -> u64 {
-        CUTS.load(Ordering::Relaxed)
-    }
 }
 
 impl Drop for Armed {
@@ -202,7 +196,6 @@ fn cut_where(pred: impl Fn(&Entry) -> bool) -> usize {
             shut_down(entry.socket);
         }
     }
-    CUTS.fetch_add(due.len() as u64, Ordering::Relaxed);
     due.len()
 }
 
@@ -226,7 +219,6 @@ fn cut_connect(now: Instant) -> usize {
         shut_down(*socket);
     }
     *guard = None;
-    CUTS.fetch_add(opened.len() as u64, Ordering::Relaxed);
     opened.len()
 }
 
