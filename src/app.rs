@@ -30,6 +30,7 @@ use crate::error::{Error, Result};
 use crate::gateway::draining::{self, Draining};
 use crate::gateway::{self, Gateway, Transport, TransportError};
 use crate::grpc::{self, layer};
+use crate::metrics;
 use crate::serving::Services;
 
 /// How often idle rate-limit buckets are dropped.
@@ -108,6 +109,17 @@ pub async fn start(
     grpc_listener: TcpListener,
     http_listener: Option<TcpListener>,
 ) -> Result<RunningApp> {
+    start_with_metrics(db_config, limits, grpc_listener, http_listener, None).await
+}
+
+/// [`start`], and Prometheus metrics (`GET /metrics`) on `metrics_listener` when given.
+pub async fn start_with_metrics(
+    db_config: &DbConfig,
+    limits: &ServerLimits,
+    grpc_listener: TcpListener,
+    http_listener: Option<TcpListener>,
+    metrics_listener: Option<TcpListener>,
+) -> Result<RunningApp> {
     let db = Db::new(db_config);
     let services = Services::start(db.clone(), limits);
     // Serve once the lists' copy is there (or its first load failed): searches are then fast
@@ -180,6 +192,21 @@ pub async fn start(
         let _ = shutdown_rx.await;
     }));
     tracing::info!(grpc.addr = %grpc_addr, "gRPC server listening on {grpc_addr}");
+    // Scraped until the end of the drain (stopped with the other background tasks).
+    let metrics_task = match metrics_listener {
+        None => None,
+        Some(listener) => {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(metrics.addr = %addr, "metrics on http://{addr}/metrics");
+            }
+            let router = metrics::router(db.clone(), services.clone());
+            Some(tokio::spawn(async move {
+                if let Err(error) = metrics::serve(listener, router, std::future::pending()).await {
+                    tracing::error!(error.message = %error, "metrics listener failed");
+                }
+            }))
+        }
+    };
 
     Ok(RunningApp {
         grpc_addr,
@@ -188,7 +215,7 @@ pub async fn start(
         services,
         health,
         draining,
-        background: vec![probe, shrink],
+        background: [probe, shrink].into_iter().chain(metrics_task).collect(),
         grpc_shutdown,
         grpc_task,
         shutdown_delay: limits.shutdown_delay(),

@@ -110,11 +110,28 @@ pub struct ServeConfig {
     /// Address of the REST gateway listener.
     #[arg(long, env = "PARTNERS_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
+    /// Address of the Prometheus metrics listener (`GET /metrics`); `off` for none.
+    #[arg(long, env = "PARTNERS_METRICS_ADDR", default_value = "127.0.0.1:9464")]
+    pub metrics_addr: String,
     /// Skip running pending migrations at start-up.
     #[arg(long, env = "PARTNERS_NO_MIGRATE")]
     pub no_migrate: bool,
     #[command(flatten)]
     pub limits: ServerLimits,
+}
+
+impl ServeConfig {
+    /// The metrics listener's address, `None` when off.
+    pub fn metrics_addr(&self) -> crate::error::Result<Option<SocketAddr>> {
+        match self.metrics_addr.trim() {
+            "" | "off" => Ok(None),
+            addr => addr.parse().map(Some).map_err(|_| {
+                crate::error::Error::Internal(format!(
+                    "--metrics-addr: not an address or `off`: {addr}"
+                ))
+            }),
+        }
+    }
 }
 
 /// Per-call limits of the servers.

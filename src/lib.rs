@@ -11,7 +11,8 @@
 //! - [`auth`]: API keys, the authenticator and the per-key rate limits;
 //! - [`model`]: Diesel records and queries per table group;
 //! - [`db`]: the pool, the one async→Diesel bridge ([`db::Db::run`]), migrations, health probe;
-//! - [`app`] assembles a running process; [`config`], [`error`] and [`telemetry`] are shared.
+//! - [`app`] assembles a running process; [`config`], [`error`], [`telemetry`] (logs) and
+//!   [`metrics`] (Prometheus) are shared.
 //!
 //! The public API is what the binary, the integration tests and the load tools
 //! (`tools/loadgen`) use: [`app::start`], [`config`], [`grpc::pb`] (messages and clients),
@@ -24,6 +25,7 @@ pub mod db;
 pub mod error;
 pub mod gateway;
 pub mod grpc;
+pub mod metrics;
 pub mod model;
 pub mod serving;
 pub mod telemetry;

@@ -49,7 +49,22 @@ pub fn serve(db_config: DbConfig, config: ServeConfig) -> Result<()> {
         let http_listener = tokio::net::TcpListener::bind(config.http_addr)
             .await
             .map_err(|e| Error::Internal(format!("cannot bind {}: {e}", config.http_addr)))?;
-        let running = app::start(&db_config, &config.limits, listener, Some(http_listener)).await?;
+        let metrics_listener = match config.metrics_addr()? {
+            None => None,
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| Error::Internal(format!("cannot bind {addr}: {e}")))?,
+            ),
+        };
+        let running = app::start_with_metrics(
+            &db_config,
+            &config.limits,
+            listener,
+            Some(http_listener),
+            metrics_listener,
+        )
+        .await?;
         shutdown_signal().await;
         tracing::info!("shutdown requested: not ready, then draining");
         // A second signal skips the rest of the not-ready delay.

@@ -18,6 +18,7 @@ use diesel::pg::PgConnection;
 use tokio::sync::{Semaphore, watch};
 
 pub use migrate::{MIGRATIONS, create_database_if_missing, run_migrations};
+pub use pool::PoolState;
 
 /// The probe's own connection and its socket.
 type ProbeConn = (PgConnection, Option<watchdog::Socket>);

@@ -85,6 +85,15 @@ impl ManageConnection for Manager {
     }
 }
 
+/// The pool's connections, for the metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolState {
+    /// Open connections.
+    pub connections: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+}
+
 impl Db {
     /// Builds the pool without waiting for the database (connections are made on demand).
     pub fn new(config: &DbConfig) -> Db {
@@ -126,6 +135,15 @@ impl Db {
     /// probe, the change-log listener).
     pub(crate) fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The pool's connections: all of them and the idle ones.
+    pub fn pool_state(&self) -> PoolState {
+        let state = self.pool.state();
+        PoolState {
+            connections: state.connections,
+            idle: state.idle_connections,
+        }
     }
 
     /// The watchdog of this handle's calls, for the tasks with connections of their own.

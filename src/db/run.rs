@@ -40,7 +40,12 @@ impl Db {
         let answers = self.answers.clone();
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let mut conn = pool.get_timeout(timeout)?;
+            let checkout = std::time::Instant::now();
+            let conn = pool.get_timeout(timeout);
+            metrics::histogram!("db_checkout_wait_seconds")
+                .record(checkout.elapsed().as_secs_f64());
+            let mut conn =
+                conn.inspect_err(|_| metrics::counter!("db_checkout_timeouts_total").increment(1))?;
             let armed = watchdog.arm(conn.socket, budget);
             let result = f(&mut conn.pg);
             drop(armed); // before the connection can close (see the watchdog's module doc)
@@ -48,6 +53,9 @@ impl Db {
                 conn.broken = true;
             } else {
                 answers.record();
+            }
+            if let Err(error) = &result {
+                metrics::counter!("db_calls_failed_total", "class" => error.reason()).increment(1);
             }
             result
         });

@@ -63,6 +63,7 @@ pub fn wrap(router: Router<Gateway>, call_timeout: Duration) -> Router<Gateway> 
                     .on_failure(()),
             )
             .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
+            .layer(axum::middleware::from_fn(record_metrics))
             .layer(MapResponseLayer::new(render_layer_answers))
             .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
             .layer(TimeoutLayer::with_status_code(
@@ -107,6 +108,28 @@ fn request_span<B>(request: &Request<B>) -> Span {
         duration_ms = field::Empty,
         request_id = %request_id,
     )
+}
+
+/// Counts the request and its duration (to the response's headers) by method, route template
+/// (never the raw path) and status.
+async fn record_metrics(request: Request<Body>, next: axum::middleware::Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let method = request.method().as_str().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", response.status().as_str().to_owned()),
+    ];
+    metrics::histogram!("http_server_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!("http_server_requests_total", &labels).increment(1);
+    response
 }
 
 /// The request's one log line, at a level chosen from the status.

@@ -50,6 +50,14 @@ impl ClickIngest {
         }
     }
 
+    /// Events waiting for a writer (all shards).
+    pub fn queued(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|tx| tx.max_capacity() - tx.capacity())
+            .sum()
+    }
+
     /// Records one event; returns once its batch has committed (or failed).
     pub async fn record(&self, event: NewClickEvent) -> Result<ClickOutcome> {
         let (reply, answer) = oneshot::channel();
@@ -89,6 +97,7 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
         if batch.is_empty() {
             continue;
         }
+        metrics::histogram!("partners_click_batch_size").record(batch.len() as f64);
         let (events, replies): (Vec<NewClickEvent>, Vec<_>) =
             batch.into_iter().map(|j| (j.event, j.reply)).unzip();
         let events = std::sync::Arc::new(events);

@@ -159,6 +159,7 @@ async fn reader(
         if batch.is_empty() {
             continue;
         }
+        metrics::histogram!("partners_read_batch_size").record(batch.len() as f64);
         let db = db.clone();
         let done = done.clone();
         tokio::spawn(async move {

@@ -13,6 +13,7 @@ mod hostile;
 mod isolation;
 mod limits;
 mod logs;
+mod metrics;
 mod migrations;
 mod outage;
 mod pg_cluster;

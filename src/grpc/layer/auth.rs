@@ -96,15 +96,17 @@ where
             .map(|addr| addr.ip());
         Box::pin(async move {
             let outcome = match caller(&guard.auth, &guard.limiter, request.headers()).await {
-                Err(Error::Unauthenticated) => {
-                    match guard.trusted.client(peer, request.headers()) {
-                        Some(client) => guard
-                            .failures
-                            .take(&client)
-                            .and(Err(Error::Unauthenticated)),
-                        None => Err(Error::Unauthenticated),
-                    }
-                }
+                Err(Error::Unauthenticated) => match guard.trusted.client(peer, request.headers()) {
+                    Some(client) => guard
+                        .failures
+                        .take(&client)
+                        .inspect_err(|_| {
+                            metrics::counter!("partners_rate_limited_total", "limit" => "address")
+                                .increment(1);
+                        })
+                        .and(Err(Error::Unauthenticated)),
+                    None => Err(Error::Unauthenticated),
+                },
                 other => other,
             };
             match outcome {
@@ -125,11 +127,19 @@ async fn caller(auth: &Authenticator, limiter: &KeyLimiter, headers: &HeaderMap)
     let authorization = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let (prefix, secret) = bearer(authorization)
-        .and_then(parse_key)
-        .ok_or(Error::Unauthenticated)?;
-    let principal = auth.authenticate(prefix, secret).await?;
-    limiter.check(prefix)?;
+    let failed = |kind: &'static str| {
+        metrics::counter!("partners_auth_failures_total", "kind" => kind).increment(1);
+        Error::Unauthenticated
+    };
+    let token = bearer(authorization).ok_or_else(|| failed("missing"))?;
+    let (prefix, secret) = parse_key(token).ok_or_else(|| failed("malformed"))?;
+    let principal = match auth.authenticate(prefix, secret).await {
+        Err(Error::Unauthenticated) => return Err(failed("unknown_or_revoked")),
+        other => other?,
+    };
+    limiter.check(prefix).inspect_err(|_| {
+        metrics::counter!("partners_rate_limited_total", "limit" => "key").increment(1);
+    })?;
     let acting_user = match headers.get(USER_HEADER) {
         None => None,
         Some(value) => Some(

@@ -54,6 +54,40 @@ fn service_and_method(path: &str) -> (&str, &str) {
         .unwrap_or(("", path))
 }
 
+/// The go-grpc-prometheus labels of a call to `path` (every RPC here is unary).
+fn grpc_labels(path: &str) -> Vec<metrics::Label> {
+    let (service, method) = service_and_method(path);
+    vec![
+        metrics::Label::new("grpc_type", "unary"),
+        metrics::Label::new("grpc_service", service.to_owned()),
+        metrics::Label::new("grpc_method", method.to_owned()),
+    ]
+}
+
+/// The code's name as go-grpc-prometheus writes it (Go's `codes.Code.String()`), which
+/// dashboards match.
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "Canceled",
+        Code::Unknown => "Unknown",
+        Code::InvalidArgument => "InvalidArgument",
+        Code::DeadlineExceeded => "DeadlineExceeded",
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::PermissionDenied => "PermissionDenied",
+        Code::ResourceExhausted => "ResourceExhausted",
+        Code::FailedPrecondition => "FailedPrecondition",
+        Code::Aborted => "Aborted",
+        Code::OutOfRange => "OutOfRange",
+        Code::Unimplemented => "Unimplemented",
+        Code::Internal => "Internal",
+        Code::Unavailable => "Unavailable",
+        Code::DataLoss => "DataLoss",
+        Code::Unauthenticated => "Unauthenticated",
+    }
+}
+
 /// The span of a call, from `$level_span` (`info_span` or `debug_span`).
 macro_rules! call_span {
     ($level_span:ident, $method:expr) => {
@@ -85,6 +119,7 @@ impl Call {
         {
             span.record("request_id", id);
         }
+        metrics::counter!("grpc_server_started_total", grpc_labels(uri.path())).increment(1);
         Call {
             span,
             uri: uri.clone(),
@@ -96,7 +131,15 @@ impl Call {
 
     /// Writes the call's line with `code`.
     fn finish(&mut self, code: Code) {
-        if std::mem::replace(&mut self.finished, true) || self.span.is_disabled() {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        let mut labels = grpc_labels(self.uri.path());
+        let seconds = self.started.elapsed().as_secs_f64();
+        metrics::histogram!("grpc_server_handling_seconds", labels.clone()).record(seconds);
+        labels.push(metrics::Label::new("grpc_code", code_name(code)));
+        metrics::counter!("grpc_server_handled_total", labels).increment(1);
+        if self.span.is_disabled() {
             return;
         }
         let _entered = self.span.enter();
