@@ -99,8 +99,13 @@ impl Gateway {
         let transports = (0..channels.max(1))
             .map(|_| {
                 let channel = endpoint.connect_lazy();
+                // tonic reports a transport error (upstream refused, unreachable) as UNKNOWN;
+                // handed a status, it keeps it: UNAVAILABLE, 503 for the REST client.
                 BoxCloneSyncService::new(tower::ServiceExt::map_err(channel, |e| {
-                    TransportError(BoxError::from(e))
+                    tracing::warn!(error.message = %e, "gRPC upstream unreachable");
+                    TransportError(BoxError::from(tonic::Status::unavailable(
+                        "upstream unreachable",
+                    )))
                 }))
             })
             .collect();

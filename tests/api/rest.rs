@@ -699,6 +699,36 @@ async fn remote_gateway_calls_the_grpc_server_over_tcp() {
 }
 
 #[tokio::test]
+async fn remote_gateway_answers_503_when_its_upstream_is_unreachable() {
+    // A port nothing listens on: connections are refused.
+    let closed = free_ports(1)[0];
+    let gateway = partners::gateway::Gateway::remote(
+        &format!("http://127.0.0.1:{closed}"),
+        1,
+        std::time::Duration::from_secs(5),
+    )
+    .expect("gateway");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(partners::gateway::serve(
+        listener,
+        partners::gateway::router(gateway),
+        std::future::pending(),
+    ));
+    let response = Client::new()
+        .get(format!("http://{addr}/api/v1/partners/1"))
+        .bearer_auth("pk_0123456789ab_0123456789abcdef0123")
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["errors"][0]["code"], "UNAVAILABLE", "{body}");
+}
+
+#[tokio::test]
 async fn openapi_lists_every_route_the_router_serves() {
     let t = TestApp::start().await;
     let rest = Rest::new(&t);

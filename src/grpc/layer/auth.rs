@@ -115,7 +115,11 @@ where
                     request.extensions_mut().insert(caller);
                     inner.call(request).await
                 }
-                Err(err) => Ok(err.into_status().into_http()),
+                Err(err) => {
+                    let mut response = err.into_status().into_http();
+                    response.extensions_mut().insert(super::log::CallerRefused);
+                    Ok(response)
+                }
             }
         })
     }

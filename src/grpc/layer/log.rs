@@ -1,7 +1,9 @@
 //! The call log: one span per call (method, code, duration, principal, request id, and the cause
 //! of an internal error, recorded by [`crate::error::Error::into_status`]) and one line when the
 //! call ends, at a level chosen from its code: client errors at info, refusals for load or outage
-//! at warn, server errors at error; health and reflection at debug.
+//! at warn, server errors at error; health and reflection at debug. A refusal of the caller's own
+//! excess (a rate limit, marked [`CallerRefused`] by the authentication layer) is a client error:
+//! at info, so a flood of them does not become a flood of warnings.
 //!
 //! Own code rather than tower-http's `TraceLayer`: a gRPC call's code arrives in the trailers
 //! (or in the headers of a trailers-only answer), and `TraceLayer` reports the time to the
@@ -19,6 +21,10 @@ use http_body::{Body, Frame};
 use tonic::Code;
 use tower::{Layer, Service};
 use tracing::{Instrument, Span, field};
+
+/// Marks an answer that refused the caller for its own excess (a rate limit).
+#[derive(Debug, Clone, Copy)]
+pub struct CallerRefused;
 
 /// Wraps a service with [`CallLog`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -45,6 +51,7 @@ struct Call {
     api: bool,
     started: Instant,
     finished: bool,
+    caller_refused: bool,
 }
 
 /// `(service, method)` of a gRPC path `/package.Service/Method`.
@@ -126,6 +133,7 @@ impl Call {
             api,
             started: Instant::now(),
             finished: false,
+            caller_refused: false,
         }
     }
 
@@ -150,6 +158,7 @@ impl Call {
         match code {
             _ if !self.api => tracing::debug!("{method} done"),
             Code::Internal | Code::Unknown | Code::DataLoss => tracing::error!("{method} failed"),
+            Code::ResourceExhausted if self.caller_refused => tracing::info!("{method} refused"),
             Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => {
                 tracing::warn!("{method} not served")
             }
@@ -199,6 +208,7 @@ where
                     }
                 };
                 let (parts, body) = response.into_parts();
+                call.caller_refused = parts.extensions.get::<CallerRefused>().is_some();
                 // A trailers-only answer (every error) carries its code in the headers.
                 let call = match grpc_code(&parts.headers) {
                     Some(code) => {
