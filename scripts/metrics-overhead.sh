@@ -64,7 +64,8 @@ run() { # $1: on|off, $2: grpc|rest
   if [ "$1" = on ]; then start "127.0.0.1:$METRICS"; else start off; fi
   "$2_rps"
   if [ "$1" = on ]; then
-    curl -sf "http://127.0.0.1:$METRICS/metrics" | grep -q '^grpc_server_handled_total' ||
+    curl -sf "http://127.0.0.1:$METRICS/metrics" >"$TMP/metrics.txt"
+    grep -q '^grpc_server_handled_total' "$TMP/metrics.txt" ||
       { echo "metrics on but nothing recorded" >&2; exit 1; }
   fi
   stop

@@ -11,6 +11,7 @@
 //! `partners_*` and `db_*`.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -29,6 +30,14 @@ const SECONDS: &[f64] = &[
 /// Buckets of the batch-size histograms.
 const SIZES: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
+/// Set once the recorder is installed.
+static RECORDING: AtomicBool = AtomicBool::new(false);
+
+/// Whether metrics are recorded (a listener was started in this process).
+pub fn recording() -> bool {
+    RECORDING.load(Ordering::Relaxed)
+}
+
 /// The process's recorder (one per process: the `metrics` facade is global).
 fn handle() -> Option<&'static PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -45,6 +54,7 @@ fn handle() -> Option<&'static PrometheusHandle> {
                     if metrics::set_global_recorder(recorder).is_err() {
                         tracing::warn!("a metrics recorder was installed already");
                     }
+                    RECORDING.store(true, Ordering::Relaxed);
                     metrics::gauge!(
                         "partners_build_info",
                         "version" => env!("CARGO_PKG_VERSION"),

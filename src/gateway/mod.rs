@@ -68,7 +68,13 @@ impl std::fmt::Display for TransportError {
     }
 }
 
-impl std::error::Error for TransportError {}
+/// tonic looks for a status in the error's sources: one inside (an unreachable upstream's
+/// UNAVAILABLE) is the call's status.
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref())
+    }
+}
 
 /// Shared gateway state: transports (round robin) and the per-call deadline.
 #[derive(Clone)]

@@ -10,8 +10,10 @@
 //! headers and the body's time apart, so it cannot write the one line with the call's whole
 //! duration and final code.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -52,6 +54,7 @@ struct Call {
     started: Instant,
     finished: bool,
     caller_refused: bool,
+    metrics: Arc<MethodMetrics>,
 }
 
 /// `(service, method)` of a gRPC path `/package.Service/Method`.
@@ -61,14 +64,73 @@ fn service_and_method(path: &str) -> (&str, &str) {
         .unwrap_or(("", path))
 }
 
-/// The go-grpc-prometheus labels of a call to `path` (every RPC here is unary).
-fn grpc_labels(path: &str) -> Vec<metrics::Label> {
-    let (service, method) = service_and_method(path);
-    vec![
-        metrics::Label::new("grpc_type", "unary"),
-        metrics::Label::new("grpc_service", service.to_owned()),
-        metrics::Label::new("grpc_method", method.to_owned()),
-    ]
+/// Most methods whose metric handles are kept (the services' methods; a client calling made-up
+/// paths cannot grow the map past it, its calls are then recorded without the cache).
+const CACHED_METHODS: usize = 64;
+
+/// A method's metric handles, looked up once: a call then records without building labels or
+/// hashing them into the registry.
+struct MethodMetrics {
+    started: metrics::Counter,
+    handling: metrics::Histogram,
+    /// `grpc_server_handled_total` by code, registered at the code's first use.
+    handled: [OnceLock<metrics::Counter>; 17],
+    labels: Vec<metrics::Label>,
+    /// Whether the recorder was installed when the handles were made (before, they record
+    /// nothing and are made again once it is).
+    recording: bool,
+}
+
+impl MethodMetrics {
+    fn new(path: &str) -> MethodMetrics {
+        let (service, method) = service_and_method(path);
+        // Every RPC here is unary.
+        let labels = vec![
+            metrics::Label::new("grpc_type", "unary"),
+            metrics::Label::new("grpc_service", service.to_owned()),
+            metrics::Label::new("grpc_method", method.to_owned()),
+        ];
+        MethodMetrics {
+            started: metrics::counter!("grpc_server_started_total", labels.clone()),
+            handling: metrics::histogram!("grpc_server_handling_seconds", labels.clone()),
+            handled: Default::default(),
+            labels,
+            recording: crate::metrics::recording(),
+        }
+    }
+
+    /// The metrics of the method at `path`.
+    fn of(path: &str) -> Arc<MethodMetrics> {
+        static CACHE: OnceLock<RwLock<HashMap<String, Arc<MethodMetrics>>>> = OnceLock::new();
+        let cache = CACHE.get_or_init(RwLock::default);
+        if let Some(found) = cache
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(path)
+            .filter(|found| found.recording == crate::metrics::recording())
+        {
+            return found.clone();
+        }
+        let made = Arc::new(MethodMetrics::new(path));
+        let mut map = cache
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if map.len() < CACHED_METHODS {
+            map.insert(path.to_owned(), made.clone());
+        }
+        made
+    }
+
+    fn finished(&self, code: Code, seconds: f64) {
+        self.handling.record(seconds);
+        let slot = &self.handled[(code as usize).min(16)];
+        slot.get_or_init(|| {
+            let mut labels = self.labels.clone();
+            labels.push(metrics::Label::new("grpc_code", code_name(code)));
+            metrics::counter!("grpc_server_handled_total", labels)
+        })
+        .increment(1);
+    }
 }
 
 /// The code's name as go-grpc-prometheus writes it (Go's `codes.Code.String()`), which
@@ -126,8 +188,10 @@ impl Call {
         {
             span.record("request_id", id);
         }
-        metrics::counter!("grpc_server_started_total", grpc_labels(uri.path())).increment(1);
+        let metrics = MethodMetrics::of(uri.path());
+        metrics.started.increment(1);
         Call {
+            metrics,
             span,
             uri: uri.clone(),
             api,
@@ -142,11 +206,8 @@ impl Call {
         if std::mem::replace(&mut self.finished, true) {
             return;
         }
-        let mut labels = grpc_labels(self.uri.path());
-        let seconds = self.started.elapsed().as_secs_f64();
-        metrics::histogram!("grpc_server_handling_seconds", labels.clone()).record(seconds);
-        labels.push(metrics::Label::new("grpc_code", code_name(code)));
-        metrics::counter!("grpc_server_handled_total", labels).increment(1);
+        self.metrics
+            .finished(code, self.started.elapsed().as_secs_f64());
         if self.span.is_disabled() {
             return;
         }
