@@ -9,6 +9,9 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends libpq-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+# The commit built, for `partners_build_info` (.git is not in the build context).
+ARG PARTNERS_GIT_SHA=unknown
+ENV PARTNERS_GIT_SHA=${PARTNERS_GIT_SHA}
 COPY . .
 # The cargo registry and target/ are cache mounts (kept between builds, not in the image), so the
 # binary is copied out in the same step.
@@ -30,8 +33,9 @@ USER 10001:10001
 # Listen on every interface of the container (the binary's defaults are loopback only).
 # DATABASE_URL and keys are never baked in: pass them at run time.
 ENV PARTNERS_GRPC_ADDR=0.0.0.0:50051 \
-    PARTNERS_HTTP_ADDR=0.0.0.0:8080
-# gRPC, REST gateway (/healthz, /readyz, /api/v1).
-EXPOSE 50051 8080
+    PARTNERS_HTTP_ADDR=0.0.0.0:8080 \
+    PARTNERS_METRICS_ADDR=0.0.0.0:9464
+# gRPC, REST gateway (/healthz, /readyz, /api/v1), Prometheus metrics (/metrics).
+EXPOSE 50051 8080 9464
 ENTRYPOINT ["partners"]
 CMD ["serve"]
