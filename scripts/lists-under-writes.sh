@@ -21,7 +21,7 @@ grpc=$(port); http=$(port)
 user=$(psql "$DATABASE_URL" -Atc "SELECT uuid FROM users ORDER BY id LIMIT 1")
 service_key=$("$bin" keys create --service lists-under-writes 2>/dev/null | tail -1)
 user_key=$("$bin" keys create --user "$user" 2>/dev/null | tail -1)
-RUST_LOG=${RUST_LOG:-warn,partners::serving=info} "$bin" serve --no-migrate \
+RUST_LOG=${RUST_LOG:-warn,partners::serving=info} PARTNERS_METRICS_ADDR=off "$bin" serve --no-migrate \
   --grpc-addr "127.0.0.1:$grpc" --http-addr "127.0.0.1:$http" 2>"$work/server.log" &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT

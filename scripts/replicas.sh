@@ -9,7 +9,7 @@
 #
 # Settings (environment): DATABASE_URL (default postgres://postgres@127.0.0.1:5432/partners),
 # PARTNERS_BIN (default: `cargo build --release`, then target/release/partners), REST_PORT (8080)
-# and GRPC_PORT (50051) of HAProxy, replicas on 18081-18083 (REST) and 50061-50063 (gRPC),
+# and GRPC_PORT (50051) of HAProxy, replicas on 18081-18083 (REST), 50061-50063 (gRPC) and 9465-9467 (metrics),
 # PARTNERS_SHUTDOWN_DELAY_MS (the service's default, 5000), CHECK_INTER_MS (500), ROUNDS (0).
 # Logs and the generated haproxy.cfg go to a temporary directory, printed at the start.
 set -euo pipefail
@@ -34,10 +34,12 @@ HAPROXY_PID=
 
 http_port() { echo $((18080 + $1)); }
 grpc_port() { echo $((50060 + $1)); }
+metrics_port() { echo $((9464 + $1)); }
 
 start_replica() {
   "$PARTNERS_BIN" serve --grpc-addr "127.0.0.1:$(grpc_port "$1")" \
-    --http-addr "127.0.0.1:$(http_port "$1")" >>"$DIR/r$1.log" 2>&1 &
+    --http-addr "127.0.0.1:$(http_port "$1")" --metrics-addr "127.0.0.1:$(metrics_port "$1")" \
+    >>"$DIR/r$1.log" 2>&1 &
   PIDS[$1]=$!
 }
 

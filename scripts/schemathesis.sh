@@ -16,7 +16,7 @@ eval "$(./target/debug/partners seed-demo)"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 grpc_port=$(port)
 http_port=$(port)
-PARTNERS_RATE_LIMIT_PER_SECOND=0 RUST_LOG=warn ./target/debug/partners serve \
+PARTNERS_RATE_LIMIT_PER_SECOND=0 PARTNERS_METRICS_ADDR=off RUST_LOG=warn ./target/debug/partners serve \
   --grpc-addr "127.0.0.1:$grpc_port" --http-addr "127.0.0.1:$http_port" &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT

@@ -290,12 +290,12 @@ mod tests {
             .header(X_REQUEST_ID, "logged-1")
             .body(Body::empty())
             .expect("request");
-        // The upstream is unreachable: the call fails with a 500, logged at error.
+        // The upstream is unreachable: the call fails with a 503, logged at warn.
         let response = router(Duration::from_secs(5))
             .oneshot(request)
             .await
             .expect("answer");
-        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         let text = String::from_utf8(logs.0.lock().expect("logs").clone()).expect("utf-8");
         let lines: Vec<serde_json::Value> = text
             .lines()
@@ -308,10 +308,10 @@ mod tests {
         assert_eq!(done.len(), 1, "{text}");
         assert!(!text.contains("response failed"), "one line only: {text}");
         let span = &done[0]["span"];
-        assert_eq!(done[0]["level"], "ERROR");
+        assert_eq!(done[0]["level"], "WARN");
         assert_eq!(span["http.method"], "GET");
         assert_eq!(span["http.route"], "/api/v1/partners/{id}");
-        assert_eq!(span["http.status"], 500);
+        assert_eq!(span["http.status"], 503);
         assert_eq!(span["request_id"], "logged-1");
         assert!(span["duration_ms"].as_f64().is_some(), "{span}");
         assert!(!text.contains("secret"), "a key leaked: {text}");

@@ -35,6 +35,7 @@ impl Served {
                 ),
             )
             .env("PARTNERS_SHUTDOWN_DELAY_MS", "0")
+            .env("PARTNERS_METRICS_ADDR", "off")
             .env("RUST_LOG", "error")
             .kill_on_drop(true)
             .spawn()

@@ -27,6 +27,7 @@ async fn json_logs_name_each_rpc_and_never_contain_keys() {
         ])
         .env("DATABASE_URL", &t.db.url)
         .env("PARTNERS_LOG_FORMAT", "json")
+        .env("PARTNERS_METRICS_ADDR", "off")
         .env("PARTNERS_SHUTDOWN_DELAY_MS", "0")
         .env("RUST_LOG", "debug")
         .stderr(Stdio::piped())

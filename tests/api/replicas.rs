@@ -65,6 +65,7 @@ impl Replica {
             ])
             .env("DATABASE_URL", database_url)
             .env("PARTNERS_SHUTDOWN_DELAY_MS", SHUTDOWN_DELAY_MS.to_string())
+            .env("PARTNERS_METRICS_ADDR", "off")
             .env("RUST_LOG", "warn,partners::db=info,partners::app=info")
             .stdout(Stdio::null())
             .stderr(log)

@@ -389,6 +389,7 @@ async fn sigterm_stops_the_binary_cleanly() {
             &format!("127.0.0.1:{}", ports[1]),
         ])
         .env("DATABASE_URL", &db.url)
+        .env("PARTNERS_METRICS_ADDR", "off")
         .env("RUST_LOG", "warn")
         .spawn()
         .expect("spawn");

@@ -77,6 +77,8 @@ impl Server {
             ])
             .args(extra_args)
             .env("DATABASE_URL", database_url)
+            // Several servers may run at once: none takes the default metrics port.
+            .env("PARTNERS_METRICS_ADDR", "off")
             // No balancer to wait for: stop at once (an explicit setting wins).
             .env(
                 "PARTNERS_SHUTDOWN_DELAY_MS",
