@@ -155,7 +155,8 @@ pub async fn start_with_metrics(
             let gateway = Gateway::in_process(
                 in_process_transport(&stack, routes.clone()),
                 limits.request_timeout(),
-            );
+            )
+            .with_cors_origins(&limits.cors_allowed_origins);
             let router =
                 draining::close_connections_when(gateway::router(gateway), draining.clone());
             let (stop, stopped) = oneshot::channel::<()>();

@@ -155,6 +155,10 @@ pub struct ServerLimits {
     /// Calls per second allowed per API key (0 = unlimited).
     #[arg(long, env = "PARTNERS_RATE_LIMIT_PER_SECOND", default_value_t = 20_000)]
     pub rate_limit_per_second: u32,
+    /// Origins whose browser apps may call the REST gateway (CORS), comma-separated, e.g.
+    /// `https://app.example.com`; none: CORS off.
+    #[arg(long, env = "PARTNERS_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
     /// Failed authentications per second allowed per client address, on average (0 =
     /// unlimited); past it (and its burst) the address gets RESOURCE_EXHAUSTED / 429.
     #[arg(long, env = "PARTNERS_AUTH_FAILURES_PER_SECOND", default_value_t = 10)]
@@ -285,6 +289,7 @@ impl Default for ServerLimits {
             key_cache_ttl_ms: 5_000,
             rate_limit_per_second: 20_000,
             rate_limit_burst: 40_000,
+            cors_allowed_origins: Vec::new(),
             auth_failures_per_second: 10,
             auth_failure_burst: 100,
             trusted_proxies: Vec::new(),

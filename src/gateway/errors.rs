@@ -126,6 +126,13 @@ impl IntoResponse for ApiErrors {
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
+        if status == StatusCode::UNAUTHORIZED {
+            // RFC 6750: the scheme the client must use.
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"partners\""),
+            );
+        }
         response
     }
 }

@@ -16,6 +16,7 @@
 //! - [`openapi`]: the document's root; its paths come from the same `routes!` that build the
 //!   router, so a route cannot be served undocumented or documented unserved.
 
+pub mod conventions;
 pub mod document;
 pub mod draining;
 pub mod errors;
@@ -24,7 +25,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod params;
 pub mod routes;
-pub mod server;
+mod server;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -82,6 +83,8 @@ pub struct Gateway {
     transports: Arc<Vec<Transport>>,
     next: Arc<AtomicUsize>,
     timeout: Duration,
+    /// Origins allowed by CORS (none: CORS off).
+    cors_origins: Arc<[http::HeaderValue]>,
 }
 
 impl Gateway {
@@ -92,6 +95,7 @@ impl Gateway {
             transports: Arc::new(vec![transport]),
             next: Arc::default(),
             timeout,
+            cors_origins: Arc::new([]),
         }
     }
 
@@ -119,7 +123,24 @@ impl Gateway {
             transports: Arc::new(transports),
             next: Arc::default(),
             timeout,
+            cors_origins: Arc::new([]),
         })
+    }
+
+    /// Allows browsers on `origins` to call the gateway (CORS); an origin that is not a valid
+    /// header value is skipped with a warning.
+    pub fn with_cors_origins(mut self, origins: &[String]) -> Gateway {
+        self.cors_origins = origins
+            .iter()
+            .filter_map(|origin| {
+                let value = http::HeaderValue::from_str(origin.trim()).ok();
+                if value.is_none() {
+                    tracing::warn!(origin = %origin, "CORS: not a valid origin, skipped");
+                }
+                value
+            })
+            .collect();
+        self
     }
 
     /// The next transport, round robin.
@@ -246,7 +267,8 @@ pub fn router(gateway: Gateway) -> Router {
     let router = router
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed);
-    middleware::wrap(router, gateway.timeout).with_state(gateway)
+    let router = middleware::wrap(router, gateway.timeout);
+    conventions::wrap(router, &gateway.cors_origins).with_state(gateway)
 }
 
 /// Serves the router on `listener` with the default connection handling ([`ServeOptions`])

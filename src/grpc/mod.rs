@@ -11,6 +11,7 @@ pub(crate) mod scope;
 pub mod validate;
 
 use std::time::Duration;
+use tonic::codec::CompressionEncoding;
 
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
@@ -65,10 +66,20 @@ pub fn routes(
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
     };
+    // gzip and zstd: accepted when a client sends them, used for answers when a client asks
+    // (`grpc-accept-encoding`); a client that asks for neither gets answers as they are.
     let partners = PartnerServiceServer::new(partner_service::PartnerApi::new(services.clone()))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd)
+        .send_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Zstd);
     let admin = PartnerAdminServiceServer::new(admin_service::AdminApi::new(services))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd)
+        .send_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Zstd);
     Ok(Routes::new(health)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
@@ -77,6 +88,6 @@ pub fn routes(
 }
 
 /// How often the database probe behind health runs, and how long one probe may take.
-pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 /// Longest time one probe may take before the database counts as unreachable.
-pub const PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(1250);

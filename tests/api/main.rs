@@ -7,6 +7,7 @@ mod changes;
 mod cli;
 mod clicks;
 mod connect;
+mod conventions;
 mod floods;
 mod hang;
 mod hostile;
