@@ -1,12 +1,13 @@
 //! Click events: `POST /api/v1/partners/{id}/click_event` (CreatePartnerClickEvent), with the
-//! `Idempotency-Key` header as the request id; answers 201 with the event and its `Location`.
+//! `Idempotency-Key` header as the request id; answers 201 with the event. No `Location`: a click
+//! event has no URL of its own to read it back (its partner's counters show it).
 
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 
-use super::{Reply, created, route_params};
+use super::{Reply, json_api, route_params};
 use crate::gateway::Gateway;
 use crate::gateway::document;
 use crate::gateway::errors::{ApiError, Source};
@@ -55,8 +56,7 @@ route_params!(
     ),
     responses(
         (status = 201, description = "The click event.", body = ClickEventDocument,
-         content_type = "application/vnd.api+json",
-         headers(("Location" = String, description = "URL of the created resource."))),
+         content_type = "application/vnd.api+json"),
         CommonErrors,
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
@@ -107,8 +107,8 @@ pub async fn click_event(
             |mut client, request| async move { client.create_partner_click_event(request).await },
         )
         .await?;
-    Ok(created(
+    Ok(json_api(
+        StatusCode::CREATED,
         &document::click_event_document(&event),
-        &format!("/api/v1/partners/{id}/click_event/{}", event.id),
     ))
 }
