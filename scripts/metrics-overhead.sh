@@ -40,17 +40,7 @@ start() {
   exit 1
 }
 # GetPartnerRequest { id: partner_id } behind gRPC's 5-byte length prefix.
-python3 - "$partner_id" >"$TMP/get.bin" <<'PY'
-import struct, sys
-n, varint = int(sys.argv[1]), b""
-while True:
-    byte, n = n & 0x7F, n >> 7
-    varint += bytes([byte | (0x80 if n else 0)])
-    if not n:
-        break
-message = b"\x08" + varint
-sys.stdout.buffer.write(b"\x00" + struct.pack(">I", len(message)) + message)
-PY
+python3 scripts/get_partner_body.py "$partner_id" >"$TMP/get.bin"
 grpc_rps() {
   h2load -D "$SECS" -c 8 -m 4 -d "$TMP/get.bin" -H 'content-type: application/grpc' -H 'te: trailers' \
     -H "authorization: Bearer $user_key" "http://127.0.0.1:$GRPC/partners.v1.PartnerService/GetPartner" |

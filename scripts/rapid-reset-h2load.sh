@@ -26,17 +26,7 @@ cleanup() {
 trap cleanup EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$HTTP/readyz" >/dev/null && break; sleep 0.2; done
 # One gRPC message: GetPartnerRequest { id: partner_id } behind the 5-byte length prefix.
-python3 - "$partner_id" >"$TMP/get.bin" <<'PY'
-import struct, sys
-n, varint = int(sys.argv[1]), b""
-while True:
-    byte, n = n & 0x7F, n >> 7
-    varint += bytes([byte | (0x80 if n else 0)])
-    if not n:
-        break
-message = b"\x08" + varint
-sys.stdout.buffer.write(b"\x00" + struct.pack(">I", len(message)) + message)
-PY
+python3 scripts/get_partner_body.py "$partner_id" >"$TMP/get.bin"
 caller() {
   h2load -D 10 -c 1 -m 1 -d "$TMP/get.bin" -H 'content-type: application/grpc' -H 'te: trailers' \
     -H "authorization: Bearer $user_key" "http://127.0.0.1:$GRPC/partners.v1.PartnerService/GetPartner" |
