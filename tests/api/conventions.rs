@@ -170,22 +170,7 @@ async fn gets_carry_a_strong_etag_and_revalidate_with_304() {
     assert_eq!(header(unchanged.headers(), "etag"), tag);
     assert!(unchanged.bytes().await.expect("body").is_empty());
 
-    t.admin()
-        .update_partner(with_key(
-            pb::UpdatePartnerRequest {
-                partner: Some(pb::Partner {
-                    id: p.id,
-                    name: "Tagged Anew".into(),
-                    ..Default::default()
-                }),
-                update_mask: Some(prost_types::FieldMask {
-                    paths: vec!["name".into()],
-                }),
-            },
-            &t.world.service_key,
-        ))
-        .await
-        .expect("rename");
+    t.rename(p.id, "Tagged Anew").await;
     let changed = revalidate().await.expect("get");
     assert_eq!(changed.status(), StatusCode::OK);
     assert_ne!(header(changed.headers(), "etag"), tag);

@@ -377,22 +377,7 @@ async fn writes_are_seen_by_the_next_list() {
         .iter()
         .find(|p| !p.name.to_lowercase().contains("harbor"))
         .expect("a partner without the word");
-    t.admin()
-        .update_partner(with_key(
-            pb::UpdatePartnerRequest {
-                partner: Some(pb::Partner {
-                    id: renamed.id,
-                    name: "Zz New Harbor Co".into(),
-                    ..Default::default()
-                }),
-                update_mask: Some(prost_types::FieldMask {
-                    paths: vec!["name".into()],
-                }),
-            },
-            &t.world.service_key,
-        ))
-        .await
-        .expect("rename");
+    t.rename(renamed.id, "Zz New Harbor Co").await;
     let page = list("harbor").await;
     assert_eq!(page.meta.expect("meta").total, total + 1);
     assert!(names(&page.partners).contains(&"Zz New Harbor Co".to_owned()));

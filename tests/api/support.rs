@@ -288,6 +288,27 @@ impl TestApp {
         .await
     }
 
+    /// Renames a partner through the admin API (a name-only field mask).
+    pub async fn rename(&self, id: i64, name: &str) -> pb::Partner {
+        self.admin()
+            .update_partner(with_key(
+                pb::UpdatePartnerRequest {
+                    partner: Some(pb::Partner {
+                        id,
+                        name: name.to_owned(),
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["name".into()],
+                    }),
+                },
+                &self.world.service_key,
+            ))
+            .await
+            .expect("rename")
+            .into_inner()
+    }
+
     pub async fn prefer(&self, business: Uuid, partner_id: i64) {
         self.admin()
             .set_partner_preference(with_key(
