@@ -39,7 +39,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    telemetry::init();
+    let _telemetry = telemetry::init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(config) => cli::serve::serve(cli.db, config),

@@ -57,6 +57,12 @@ impl ManageConnection for Manager {
             self.statement_timeout.as_millis()
         ))
         .map_err(diesel::r2d2::Error::QueryError)?;
+        if crate::telemetry::tracing_enabled() {
+            diesel::Connection::set_instrumentation(
+                &mut pg,
+                crate::telemetry::QuerySpans::default(),
+            );
+        }
         Ok(PoolConn {
             pg,
             broken: false,

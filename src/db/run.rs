@@ -38,8 +38,10 @@ impl Db {
         let watchdog = self.watchdog.clone();
         let budget = self.call_budget();
         let answers = self.answers.clone();
+        let span = crate::telemetry::span_for_blocking();
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
+            let _span = span.enter();
             let checkout = std::time::Instant::now();
             let conn = pool.get_timeout(timeout);
             metrics::histogram!("db_checkout_wait_seconds")

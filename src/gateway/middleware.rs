@@ -100,14 +100,20 @@ fn request_span<B>(request: &Request<B>) -> Span {
         .get(X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    tracing::info_span!(
+    let span = tracing::info_span!(
         "http",
+        otel.name = %format_args!("{} {route}", request.method()),
+        otel.kind = "server",
+        otel.status_code = field::Empty,
         http.method = %request.method(),
         http.route = %route,
         http.status = field::Empty,
         duration_ms = field::Empty,
         request_id = %request_id,
-    )
+        trace_id = field::Empty,
+    );
+    crate::telemetry::continue_trace(&span, request.headers());
+    span
 }
 
 /// Counts the request and its duration (to the response's headers) by method, route template
@@ -137,6 +143,9 @@ fn log_response<B>(response: &Response<B>, latency: Duration, span: &Span) {
     let status = response.status();
     span.record("http.status", status.as_u16());
     span.record("duration_ms", latency.as_secs_f64() * 1000.0);
+    if status.is_server_error() {
+        span.record("otel.status_code", "error");
+    }
     if status == StatusCode::INTERNAL_SERVER_ERROR {
         tracing::error!("request failed");
     } else if status.is_server_error() {

@@ -235,6 +235,7 @@ impl Forward {
         if let Some(v) = &self.client {
             metadata.insert(FORWARDED_FOR, v.clone());
         }
+        crate::telemetry::inject(metadata);
         request.set_timeout(self.timeout);
         request
     }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
+use tracing::{Instrument, Span};
 
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -29,6 +30,8 @@ struct Job {
     /// Set when the job joins a statement.
     taken: Arc<AtomicBool>,
     reply: oneshot::Sender<Result<Option<PartnerRecord>>>,
+    /// The caller's span, with traces on (see [`batch_span`]).
+    span: Span,
 }
 
 /// Handle to the reader task; cheap to clone.
@@ -94,6 +97,7 @@ impl PointReads {
             scope,
             taken: taken.clone(),
             reply,
+            span: crate::telemetry::span_for_blocking(),
         };
         self.queue.try_send(job).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => Error::ResourceExhausted {
@@ -162,16 +166,38 @@ async fn reader(
         metrics::histogram!("partners_read_batch_size").record(batch.len() as f64);
         let db = db.clone();
         let done = done.clone();
-        tokio::spawn(async move {
-            let _turn = turn;
-            let _done = NotifyOnDrop(done);
-            let keys: Vec<(i64, Scope)> = batch.iter().map(|job| (job.id, job.scope)).collect();
-            let found = db
-                .run(move |conn| Ok(partner::find_many(conn, &keys)?))
-                .await;
-            answer(batch, found);
-        });
+        let span = batch_span(&batch);
+        tokio::spawn(
+            async move {
+                let _turn = turn;
+                let _done = NotifyOnDrop(done);
+                let keys: Vec<(i64, Scope)> = batch.iter().map(|job| (job.id, job.scope)).collect();
+                let found = db
+                    .run(move |conn| Ok(partner::find_many(conn, &keys)?))
+                    .await;
+                answer(batch, found);
+            }
+            .instrument(span),
+        );
     }
+}
+
+/// The span of a batch's statement, with traces on: a child of the first caller's call, linked
+/// to the other callers' (one statement answers them all).
+fn batch_span(batch: &[Job]) -> Span {
+    if !crate::telemetry::tracing_enabled() {
+        return Span::none();
+    }
+    let span = tracing::info_span!(
+        parent: &batch[0].span,
+        "point_reads",
+        otel.name = "partner point reads",
+        keys = batch.len(),
+    );
+    for job in &batch[1..] {
+        span.follows_from(&job.span);
+    }
+    span
 }
 
 /// Tells the reader a statement has finished (also when its task unwinds).

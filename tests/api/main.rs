@@ -30,3 +30,4 @@ mod server;
 mod slow_clients;
 mod sql_path;
 mod support;
+mod traces;

@@ -159,15 +159,20 @@ fn code_name(code: Code) -> &'static str {
 
 /// The span of a call, from `$level_span` (`info_span` or `debug_span`).
 macro_rules! call_span {
-    ($level_span:ident, $method:expr) => {
+    ($level_span:ident, $path:expr, $method:expr) => {
         tracing::$level_span!(
             "rpc",
+            otel.name = $path,
+            otel.kind = "server",
+            otel.status_code = field::Empty,
+            rpc.system = "grpc",
             rpc.method = $method,
             rpc.code = field::Empty,
             duration_ms = field::Empty,
             principal = field::Empty,
             request_id = field::Empty,
             error.message = field::Empty,
+            trace_id = field::Empty,
         )
     };
 }
@@ -178,11 +183,13 @@ impl Call {
         let api = service.starts_with("partners.");
         // Health checks and reflection come often (probes) and say little: their span and line
         // exist at debug level only, and cost nothing above it.
+        let path = uri.path().trim_start_matches('/');
         let span = if api {
-            call_span!(info_span, method)
+            call_span!(info_span, path, method)
         } else {
-            call_span!(debug_span, method)
+            call_span!(debug_span, path, method)
         };
+        crate::telemetry::continue_trace(&span, headers);
         if !span.is_disabled()
             && let Some(id) = headers.get("x-request-id").and_then(|v| v.to_str().ok())
         {
@@ -218,7 +225,10 @@ impl Call {
         let (_, method) = service_and_method(self.uri.path());
         match code {
             _ if !self.api => tracing::debug!("{method} done"),
-            Code::Internal | Code::Unknown | Code::DataLoss => tracing::error!("{method} failed"),
+            Code::Internal | Code::Unknown | Code::DataLoss => {
+                self.span.record("otel.status_code", "error");
+                tracing::error!("{method} failed")
+            }
             Code::ResourceExhausted if self.caller_refused => tracing::info!("{method} refused"),
             Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => {
                 tracing::warn!("{method} not served")
