@@ -14,7 +14,7 @@ use uuid::Uuid;
 pub use authenticator::{Authenticator, LOOKUPS_PER_SECOND};
 pub use client::TrustedProxies;
 pub use key::{bearer, create_key, generate_key, hash_secret, parse_key};
-pub use limiter::{AddressLimiter, KeyLimiter};
+pub use limiter::{AddressLimiter, KeyLimiter, RATE_LIMIT_HEADERS, RateState};
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,7 +2,9 @@
 //! origins (`--cors-allowed-origins`; off when empty; preflights answered here), response
 //! compression (gzip, br) negotiated by `Accept-Encoding` for bodies over 1 KiB, and a strong
 //! `ETag` on successful GETs with `If-None-Match` answered 304 and `Cache-Control: private,
-//! no-cache` (a client may keep the document but must revalidate it).
+//! no-cache` (a client may keep the document but must revalidate it), and the key's rate limit in
+//! `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (IETF draft) on every answer to
+//! an authenticated call, 429 included, copied from the call's metadata (`crate::auth::RateState`).
 //!
 //! The ETag is taken over the body as sent (after compression), so each encoding has its own
 //! strong validator, as RFC 9110 wants of a strong ETag.
@@ -19,6 +21,43 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::Gateway;
 use super::middleware::X_REQUEST_ID;
+use crate::auth::RATE_LIMIT_HEADERS;
+
+tokio::task_local! {
+    /// The rate-limit fields of the request's gRPC call, kept by [`keep_rate_limit`].
+    static RATE_LIMIT: std::cell::RefCell<Vec<(HeaderName, HeaderValue)>>;
+}
+
+/// Keeps the rate-limit fields of a call's answer (`metadata`) for the request's response. Does
+/// nothing outside a request (no [`rate_limit`] around it).
+pub fn keep_rate_limit(metadata: &tonic::metadata::MetadataMap) {
+    let _ = RATE_LIMIT.try_with(|kept| {
+        let mut kept = kept.borrow_mut();
+        kept.clear();
+        for name in RATE_LIMIT_HEADERS {
+            if let Some(value) = metadata
+                .get(name)
+                .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok())
+            {
+                kept.push((HeaderName::from_static(name), value));
+            }
+        }
+    });
+}
+
+/// Writes the rate-limit fields the request's call answered onto its response.
+async fn rate_limit(request: Request<Body>, next: Next) -> Response {
+    let (mut response, kept) = RATE_LIMIT
+        .scope(std::cell::RefCell::new(Vec::new()), async {
+            let response = next.run(request).await;
+            (response, RATE_LIMIT.with(|kept| kept.take()))
+        })
+        .await;
+    for (name, value) in kept {
+        response.headers_mut().insert(name, value);
+    }
+    response
+}
 
 /// Bodies smaller than this are sent as they are.
 const COMPRESS_ABOVE: u16 = 1024;
@@ -34,6 +73,7 @@ pub fn wrap(router: Router<Gateway>, cors_origins: &[HeaderValue]) -> Router<Gat
         .br(true)
         .compress_when(DefaultPredicate::new().and(SizeAbove::new(COMPRESS_ABOVE)));
     let router = router
+        .layer(axum::middleware::from_fn(rate_limit))
         .layer(compression)
         .layer(axum::middleware::from_fn(etag));
     if cors_origins.is_empty() {
@@ -61,6 +101,9 @@ pub fn wrap(router: Router<Gateway>, cors_origins: &[HeaderValue]) -> Router<Gat
                 header::LOCATION,
                 header::RETRY_AFTER,
                 header::ETAG,
+                HeaderName::from_static(RATE_LIMIT_HEADERS[0]),
+                HeaderName::from_static(RATE_LIMIT_HEADERS[1]),
+                HeaderName::from_static(RATE_LIMIT_HEADERS[2]),
             ])
             .max_age(PREFLIGHT_MAX_AGE),
     )

@@ -173,8 +173,14 @@ impl Gateway {
     {
         let request = Forward::new(headers, self).request(message);
         match tokio::time::timeout(self.timeout, call(client, request)).await {
-            Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) => Err(from_status(&status, source_of)),
+            Ok(Ok(response)) => {
+                conventions::keep_rate_limit(response.metadata());
+                Ok(response.into_inner())
+            }
+            Ok(Err(status)) => {
+                conventions::keep_rate_limit(status.metadata());
+                Err(from_status(&status, source_of))
+            }
             Err(_) => Err(deadline_exceeded().into()),
         }
     }

@@ -42,7 +42,9 @@ Authenticate with an API key as a bearer token. User keys act for their own user
 Service keys name the business with `business_uuid` and act for a user with `X-User-Uuid`; the \
 admin operations need a service key.\n\n\
 Errors are JSON:API error documents whose `code` is an UPPER_SNAKE reason. 429 and 503 responses \
-carry `Retry-After`; every response may carry `X-Request-Id`.";
+carry `Retry-After`; every response may carry `X-Request-Id`. With rate limits on, the answers to \
+an authenticated request carry the key's `RateLimit-Limit` (its burst), `RateLimit-Remaining` and \
+`RateLimit-Reset` (seconds until the burst is whole again), as in the IETF draft.";
 
 /// The document's root: info, tags, security, and the components no route names itself.
 pub fn root() -> OpenApi {

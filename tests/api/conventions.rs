@@ -62,7 +62,9 @@ async fn cors_answers_preflights_and_marks_answers_for_allowed_origins_only() {
     assert_eq!(header(actual.headers(), "access-control-allow-origin"), APP);
     let exposed = header(actual.headers(), "access-control-expose-headers").to_ascii_lowercase();
     assert!(
-        exposed.contains("x-request-id") && exposed.contains("location"),
+        exposed.contains("x-request-id")
+            && exposed.contains("location")
+            && exposed.contains("ratelimit-remaining"),
         "{exposed}"
     );
 

@@ -143,6 +143,15 @@ async fn metrics_show_every_family_after_a_mixed_run() {
     let not_found = [get_partner.as_slice(), &["grpc_code=\"NotFound\""]].concat();
     assert!(total(&s, "grpc_server_handled_total", &not_found) >= 1.0);
     assert!(total(&s, "grpc_server_handling_seconds_count", &get_partner) >= 5.0);
+    // A unary call: one message in, one out when it answers OK.
+    assert_eq!(
+        total(&s, "grpc_server_msg_received_total", &get_partner),
+        total(&s, "grpc_server_started_total", &get_partner)
+    );
+    assert_eq!(
+        total(&s, "grpc_server_msg_sent_total", &get_partner),
+        total(&s, "grpc_server_handled_total", &ok)
+    );
     assert!(total(&s, "grpc_server_handling_seconds_bucket", &["le=\"+Inf\""]) >= 5.0);
     let rest_get = [
         "method=\"GET\"",

@@ -21,7 +21,8 @@ pub(super) struct ErrorResponse {
 }
 
 impl ErrorResponse {
-    /// A JSON:API error document; 429 and 503 also carry `Retry-After`.
+    /// A JSON:API error document; 429 and 503 also carry `Retry-After`, 429 the key's
+    /// `RateLimit-*` fields.
     pub(super) fn response(&self) -> Response {
         let mut response = ResponseBuilder::new()
             .description(self.description)
@@ -43,6 +44,31 @@ impl ErrorResponse {
                     .description(Some("Seconds to wait before retrying."))
                     .build(),
             );
+        }
+        if self.status == 429 {
+            for (name, description) in [
+                (
+                    "RateLimit-Limit",
+                    "The key's burst: calls it may make at once.",
+                ),
+                (
+                    "RateLimit-Remaining",
+                    "Calls left of the burst (0 when refused).",
+                ),
+                ("RateLimit-Reset", "Seconds until the burst is whole again."),
+            ] {
+                response = response.header(
+                    name,
+                    HeaderBuilder::new()
+                        .schema(
+                            ObjectBuilder::new()
+                                .schema_type(Type::Integer)
+                                .minimum(Some(0)),
+                        )
+                        .description(Some(description))
+                        .build(),
+                );
+            }
         }
         response.build()
     }

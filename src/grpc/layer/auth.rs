@@ -14,7 +14,9 @@ use http::HeaderMap;
 use tower::{Layer, Service};
 use uuid::Uuid;
 
-use crate::auth::{AddressLimiter, Authenticator, KeyLimiter, TrustedProxies, bearer, parse_key};
+use crate::auth::{
+    AddressLimiter, Authenticator, KeyLimiter, RateState, TrustedProxies, bearer, parse_key,
+};
 use crate::error::{Error, Result};
 use crate::grpc::scope::{Caller, USER_HEADER};
 
@@ -95,7 +97,11 @@ where
             .and_then(|info| info.remote_addr())
             .map(|addr| addr.ip());
         Box::pin(async move {
-            let outcome = match caller(&guard.auth, &guard.limiter, request.headers()).await {
+            // Where the key stands against its rate limit, told on the answer (also a refusal).
+            let mut rate = None;
+            let outcome = match caller(&guard.auth, &guard.limiter, request.headers(), &mut rate)
+                .await
+            {
                 Err(Error::Unauthenticated) => match guard.trusted.client(peer, request.headers()) {
                     Some(client) => guard
                         .failures
@@ -113,11 +119,18 @@ where
                 Ok(caller) => {
                     tracing::Span::current().record("principal", caller.principal.kind());
                     request.extensions_mut().insert(caller);
-                    inner.call(request).await
+                    let mut response = inner.call(request).await?;
+                    if let Some(rate) = rate {
+                        rate.write(response.headers_mut());
+                    }
+                    Ok(response)
                 }
                 Err(err) => {
                     let mut response = err.into_status().into_http();
                     response.extensions_mut().insert(super::log::CallerRefused);
+                    if let Some(rate) = rate {
+                        rate.write(response.headers_mut());
+                    }
                     Ok(response)
                 }
             }
@@ -126,8 +139,14 @@ where
 }
 
 /// The caller of a request: its key authenticated, within its rate limit, with the user it acts
-/// for. Missing, malformed, unknown and revoked keys are all the same UNAUTHENTICATED.
-async fn caller(auth: &Authenticator, limiter: &KeyLimiter, headers: &HeaderMap) -> Result<Caller> {
+/// for. Missing, malformed, unknown and revoked keys are all the same UNAUTHENTICATED. Once the
+/// key is known, `rate` says where it stands against its limit.
+async fn caller(
+    auth: &Authenticator,
+    limiter: &KeyLimiter,
+    headers: &HeaderMap,
+    rate: &mut Option<RateState>,
+) -> Result<Caller> {
     let authorization = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -141,9 +160,14 @@ async fn caller(auth: &Authenticator, limiter: &KeyLimiter, headers: &HeaderMap)
         Err(Error::Unauthenticated) => return Err(failed("unknown_or_revoked")),
         other => other?,
     };
-    limiter.check(prefix).inspect_err(|_| {
-        metrics::counter!("partners_rate_limited_total", "limit" => "key").increment(1);
-    })?;
+    match limiter.check(prefix) {
+        Ok(state) => *rate = state,
+        Err(refused) => {
+            metrics::counter!("partners_rate_limited_total", "limit" => "key").increment(1);
+            *rate = limiter.exhausted();
+            return Err(refused);
+        }
+    }
     let acting_user = match headers.get(USER_HEADER) {
         None => None,
         Some(value) => Some(

@@ -72,6 +72,10 @@ const CACHED_METHODS: usize = 64;
 /// hashing them into the registry.
 struct MethodMetrics {
     started: metrics::Counter,
+    /// Messages received and sent (a unary call: one each, the answer only when OK, as
+    /// go-grpc-prometheus counts them).
+    received: metrics::Counter,
+    sent: metrics::Counter,
     handling: metrics::Histogram,
     /// `grpc_server_handled_total` by code, registered at the code's first use.
     handled: [OnceLock<metrics::Counter>; 17],
@@ -92,6 +96,8 @@ impl MethodMetrics {
         ];
         MethodMetrics {
             started: metrics::counter!("grpc_server_started_total", labels.clone()),
+            received: metrics::counter!("grpc_server_msg_received_total", labels.clone()),
+            sent: metrics::counter!("grpc_server_msg_sent_total", labels.clone()),
             handling: metrics::histogram!("grpc_server_handling_seconds", labels.clone()),
             handled: Default::default(),
             labels,
@@ -123,6 +129,9 @@ impl MethodMetrics {
 
     fn finished(&self, code: Code, seconds: f64) {
         self.handling.record(seconds);
+        if code == Code::Ok {
+            self.sent.increment(1);
+        }
         let slot = &self.handled[(code as usize).min(16)];
         slot.get_or_init(|| {
             let mut labels = self.labels.clone();
@@ -197,6 +206,7 @@ impl Call {
         }
         let metrics = MethodMetrics::of(uri.path());
         metrics.started.increment(1);
+        metrics.received.increment(1);
         Call {
             metrics,
             span,
