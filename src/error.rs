@@ -24,6 +24,17 @@ pub struct Violation {
     pub description: String,
 }
 
+/// A precondition a call failed (`google.rpc.PreconditionFailure`): what kind, on what subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreconditionViolation {
+    /// UPPER_SNAKE type of the precondition, e.g. `EXTERNAL_ID_TAKEN`.
+    pub kind: &'static str,
+    /// What failed it, e.g. `partners/42`.
+    pub subject: String,
+    /// Human-readable description.
+    pub description: String,
+}
+
 /// Everything that can go wrong while serving a call.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
@@ -54,6 +65,8 @@ pub enum Error {
         reason: &'static str,
         /// Human-readable message.
         message: String,
+        /// The failed precondition, when the call can name it.
+        violation: Option<PreconditionViolation>,
     },
     /// Too many calls: a rate limit or a saturated pool; retry after the given delay.
     #[error("{message}")]
@@ -162,6 +175,13 @@ impl Error {
             }
             Error::ResourceExhausted { retry_after, .. } => {
                 details.set_retry_info(Some(retry_after));
+            }
+            Error::FailedPrecondition {
+                violation: Some(v), ..
+            } => {
+                details.set_precondition_failure(vec![
+                    tonic_types::PreconditionViolation::new(v.kind, v.subject, v.description),
+                ]);
             }
             _ => {}
         }

@@ -121,6 +121,17 @@ diesel::table! {
         updated_at -> Timestamptz,
         deleted_at -> Nullable<Timestamptz>,
         facets -> Array<Text>,
+        deleted_external_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    partner_create_requests (principal, request_id) {
+        principal -> Text,
+        request_id -> Text,
+        fingerprint -> Text,
+        partner_id -> Nullable<Int8>,
+        created_at -> Timestamptz,
     }
 }
 
@@ -150,6 +161,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     businesses,
     partner_click_events,
+    partner_create_requests,
     partner_integrations,
     partner_preferences,
     partner_change_state,

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::config::ServerLimits;
 use crate::db::Db;
-use crate::model::change;
+use crate::model::{change, partner};
 use click_ingest::ClickIngest;
 use context::Context;
 use lists::Lists;
@@ -47,6 +47,7 @@ impl Services {
     pub fn start(db: Db, limits: &ServerLimits) -> Services {
         let retention = Duration::from_secs(u64::from(limits.change_log_retention_hours) * 3600);
         tokio::spawn(prune_changes(db.clone(), retention));
+        tokio::spawn(prune_create_requests(db.clone()));
         Services {
             lists: Lists::start(db.clone(), limits.search_index_max_partners),
             reads: PointReads::start(db.clone(), limits.read_batches(), READ_BATCH, READ_QUEUE),
@@ -64,6 +65,31 @@ impl Services {
 
 /// How often the change log's retention runs.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// How long CreatePartner's request ids are kept (a retry later than that creates again).
+pub const CREATE_REQUEST_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+/// Deletes CreatePartner's request ids older than [`CREATE_REQUEST_RETENTION`], in batches of
+/// 10,000, every [`PRUNE_EVERY`]; replicas may run it at once.
+async fn prune_create_requests(db: Db) {
+    let secs = CREATE_REQUEST_RETENTION.as_secs() as i64;
+    loop {
+        tokio::time::sleep(PRUNE_EVERY).await;
+        loop {
+            let deleted = db
+                .run(move |conn| Ok(partner::prune_create_requests(conn, secs, 10_000)?))
+                .await;
+            match deleted {
+                Ok(10_000) => continue,
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(error.message = %err, "create request ids: retention failed");
+                }
+            }
+            break;
+        }
+    }
+}
 
 /// Deletes the change log's rows older than `retention`, in batches of 10,000, every
 /// [`PRUNE_EVERY`] (one delete per batch: writers never wait on it). Replicas may run it at

@@ -8,6 +8,9 @@
 //! hand-off, the checkout and the statement's fixed cost once per batch instead of once per call.
 //! A read still waiting for a statement after the checkout timeout gets RESOURCE_EXHAUSTED, as a
 //! call waiting for a connection does; one whose statement runs waits for its answer.
+//!
+//! BatchGetPartners' reads ([`PointReads::get_batch`]) are batches already: one hand-off, one
+//! statement for the keys, then one query per relationship for the partners found.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +21,7 @@ use tracing::{Instrument, Span};
 
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::model::partner::{self, Includes, Loaded, PartnerRecord, Scope};
+use crate::model::partner::{self, Includes, Loaded, PartnerKey, PartnerRecord, Scope};
 
 /// Keys that must be waiting before a second statement starts while one runs: a smaller batch
 /// costs the database more per key than it saves in waiting.
@@ -84,6 +87,36 @@ impl PointReads {
                     scope.business_id,
                     includes,
                 )?)
+            })
+            .await
+    }
+
+    /// The live partners named by `keys` as seen in `scope`, with the relationships in
+    /// `includes`: the partners in key order, each once (at its first key), and for each key
+    /// whether it found a live partner.
+    pub async fn get_batch(
+        &self,
+        keys: Vec<PartnerKey>,
+        scope: Scope,
+        includes: Includes,
+    ) -> Result<(Loaded, Vec<bool>)> {
+        self.db
+            .run(move |conn| {
+                let mut found = partner::find_batch(conn, &keys, scope)?;
+                found.sort_by_key(|f| f.slot);
+                let mut hit = vec![false; keys.len()];
+                let mut records: Vec<PartnerRecord> = Vec::with_capacity(found.len());
+                for f in found {
+                    if let Some(slot) = usize::try_from(f.slot - 1).ok().and_then(|i| hit.get_mut(i))
+                    {
+                        *slot = true;
+                    }
+                    if !records.iter().any(|r| r.id == f.record.id) {
+                        records.push(f.record);
+                    }
+                }
+                let loaded = partner::with_includes(conn, records, scope.business_id, includes)?;
+                Ok((loaded, hit))
             })
             .await
     }

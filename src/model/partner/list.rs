@@ -18,7 +18,11 @@ pub(super) fn push_filters(sql: &mut Sql, q: &ListQuery) {
 /// The filters of `q` on `partners p`, with its preference filter (on the `pp` join) when
 /// `preference`.
 fn push_partner_filters(sql: &mut Sql, q: &ListQuery, preference: bool) {
-    sql.push(" WHERE p.deleted_at IS NULL");
+    sql.push(if q.show_deleted {
+        " WHERE TRUE"
+    } else {
+        " WHERE p.deleted_at IS NULL"
+    });
     push_kind(sql, q, "p");
     // Categories and countries together: the (category, country) pairs, one facet each, so the
     // search index decodes one short list per pair (see migration 6).
@@ -180,7 +184,13 @@ pub fn preference_decides(q: &ListQuery) -> bool {
 /// small and read whole anyway, `count(*) OVER ()`), else from the groups of migration 13 and
 /// the business's preferred partners where they tell it ([`push_total`]), evaluated once in the
 /// page's snapshot. Otherwise the total is left NULL and [`list`] runs [`list_count_sql`].
+///
+/// A `show_deleted` list takes [`page_sql`] and counts by a scan: the groups and the preferred
+/// rows of migration 13 hold live partners only.
 pub fn list_page_sql(q: &ListQuery) -> Sql {
+    if q.show_deleted {
+        return page_sql(q);
+    }
     match q.scope.business_id {
         Some(business) if q.search.is_none() && preferred_first(q) && q.preferred.is_none() => {
             split_page_sql(q, business)
@@ -303,7 +313,7 @@ fn push_total_or_null(sql: &mut Sql, q: &ListQuery) {
 /// counted from the business's preferred partners (`partner_preferred_rows`). The rest (a search, countries without the preference
 /// filter) is counted by [`list_count_sql`]'s scan.
 fn push_total(sql: &mut Sql, q: &ListQuery) -> bool {
-    if q.search.is_some() {
+    if q.search.is_some() || q.show_deleted {
         return false;
     }
     let grouped = q.country_codes.is_empty();

@@ -77,6 +77,8 @@ pub struct ListQuery {
     pub active: Option<bool>,
     /// Trimmed name substring.
     pub search: Option<String>,
+    /// Soft-deleted partners too (ListPartners for service keys; always the SQL path).
+    pub show_deleted: bool,
     /// Sort keys, `true` = descending; empty = the list's default order.
     pub sort: Vec<(SortField, bool)>,
     /// 1-based page.
@@ -99,6 +101,7 @@ impl ListQuery {
             preferred: None,
             active: None,
             search: None,
+            show_deleted: false,
             sort: Vec::new(),
             page,
             per_page,

@@ -61,6 +61,9 @@ pub struct PartnerRecord {
     pub created_at: DateTime<Utc>,
     #[diesel(sql_type = Timestamptz)]
     pub updated_at: DateTime<Utc>,
+    /// When the partner was soft-deleted (only `show_deleted` lists return deleted partners).
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub deleted_at: Option<DateTime<Utc>>,
     /// Preferred by the business in scope (false without a business).
     #[diesel(sql_type = Bool)]
     pub preferred: bool,
@@ -78,7 +81,7 @@ pub struct PartnerRecord {
 pub(super) const PARTNER_COLUMNS: &str = "p.id, p.name, p.description, p.email, p.logo_url, p.website_url, \
      p.video_url, p.categories, p.wholesaler_categories, p.country_codes, p.tags, p.status, \
      p.active, p.external_id, p.metadata, p.website_clicks, p.video_clicks, p.users_count, \
-     p.created_at, p.updated_at";
+     p.created_at, p.updated_at, p.deleted_at";
 
 /// The context columns (`preferred`, `integration_status`, `connected`) of `partners p`.
 pub(super) const CONTEXT_COLUMNS: &str = ", (pp.partner_id IS NOT NULL) AS preferred, \

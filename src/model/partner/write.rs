@@ -1,9 +1,12 @@
-//! Administration writes: create, update with changed fields only, soft delete.
+//! Administration writes: create (once per request id: [`insert_once`]), update with changed
+//! fields only, upsert by external id, soft delete and restore.
 
+use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
+use diesel::sql_types::Bool;
 
-use crate::db::schema::partners;
+use crate::db::schema::{partner_create_requests, partners};
 use crate::model::PartnerStatus;
 
 /// Values of a new partner.
@@ -66,7 +69,8 @@ pub fn update(conn: &mut PgConnection, id: i64, changes: &PartnerChanges) -> Que
     Ok(n == 1)
 }
 
-/// Soft-deletes a live partner (and frees its external id); false when it does not exist.
+/// Soft-deletes a live partner; false when it does not exist. Its external id is freed for other
+/// partners and kept in `deleted_external_id` for [`restore`].
 pub fn soft_delete(conn: &mut PgConnection, id: i64) -> QueryResult<bool> {
     let n = diesel::update(
         partners::table
@@ -76,8 +80,161 @@ pub fn soft_delete(conn: &mut PgConnection, id: i64) -> QueryResult<bool> {
     .set((
         partners::deleted_at.eq(diesel::dsl::now),
         partners::updated_at.eq(diesel::dsl::now),
+        partners::deleted_external_id.eq(partners::external_id),
         partners::external_id.eq(None::<String>),
     ))
     .execute(conn)?;
     Ok(n == 1)
+}
+
+/// What [`restore`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restored {
+    /// The partner is live again (with its external id, if it had one).
+    Restored,
+    /// No partner has this id.
+    Missing,
+    /// The partner is not deleted.
+    NotDeleted,
+    /// Another partner (`holder`) took the deleted partner's external id; nothing changed.
+    ExternalIdTaken {
+        /// The deleted partner's external id.
+        external_id: String,
+        /// The live partner that has it now.
+        holder: i64,
+    },
+}
+
+/// Undeletes a soft-deleted partner and gives it back its external id, unless another partner
+/// holds it now. Run it in a transaction: the partner row is locked first. A partner that takes
+/// the external id concurrently makes the update fail on `partners_external_id_key`.
+pub fn restore(conn: &mut PgConnection, id: i64) -> QueryResult<Restored> {
+    let row: Option<(Option<DateTime<Utc>>, Option<String>)> = partners::table
+        .filter(partners::id.eq(id))
+        .select((partners::deleted_at, partners::deleted_external_id))
+        .for_update()
+        .first(conn)
+        .optional()?;
+    let external_id = match row {
+        None => return Ok(Restored::Missing),
+        Some((None, _)) => return Ok(Restored::NotDeleted),
+        Some((Some(_), external_id)) => external_id,
+    };
+    if let Some(external_id) = external_id.clone() {
+        let holder: Option<i64> = partners::table
+            .filter(partners::external_id.eq(&external_id))
+            .select(partners::id)
+            .first(conn)
+            .optional()?;
+        if let Some(holder) = holder {
+            return Ok(Restored::ExternalIdTaken {
+                external_id,
+                holder,
+            });
+        }
+    }
+    diesel::update(partners::table.filter(partners::id.eq(id)))
+        .set((
+            partners::deleted_at.eq(None::<DateTime<Utc>>),
+            partners::updated_at.eq(diesel::dsl::now),
+            partners::external_id.eq(external_id),
+            partners::deleted_external_id.eq(None::<String>),
+        ))
+        .execute(conn)?;
+    Ok(Restored::Restored)
+}
+
+/// Creates the partner with `new.external_id` (which must be set) or, when a partner has it,
+/// applies `changes` to that one, in one statement (`INSERT … ON CONFLICT (external_id) DO
+/// UPDATE`): concurrent upserts of one external id make one partner. Returns the partner's id and
+/// whether it was created.
+pub fn upsert(
+    conn: &mut PgConnection,
+    new: &NewPartner,
+    changes: &PartnerChanges,
+) -> QueryResult<(i64, bool)> {
+    diesel::insert_into(partners::table)
+        .values(new)
+        .on_conflict(partners::external_id)
+        .do_update()
+        .set((changes, partners::updated_at.eq(diesel::dsl::now)))
+        .returning((partners::id, diesel::dsl::sql::<Bool>("xmax = 0")))
+        .get_result(conn)
+}
+
+/// Applies `changes` to the live partner with `external_id`; its id, or `None` when there is
+/// none (an upsert that could not create: it has no name).
+pub fn update_by_external_id(
+    conn: &mut PgConnection,
+    external_id: &str,
+    changes: &PartnerChanges,
+) -> QueryResult<Option<i64>> {
+    diesel::update(partners::table.filter(partners::external_id.eq(external_id)))
+        .set((changes, partners::updated_at.eq(diesel::dsl::now)))
+        .returning(partners::id)
+        .get_result(conn)
+        .optional()
+}
+
+/// What [`insert_once`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateOnce {
+    /// The request id was new: this partner was created.
+    Created(i64),
+    /// A call with this request id and the same partner created this one before.
+    Replayed(i64),
+    /// The request id was used for another partner.
+    KeyReused,
+}
+
+/// Creates a partner once per `(principal, request_id)` (AIP-155); run it in a transaction. The
+/// request's row is claimed first: a concurrent call with the same id waits for this one's
+/// commit, then finds the row and replays (same `fingerprint`) or reports the reuse.
+pub fn insert_once(
+    conn: &mut PgConnection,
+    new: &NewPartner,
+    principal: &str,
+    request_id: &str,
+    fingerprint: &str,
+) -> QueryResult<CreateOnce> {
+    use partner_create_requests::dsl as r;
+    let claimed = diesel::insert_into(r::partner_create_requests)
+        .values((
+            r::principal.eq(principal),
+            r::request_id.eq(request_id),
+            r::fingerprint.eq(fingerprint),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)?;
+    if claimed == 1 {
+        let id = insert(conn, new)?;
+        diesel::update(r::partner_create_requests.find((principal, request_id)))
+            .set(r::partner_id.eq(id))
+            .execute(conn)?;
+        return Ok(CreateOnce::Created(id));
+    }
+    let (first, partner): (String, Option<i64>) = r::partner_create_requests
+        .find((principal, request_id))
+        .select((r::fingerprint, r::partner_id))
+        .first(conn)?;
+    Ok(match partner {
+        Some(id) if first == fingerprint => CreateOnce::Replayed(id),
+        _ => CreateOnce::KeyReused,
+    })
+}
+
+/// Deletes up to `batch` request ids of creates older than `retention_secs`; how many went.
+pub fn prune_create_requests(
+    conn: &mut PgConnection,
+    retention_secs: i64,
+    batch: i64,
+) -> QueryResult<usize> {
+    diesel::sql_query(
+        "DELETE FROM partner_create_requests WHERE (principal, request_id) IN \
+         (SELECT principal, request_id FROM partner_create_requests \
+          WHERE created_at < now() - make_interval(secs => $1) LIMIT $2)",
+    )
+    .bind::<diesel::sql_types::Double, _>(retention_secs as f64)
+    .bind::<diesel::sql_types::BigInt, _>(batch)
+    .execute(conn)
 }

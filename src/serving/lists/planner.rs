@@ -50,13 +50,17 @@ pub enum Plan {
 }
 
 /// How `q` is answered with `snapshot`: the planner's one decision. Loads the business's
-/// preferred partners into `preferences` when they order or filter the page.
+/// preferred partners into `preferences` when they order or filter the page. A `show_deleted`
+/// list (admin) takes the SQL path: the copy holds live partners only.
 pub fn plan(
     conn: &mut PgConnection,
     q: &ListQuery,
     snapshot: &View,
     preferences: &PreferenceCache,
 ) -> Result<Plan> {
+    if q.show_deleted {
+        return Ok(Plan::Sql);
+    }
     let search = snapshot.candidates(q);
     if search.is_some() || in_list_order(q) {
         let business = q

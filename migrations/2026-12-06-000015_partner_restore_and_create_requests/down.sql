@@ -1,0 +1,2 @@
+DROP TABLE partner_create_requests;
+ALTER TABLE partners DROP COLUMN deleted_external_id;
