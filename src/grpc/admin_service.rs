@@ -3,17 +3,19 @@
 //! and runs the model's writes (`crate::model`) through the database bridge.
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::pb::partner_admin_service_server::PartnerAdminService;
 use super::scope::Caller;
 use super::validate::{
-    BusinessUpsert, IntegrationSet, PartnerUpdate, PreferenceSet, UserUpsert, partner_id,
+    BusinessUpsert, IntegrationSet, PartnerCreate, PartnerUpdate, PartnerUpsert, PreferenceSet,
+    UserUpsert, partner_id,
 };
 use super::{convert, pb};
-use crate::error::{Error, Result};
-use crate::model::partner::{self, NewPartner, Scope};
+use crate::error::{Error, PreconditionViolation, Result};
+use crate::model::partner::{self, CreateOnce, NewPartner, Restored, Scope};
 use crate::model::{business, relation};
 use crate::serving::Services;
 
@@ -73,18 +75,145 @@ fn external_id_conflict(err: DieselError) -> Error {
     }
 }
 
+/// The digest stored with a CreatePartner request id, telling a retry (same digest) from a
+/// reuse of the id with another partner: the lowercase hex SHA-256 of the validated partner as
+/// JSON (every field, in a fixed order).
+fn create_fingerprint(new: &NewPartner) -> String {
+    let text = serde_json::json!([
+        new.name,
+        new.description,
+        new.email,
+        new.logo_url,
+        new.website_url,
+        new.video_url,
+        new.categories,
+        new.wholesaler_categories,
+        new.country_codes,
+        new.tags,
+        new.status.as_str(),
+        new.active,
+        new.external_id,
+        new.metadata,
+    ])
+    .to_string();
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// The error of a restore whose external id another partner holds (or took meanwhile).
+fn external_id_taken(external_id: &str, holder: Option<i64>) -> Error {
+    let subject = holder.map_or_else(|| "partners".to_owned(), |id| format!("partners/{id}"));
+    let by = holder.map_or_else(String::new, |id| format!(" by partner {id}"));
+    Error::FailedPrecondition {
+        reason: "EXTERNAL_ID_TAKEN",
+        message: format!(
+            "the partner's external_id {external_id:?} is taken{by}; free it or change it first"
+        ),
+        violation: Some(PreconditionViolation {
+            kind: "EXTERNAL_ID_TAKEN",
+            subject,
+            description: format!("external_id {external_id:?} is in use{by}"),
+        }),
+    }
+}
+
 #[tonic::async_trait]
 impl PartnerAdminService for AdminApi {
     async fn create_partner(
         &self,
         request: Request<pb::CreatePartnerRequest>,
     ) -> RpcResult<pb::Partner> {
-        service_caller(&request)?;
-        let new = NewPartner::try_from(request.get_ref())?;
-        let id = self
+        let caller = service_caller(&request)?;
+        let PartnerCreate {
+            partner: new,
+            request_id,
+        } = PartnerCreate::try_from(request.get_ref())?;
+        let Some(request_id) = request_id else {
+            let id = self
+                .services
+                .db
+                .run(move |conn| partner::insert(conn, &new).map_err(external_id_conflict))
+                .await?;
+            return Ok(Response::new(self.read_partner(id).await?));
+        };
+        let principal = caller.principal.idempotency_scope();
+        let fingerprint = create_fingerprint(&new);
+        let outcome = self
             .services
             .db
-            .run(move |conn| partner::insert(conn, &new).map_err(external_id_conflict))
+            .transaction(move |conn| {
+                partner::insert_once(conn, &new, &principal, &request_id, &fingerprint)
+                    .map_err(external_id_conflict)
+            })
+            .await?;
+        match outcome {
+            CreateOnce::Created(id) | CreateOnce::Replayed(id) => {
+                Ok(Response::new(self.read_partner(id).await?))
+            }
+            CreateOnce::KeyReused => Err(Error::AlreadyExists {
+                reason: "IDEMPOTENCY_KEY_REUSED",
+                message: "request_id was already used to create a different partner".into(),
+            }
+            .into()),
+        }
+    }
+
+    async fn upsert_partner(
+        &self,
+        request: Request<pb::UpsertPartnerRequest>,
+    ) -> RpcResult<pb::UpsertPartnerResponse> {
+        service_caller(&request)?;
+        let upsert = PartnerUpsert::try_from(request.get_ref())?;
+        let (id, created) = self
+            .services
+            .db
+            .run(move |conn| {
+                if !upsert.partner.name.is_empty() {
+                    return partner::upsert(conn, &upsert.partner, &upsert.changes)
+                        .map_err(external_id_conflict);
+                }
+                // No name: update only; creating needs one.
+                match partner::update_by_external_id(conn, &upsert.external_id, &upsert.changes)? {
+                    Some(id) => Ok((id, false)),
+                    None => Err(Error::invalid(
+                        "partner.name",
+                        "is required: no partner has this external_id, so the upsert creates one",
+                    )),
+                }
+            })
+            .await?;
+        Ok(Response::new(pb::UpsertPartnerResponse {
+            partner: Some(self.read_partner(id).await?),
+            created,
+        }))
+    }
+
+    async fn restore_partner(
+        &self,
+        request: Request<pb::RestorePartnerRequest>,
+    ) -> RpcResult<pb::Partner> {
+        service_caller(&request)?;
+        let id = partner_id(request.get_ref().id)?;
+        self.services
+            .db
+            .transaction(move |conn| match partner::restore(conn, id) {
+                Ok(Restored::Restored) => Ok(()),
+                Ok(Restored::Missing) => Err(Error::NotFound("partner")),
+                Ok(Restored::NotDeleted) => Err(Error::AlreadyExists {
+                    reason: "PARTNER_NOT_DELETED",
+                    message: "the partner is not deleted".into(),
+                }),
+                Ok(Restored::ExternalIdTaken {
+                    external_id,
+                    holder,
+                }) => Err(external_id_taken(&external_id, Some(holder))),
+                // Another partner took the external id after the check.
+                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info))
+                    if info.constraint_name() == Some("partners_external_id_key") =>
+                {
+                    Err(external_id_taken("(its former external_id)", None))
+                }
+                Err(err) => Err(err.into()),
+            })
             .await?;
         Ok(Response::new(self.read_partner(id).await?))
     }

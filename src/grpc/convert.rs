@@ -106,6 +106,7 @@ pub fn partner(r: PartnerRecord, with_business: bool, with_user: bool) -> pb::Pa
         connected: with_user.then_some(r.connected),
         created_at: Some(timestamp(r.created_at)),
         updated_at: Some(timestamp(r.updated_at)),
+        deleted_at: r.deleted_at.map(timestamp),
         users: Vec::new(),
         partner_integrations: Vec::new(),
     }

@@ -1,4 +1,4 @@
-//! `partners.v1.PartnerService`: the seven seed operations. Each handler takes the [`Caller`] the
+//! `partners.v1.PartnerService`: the seven seed operations and BatchGetPartners. Each handler takes the [`Caller`] the
 //! auth layer found, validates its request into a named type (`super::validate`), resolves the
 //! business and user in context, and calls the service logic (`crate::serving`) or, for the
 //! connections, the model directly.
@@ -8,11 +8,11 @@ use tonic::{Request, Response, Status};
 
 use super::pb::partner_service_server::PartnerService;
 use super::scope::{CallScope, Caller};
-use super::validate::{ClickRequest, ListRequest, PartnerRead, partner_id};
+use super::validate::{BatchRead, ClickRequest, ListRequest, PartnerRead, partner_id};
 use super::{convert, pb};
 use crate::error::{Error, Result};
 use crate::model::click_event::{ClickOutcome, NewClickEvent};
-use crate::model::partner::{self, Includes, Loaded};
+use crate::model::partner::{self, Includes, Loaded, PartnerKey};
 use crate::model::relation;
 use crate::serving::Services;
 
@@ -79,6 +79,7 @@ impl PartnerApi {
             message:
                 "connecting needs a user: use a user key, or send x-user-uuid with a service key"
                     .into(),
+            violation: None,
         })?;
         self.services
             .db
@@ -130,6 +131,9 @@ impl PartnerService for PartnerApi {
     ) -> RpcResult<pb::ListPartnersResponse> {
         let caller = Caller::of(&request)?;
         let valid = ListRequest::try_from(request.get_ref())?;
+        if valid.query.show_deleted {
+            caller.require_service()?;
+        }
         let (partners, meta) = self.list(&caller, valid, true).await?;
         Ok(Response::new(pb::ListPartnersResponse {
             partners,
@@ -172,6 +176,34 @@ impl PartnerService for PartnerApi {
         Ok(Response::new(
             self.partner(read.id, scope, read.includes).await?,
         ))
+    }
+
+    async fn batch_get_partners(
+        &self,
+        request: Request<pb::BatchGetPartnersRequest>,
+    ) -> RpcResult<pb::BatchGetPartnersResponse> {
+        let caller = Caller::of(&request)?;
+        let read = BatchRead::try_from(request.get_ref())?;
+        let scope = caller
+            .scope(&self.services.context, read.business_uuid, false)
+            .await?;
+        let (loaded, hit) = self
+            .services
+            .reads
+            .get_batch(read.keys.clone(), scope.scope, read.includes)
+            .await?;
+        let mut response = pb::BatchGetPartnersResponse {
+            partners: partners(loaded, scope),
+            ..Default::default()
+        };
+        for (key, found) in read.keys.into_iter().zip(hit) {
+            match key {
+                _ if found => {}
+                PartnerKey::Id(id) => response.missing_ids.push(id),
+                PartnerKey::External(e) => response.missing_external_ids.push(e),
+            }
+        }
+        Ok(Response::new(response))
     }
 
     async fn create_partner_click_event(

@@ -1,6 +1,6 @@
-//! PartnerAdminService's requests: CreatePartner → [`NewPartner`], UpdatePartner →
-//! [`PartnerUpdate`], and the upserts and relation settings ([`BusinessUpsert`], [`UserUpsert`],
-//! [`IntegrationSet`], [`PreferenceSet`]).
+//! PartnerAdminService's requests: CreatePartner → [`PartnerCreate`], UpdatePartner →
+//! [`PartnerUpdate`], UpsertPartner → [`PartnerUpsert`], and the other upserts and relation
+//! settings ([`BusinessUpsert`], [`UserUpsert`], [`IntegrationSet`], [`PreferenceSet`]).
 
 use uuid::Uuid;
 
@@ -73,38 +73,152 @@ fn metadata(c: &mut Checker, value: &Option<prost_types::Struct>) -> serde_json:
     json
 }
 
-impl TryFrom<&pb::CreatePartnerRequest> for NewPartner {
+/// The fields of `p` as a new partner; `name` must have at least `name_min` characters.
+fn new_partner(c: &mut Checker, p: &pb::Partner, name_min: usize) -> NewPartner {
+    let status = if p.status == 0 {
+        PartnerStatus::Available
+    } else {
+        status(c, p.status).unwrap_or(PartnerStatus::Available)
+    };
+    NewPartner {
+        name: c.text("partner.name", &p.name, name_min, 200),
+        description: c.text("partner.description", &p.description, 0, 5000),
+        email: c.email("partner.email", &p.email, false),
+        logo_url: c.url("partner.logo_url", &p.logo_url),
+        website_url: c.url("partner.website_url", &p.website_url),
+        video_url: c.url("partner.video_url", &p.video_url),
+        categories: c.list("partner.categories", &p.categories),
+        wholesaler_categories: c.list("partner.wholesaler_categories", &p.wholesaler_categories),
+        country_codes: c.country_codes("partner.country_codes", &p.country_codes),
+        tags: c.list("partner.tags", &p.tags),
+        status,
+        active: p.active,
+        external_id: external_id(c, &p.external_id),
+        metadata: metadata(c, &p.metadata),
+    }
+}
+
+/// A validated CreatePartner: the partner and the caller's idempotency key.
+#[derive(Debug, Clone)]
+pub struct PartnerCreate {
+    /// The partner to create.
+    pub partner: NewPartner,
+    /// The caller's request id (AIP-155), if any.
+    pub request_id: Option<String>,
+}
+
+impl TryFrom<&pb::CreatePartnerRequest> for PartnerCreate {
     type Error = Error;
 
     fn try_from(req: &pb::CreatePartnerRequest) -> Result<Self> {
         let mut c = Checker::default();
+        let partner = match &req.partner {
+            Some(p) => new_partner(&mut c, p, 1),
+            None => {
+                c.add("partner", "is required");
+                NewPartner::empty()
+            }
+        };
+        let request_id = c.request_id(&req.request_id);
+        c.finish(PartnerCreate {
+            partner,
+            request_id,
+        })
+    }
+}
+
+/// A validated UpsertPartner: the partner as it would be created, and the changes made to the
+/// existing one with its external id.
+#[derive(Debug, Clone)]
+pub struct PartnerUpsert {
+    /// The key.
+    pub external_id: String,
+    /// The partner to create when none has the external id (its `name` may be empty when the
+    /// mask leaves it out: then the call only updates).
+    pub partner: NewPartner,
+    /// The fields the mask names (all but `external_id` for an empty mask), for an update.
+    pub changes: PartnerChanges,
+}
+
+impl TryFrom<&pb::UpsertPartnerRequest> for PartnerUpsert {
+    type Error = Error;
+
+    fn try_from(req: &pb::UpsertPartnerRequest) -> Result<Self> {
+        let mut c = Checker::default();
         let Some(p) = &req.partner else {
             c.add("partner", "is required");
-            return c.finish(NewPartner::empty());
+            return c.finish(PartnerUpsert {
+                external_id: String::new(),
+                partner: NewPartner::empty(),
+                changes: PartnerChanges::default(),
+            });
         };
-        let status = if p.status == 0 {
-            PartnerStatus::Available
+        let mut paths: Vec<&str> = req
+            .update_mask
+            .as_ref()
+            .map(|m| m.paths.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        if paths.is_empty() {
+            paths = UPDATABLE_FIELDS
+                .iter()
+                .copied()
+                .filter(|f| *f != "external_id")
+                .collect();
+        }
+        // A name is needed to create, unless the mask leaves it out (an update of other fields
+        // that creates only with a name).
+        let name_min = if paths.contains(&"name") || !p.name.trim().is_empty() {
+            1
         } else {
-            status(&mut c, p.status).unwrap_or(PartnerStatus::Available)
+            0
         };
-        let new = NewPartner {
-            name: c.text("partner.name", &p.name, 1, 200),
-            description: c.text("partner.description", &p.description, 0, 5000),
-            email: c.email("partner.email", &p.email, false),
-            logo_url: c.url("partner.logo_url", &p.logo_url),
-            website_url: c.url("partner.website_url", &p.website_url),
-            video_url: c.url("partner.video_url", &p.video_url),
-            categories: c.list("partner.categories", &p.categories),
-            wholesaler_categories: c
-                .list("partner.wholesaler_categories", &p.wholesaler_categories),
-            country_codes: c.country_codes("partner.country_codes", &p.country_codes),
-            tags: c.list("partner.tags", &p.tags),
-            status,
-            active: p.active,
-            external_id: external_id(&mut c, &p.external_id),
-            metadata: metadata(&mut c, &p.metadata),
+        let partner = new_partner(&mut c, p, name_min);
+        let external_id = match &partner.external_id {
+            Some(e) => e.clone(),
+            None => {
+                if p.external_id.as_deref().is_none_or(|e| e.trim().is_empty()) {
+                    c.add("partner.external_id", "is required: it names the partner");
+                }
+                String::new()
+            }
         };
-        c.finish(new)
+        let mut ch = PartnerChanges::default();
+        for path in paths {
+            let new = &partner;
+            match path {
+                "name" => ch.name = Some(new.name.clone()),
+                "description" => ch.description = Some(new.description.clone()),
+                "email" => ch.email = Some(new.email.clone()),
+                "logo_url" => ch.logo_url = Some(new.logo_url.clone()),
+                "website_url" => ch.website_url = Some(new.website_url.clone()),
+                "video_url" => ch.video_url = Some(new.video_url.clone()),
+                "categories" => ch.categories = Some(new.categories.clone()),
+                "wholesaler_categories" => {
+                    ch.wholesaler_categories = Some(new.wholesaler_categories.clone())
+                }
+                "country_codes" => ch.country_codes = Some(new.country_codes.clone()),
+                "tags" => ch.tags = Some(new.tags.clone()),
+                "status" => ch.status = Some(new.status),
+                "active" => ch.active = Some(new.active),
+                "metadata" => ch.metadata = Some(new.metadata.clone()),
+                "external_id" => c.add(
+                    "update_mask",
+                    "external_id names the partner of an upsert and cannot be changed by it",
+                ),
+                other => c.add(
+                    "update_mask",
+                    format!(
+                        "unknown field {other:?}; updatable: {}",
+                        UPDATABLE_FIELDS.join(", ")
+                    ),
+                ),
+            }
+        }
+        c.finish(PartnerUpsert {
+            external_id,
+            partner,
+            changes: ch,
+        })
     }
 }
 

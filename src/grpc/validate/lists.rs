@@ -77,6 +77,7 @@ impl TryFrom<&pb::ListPartnersRequest> for ListRequest {
             query.preferred = f.preferred;
             query.active = f.active;
         }
+        query.show_deleted = req.show_deleted;
         c.finish(request)
     }
 }

@@ -11,9 +11,12 @@ use uuid::Uuid;
 use crate::error::{Error, Result, Violation};
 use crate::model::partner::{Includes, SortField};
 
-pub use admin::{BusinessUpsert, IntegrationSet, PartnerUpdate, PreferenceSet, UserUpsert};
+pub use admin::{
+    BusinessUpsert, IntegrationSet, PartnerCreate, PartnerUpdate, PartnerUpsert, PreferenceSet,
+    UserUpsert,
+};
 pub use lists::ListRequest;
-pub use partner::{ClickRequest, PartnerRead, partner_id};
+pub use partner::{BatchRead, ClickRequest, MAX_BATCH_KEYS, PartnerRead, partner_id};
 
 /// Most values in one array filter.
 pub const MAX_FILTER_VALUES: usize = 50;
@@ -210,6 +213,20 @@ impl Checker {
             }
         }
         keys
+    }
+
+    /// An optional idempotency key (`request_id`; empty = absent): 1..200 printable characters.
+    pub(super) fn request_id(&mut self, value: &str) -> Option<String> {
+        if value.is_empty() {
+            return None;
+        }
+        if value.chars().count() > MAX_REQUEST_ID_CHARS || value.chars().any(char::is_control) {
+            self.add(
+                "request_id",
+                format!("must have 1 to {MAX_REQUEST_ID_CHARS} printable characters"),
+            );
+        }
+        Some(value.to_owned())
     }
 
     /// An optional uuid (empty = absent).

@@ -1,13 +1,17 @@
-//! PartnerService's point requests: GetPartner → [`PartnerRead`], CreatePartnerClickEvent →
-//! [`ClickRequest`], and the partner id of ConnectUser / DisconnectUser / DeletePartner.
+//! PartnerService's point requests: GetPartner → [`PartnerRead`], BatchGetPartners →
+//! [`BatchRead`], CreatePartnerClickEvent → [`ClickRequest`], and the partner id of ConnectUser /
+//! DisconnectUser / DeletePartner / RestorePartner.
 
 use uuid::Uuid;
 
-use super::{Checker, MAX_REQUEST_ID_CHARS};
+use super::Checker;
 use crate::error::{Error, Result};
 use crate::grpc::{convert, pb};
 use crate::model::EventType;
-use crate::model::partner::Includes;
+use crate::model::partner::{Includes, PartnerKey};
+
+/// Most keys (ids and external ids together) of one BatchGetPartners.
+pub const MAX_BATCH_KEYS: usize = 100;
 
 /// A validated GetPartner.
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +40,66 @@ impl TryFrom<&pb::GetPartnerRequest> for PartnerRead {
     }
 }
 
+/// A validated BatchGetPartners: its keys in request order (ids, then external ids).
+#[derive(Debug, Clone)]
+pub struct BatchRead {
+    /// The partners asked for.
+    pub keys: Vec<PartnerKey>,
+    /// The business named in the request, if any.
+    pub business_uuid: Option<Uuid>,
+    /// Relationships to load.
+    pub includes: Includes,
+}
+
+impl TryFrom<&pb::BatchGetPartnersRequest> for BatchRead {
+    type Error = Error;
+
+    fn try_from(req: &pb::BatchGetPartnersRequest) -> Result<Self> {
+        let mut c = Checker::default();
+        let count = req.ids.len() + req.external_ids.len();
+        if count == 0 {
+            c.add("ids", "name at least one partner in ids or external_ids");
+        } else if count > MAX_BATCH_KEYS {
+            c.add(
+                if req.ids.len() > req.external_ids.len() {
+                    "ids"
+                } else {
+                    "external_ids"
+                },
+                format!("ids and external_ids must have at most {MAX_BATCH_KEYS} values together"),
+            );
+        }
+        let mut keys = Vec::with_capacity(count.min(MAX_BATCH_KEYS));
+        for (i, id) in req.ids.iter().enumerate() {
+            keys.push(PartnerKey::Id(c.positive_id(&format!("ids[{i}]"), *id)));
+        }
+        for (i, external_id) in req.external_ids.iter().enumerate() {
+            let valid = external_id_value(&mut c, &format!("external_ids[{i}]"), external_id);
+            keys.push(PartnerKey::External(valid.unwrap_or_default()));
+        }
+        let business_uuid = c.optional_uuid("business_uuid", &req.business_uuid);
+        let includes = c.includes(&req.include);
+        c.finish(BatchRead {
+            keys,
+            business_uuid,
+            includes,
+        })
+    }
+}
+
+/// An external id: 1..200 printable characters, trimmed; `None` (with a violation) otherwise.
+pub(super) fn external_id_value(c: &mut Checker, field: &str, value: &str) -> Option<String> {
+    let trimmed = value.trim();
+    if trimmed.is_empty()
+        || trimmed.chars().count() > 200
+        || trimmed.chars().any(char::is_control)
+    {
+        c.add(field, "must have 1 to 200 printable characters");
+        return None;
+    }
+    Some(trimmed.to_owned())
+}
+
 /// A validated CreatePartnerClickEvent.
 #[derive(Debug, Clone)]
 pub struct ClickRequest {
@@ -59,18 +123,7 @@ impl TryFrom<&pb::CreatePartnerClickEventRequest> for ClickRequest {
             c.add("event_type", "must be website or video");
             EventType::Website
         });
-        let request_id = if req.request_id.is_empty() {
-            None
-        } else {
-            let chars = req.request_id.chars().count();
-            if chars > MAX_REQUEST_ID_CHARS || req.request_id.chars().any(char::is_control) {
-                c.add(
-                    "request_id",
-                    format!("must have 1 to {MAX_REQUEST_ID_CHARS} printable characters"),
-                );
-            }
-            Some(req.request_id.clone())
-        };
+        let request_id = c.request_id(&req.request_id);
         let business_uuid = c.optional_uuid("business_uuid", &req.business_uuid);
         c.finish(ClickRequest {
             partner_id,
@@ -81,7 +134,7 @@ impl TryFrom<&pb::CreatePartnerClickEventRequest> for ClickRequest {
     }
 }
 
-/// Validates the partner id of ConnectUser, DisconnectUser and DeletePartner.
+/// Validates the partner id of ConnectUser, DisconnectUser, DeletePartner and RestorePartner.
 pub fn partner_id(id: i64) -> Result<i64> {
     let mut c = Checker::default();
     let id = c.positive_id("id", id);
