@@ -91,6 +91,9 @@ struct PartnerAttributes<'a> {
     connected: Option<bool>,
     country_codes: &'a [String],
     created_at: Option<String>,
+    /// Only on soft-deleted partners (`show_deleted` lists).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deleted_at: Option<String>,
     description: &'a str,
     email: &'a str,
     external_id: Option<&'a str>,
@@ -183,6 +186,7 @@ fn partner_resource<'a>(
         connected: p.connected,
         country_codes: &p.country_codes,
         created_at: time(&p.created_at),
+        deleted_at: time(&p.deleted_at),
         description: &p.description,
         email: &p.email,
         external_id: p.external_id.as_deref(),
@@ -271,6 +275,63 @@ pub fn partner_document(p: &pb::Partner, included: Includes) -> PartnerDocument<
     PartnerDocument {
         data,
         included: included.any().then_some(set.items),
+    }
+}
+
+/// Whether an upsert created its partner.
+#[derive(Serialize)]
+struct UpsertMeta {
+    created: bool,
+}
+
+/// An upserted partner: `{"data": partner, "meta": {"created": …}}`.
+#[derive(Serialize)]
+pub struct UpsertDocument<'a> {
+    data: PartnerResource<'a>,
+    meta: UpsertMeta,
+}
+
+/// The document of an UpsertPartner answer.
+pub fn upsert_document(p: &pb::Partner, created: bool) -> UpsertDocument<'_> {
+    let mut set = IncludedSet::default();
+    UpsertDocument {
+        data: partner_resource(p, Includes::default(), &mut set),
+        meta: UpsertMeta { created },
+    }
+}
+
+/// The keys of a batch read that found no live partner.
+#[derive(Serialize)]
+struct BatchMeta<'a> {
+    missing_external_ids: &'a [String],
+    missing_ids: Vec<String>,
+}
+
+/// The partners of a batch read, with the keys it missed in `meta`.
+#[derive(Serialize)]
+pub struct BatchDocument<'a> {
+    data: Vec<PartnerResource<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    included: Option<Vec<IncludedResource<'a>>>,
+    meta: BatchMeta<'a>,
+}
+
+/// A BatchGetPartners answer: the partners in request order, `meta.missing_ids` (as strings, like
+/// resource ids) and `meta.missing_external_ids`.
+pub fn batch_document(batch: &pb::BatchGetPartnersResponse, included: Includes) -> BatchDocument<'_> {
+    let mut set = IncludedSet::default();
+    let data = batch
+        .partners
+        .iter()
+        .map(|p| partner_resource(p, included, &mut set))
+        .collect();
+    BatchDocument {
+        data,
+        included: included.any().then_some(set.items),
+        meta: BatchMeta {
+            missing_external_ids: &batch.missing_external_ids,
+            missing_ids: batch.missing_ids.iter().map(i64::to_string).collect(),
+        },
     }
 }
 

@@ -82,6 +82,23 @@ pub fn query_params(query: Option<String>, accepts: &Accepts) -> Result<Params, 
     Ok(Params::from_query(query.as_deref().unwrap_or(""), accepts)?)
 }
 
+/// The `Idempotency-Key` header as a gRPC `request_id` (empty when absent); its rules (length,
+/// printable) are the gRPC layer's.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiErrors> {
+    match headers.get("idempotency-key") {
+        None => Ok(String::new()),
+        Some(v) => Ok(v
+            .to_str()
+            .map_err(|_| {
+                ApiError::bad_request(
+                    Source::Header("Idempotency-Key".into()),
+                    "must be visible ASCII",
+                )
+            })?
+            .to_owned()),
+    }
+}
+
 /// The partner id of the path (`{id}`): an integer, else 400 naming `id`.
 pub fn partner_id(path: Result<Path<String>, PathRejection>) -> Result<i64, ApiErrors> {
     let raw = path.map(|Path(p)| p).unwrap_or_default();

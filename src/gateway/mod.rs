@@ -250,11 +250,14 @@ impl Forward {
 /// Every route with its OpenAPI operation: the one source of both the router and the document.
 /// Handlers sharing a path are registered together.
 fn api() -> OpenApiRouter<Gateway> {
-    use routes::{admin, clicks, connect, health, lists, partner};
+    use routes::{admin, batch, clicks, connect, health, lists, partner};
     OpenApiRouter::with_openapi(openapi::root())
         .routes(routes!(lists::list_partners, admin::create_partner))
         .routes(routes!(lists::list_available))
         .routes(routes!(lists::list_wholesalers))
+        .routes(routes!(batch::batch_get_partners))
+        .routes(routes!(admin::restore_partner))
+        .routes(routes!(admin::upsert_partner))
         .routes(routes!(
             partner::get_partner,
             admin::update_partner,

@@ -157,10 +157,13 @@ mod tests {
 
     use super::*;
 
-    const PATHS: [&str; 9] = [
+    const PATHS: [&str; 12] = [
         "/api/v1/partners",
         "/api/v1/partners/available",
         "/api/v1/partners/wholesalers",
+        "/api/v1/partners/batch",
+        "/api/v1/partners/{id}/restore",
+        "/api/v1/partners/by_external_id/{external_id}",
         "/api/v1/partners/{id}",
         "/api/v1/partners/{id}/click_event",
         "/api/v1/partners/{id}/connect",
@@ -217,7 +220,7 @@ mod tests {
         );
         assert_eq!(doc["openapi"], "3.1.0");
         assert_eq!(doc["info"]["title"], "Partners service REST gateway");
-        assert_eq!(operations().len(), 13);
+        assert_eq!(operations().len(), 16);
     }
 
     #[test]
@@ -256,10 +259,10 @@ mod tests {
             }
             ids.push(op["operationId"].as_str().expect("operationId").to_owned());
         }
-        assert_eq!(ids.len(), 13);
+        assert_eq!(ids.len(), 16);
         ids.sort();
         ids.dedup();
-        assert_eq!(ids.len(), 13, "operation ids must be unique");
+        assert_eq!(ids.len(), 16, "operation ids must be unique");
     }
 
     #[test]

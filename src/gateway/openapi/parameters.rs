@@ -102,6 +102,25 @@ fn scalar(name: &str) -> Option<Parameter> {
                 "^([^{NO_CONTROLS}]*[^\\s{NO_CONTROLS}][^{NO_CONTROLS}]*)?$"
             ))),
         ),
+        "ids" => query(
+            name,
+            "Comma-separated partner ids (with `external_ids`: 1 to 100 keys in all).",
+            string().pattern(Some(
+                "^0*[1-9][0-9]{0,17}(,0*[1-9][0-9]{0,17}){0,99}$".to_owned(),
+            )),
+        )
+        .example(Some("1,2".into())),
+        "external_ids" => {
+            let item =
+                format!("[^,{NO_CONTROLS}]{{0,99}}[^,\\s{NO_CONTROLS}][^,{NO_CONTROLS}]{{0,100}}");
+            query(
+                name,
+                "Comma-separated external ids (each 1 to 200 characters, no commas; with `ids`: \
+                 1 to 100 keys in all).",
+                string().pattern(Some(format!("^{item}(,{item}){{0,99}}$"))),
+            )
+            .example(Some("crm-1,crm-2".into()))
+        }
         "page" => query(name, "Page number, from 1.", int32(1, 1)),
         "per_page" => query(name, "Page size.", int32(1, 25).maximum(Some(100))),
         "sort" => query(
@@ -156,6 +175,9 @@ fn bool_filter(filter: &str) -> Option<Parameter> {
     let description = match filter {
         "preferred" => "Only partners the business prefers (`true`) or does not (`false`).",
         "active" => "Only active (`true`) or inactive (`false`) partners.",
+        "show_deleted" => {
+            "Service keys only: soft-deleted partners too (`true`), each with its `deleted_at`."
+        }
         _ => return None,
     };
     let schema = ObjectBuilder::new()

@@ -84,6 +84,12 @@ schema!(
         ("created_at", date_time().into()),
         ("updated_at", date_time().into()),
     ])
+    .property(
+        "deleted_at",
+        date_time().description(Some(
+            "When the partner was soft-deleted; present only in `filter[show_deleted]` lists.",
+        )),
+    )
     .into()
 );
 
@@ -213,6 +219,50 @@ schema!(
         .property("included", included())
         .into()
     }
+);
+
+schema!(
+    /// The partners of a batch read and the keys that found none.
+    PartnerBatch = object([
+        ("data", ArrayBuilder::new().items(reference::<Partner>()).into()),
+        (
+            "meta",
+            object([
+                (
+                    "missing_ids",
+                    ArrayBuilder::new()
+                        .items(numeric_id())
+                        .description(Some("Requested ids without a live partner."))
+                        .into(),
+                ),
+                (
+                    "missing_external_ids",
+                    ArrayBuilder::new()
+                        .items(string())
+                        .description(Some("Requested external ids without a live partner."))
+                        .into(),
+                ),
+            ])
+            .into(),
+        ),
+    ])
+    .property("included", included())
+    .into()
+);
+
+schema!(
+    /// An upserted partner's document, saying whether the upsert created it.
+    PartnerUpsertDocument = data(reference::<Partner>())
+        .property(
+            "meta",
+            object([(
+                "created",
+                typed(Type::Boolean)
+                    .description(Some("Whether the call created the partner."))
+                    .into(),
+            )]),
+        )
+        .into()
 );
 
 schema!(

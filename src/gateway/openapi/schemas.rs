@@ -100,6 +100,8 @@ pub fn all() -> Vec<(String, RefOr<Schema>)> {
         IncludedPartnerIntegration,
         PartnerDocument,
         PartnerList,
+        PartnerBatch,
+        PartnerUpsertDocument,
         PartnerWriteAttributes,
         PartnerCreateRequest,
         PartnerUpdateRequest,

@@ -1,6 +1,8 @@
-//! The admin writes (service keys only): `POST /api/v1/partners` (CreatePartner), `PATCH` and
-//! `DELETE /api/v1/partners/{id}` (UpdatePartner with a field mask of the attributes present,
-//! soft DeletePartner).
+//! The admin writes (service keys only): `POST /api/v1/partners` (CreatePartner, idempotent with
+//! `Idempotency-Key`), `PATCH` and `DELETE /api/v1/partners/{id}` (UpdatePartner with a field
+//! mask of the attributes present, soft DeletePartner), `POST /api/v1/partners/{id}/restore`
+//! (RestorePartner) and `PUT /api/v1/partners/by_external_id/{external_id}` (UpsertPartner with
+//! the attributes present as the mask of an update).
 
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
@@ -8,15 +10,16 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 
-use super::{Reply, created, partner_response, route_params};
+use super::{Reply, created, json_api, partner_response, route_params};
 use crate::gateway::Gateway;
 use crate::gateway::document;
 use crate::gateway::errors::{ApiError, Source, query_source};
 use crate::gateway::extract::{
-    NOTHING, data_object, id_text, partner_from_attributes, partner_id, query_params, read_json,
+    NOTHING, data_object, id_text, idempotency_key, partner_from_attributes, partner_id,
+    query_params, read_json,
 };
 use crate::gateway::openapi::bodies::{PartnerCreateRequest, PartnerUpdateRequest};
-use crate::gateway::openapi::resources::PartnerDocument;
+use crate::gateway::openapi::resources::{PartnerDocument, PartnerUpsertDocument};
 use crate::gateway::openapi::{
     CommonErrors, Conflict, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType,
 };
@@ -28,6 +31,8 @@ fn admin_source(field: &str) -> Source {
     match field {
         "partner" => Source::Pointer("/data".into()),
         "partner.id" | "id" => Source::Parameter("id".into()),
+        "request_id" => Source::Header("Idempotency-Key".into()),
+        "partner.external_id" => Source::Parameter("external_id".into()),
         "update_mask" => Source::Pointer("/data/attributes".into()),
         other => match other.strip_prefix("partner.") {
             Some(attribute) => Source::Pointer(format!("/data/attributes/{attribute}")),
@@ -41,7 +46,7 @@ route_params!(
     CreatePartnerParams,
     id: false,
     accepts: NOTHING,
-    headers: [RequestId]
+    headers: [IdempotencyKey, RequestId]
 );
 
 route_params!(
@@ -59,7 +64,9 @@ route_params!(
     tag = "admin",
     operation_id = "createPartner",
     summary = "Create a partner",
-    description = "Creates a partner; `name` is required. Service keys only.",
+    description = "Creates a partner; `name` is required. Service keys only. With an \
+                   `Idempotency-Key` (kept 24 hours), a retry with the same body answers 201 with the \
+                   partner the first call created, as it is now; the same key with another body is 409.",
     params(CreatePartnerParams),
     request_body(
         description = "The new partner.",
@@ -95,6 +102,7 @@ pub async fn create_partner(
             &headers,
             pb::CreatePartnerRequest {
                 partner: Some(partner),
+                request_id: idempotency_key(&headers)?,
             },
             &admin_source,
             |mut client, request| async move { client.create_partner(request).await },
@@ -202,4 +210,134 @@ pub async fn delete_partner(
     )
     .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /api/v1/partners/{id}/restore`: RestorePartner.
+#[utoipa::path(
+    post,
+    path = "/api/v1/partners/{id}/restore",
+    tag = "admin",
+    operation_id = "restorePartner",
+    summary = "Restore a deleted partner",
+    description = "Undeletes a soft-deleted partner, with its `external_id` when no other partner \
+                   took it (else 400 `EXTERNAL_ID_TAKEN` naming the partner that has it). A partner \
+                   that is not deleted is 409 `PARTNER_NOT_DELETED`. No body. Service keys only.",
+    params(PartnerWriteParams),
+    responses(
+        (status = 200, description = "The restored partner.", body = PartnerDocument,
+         content_type = "application/vnd.api+json"),
+        CommonErrors,
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    ),
+)]
+pub async fn restore_partner(
+    State(gw): State<Gateway>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Reply {
+    query_params(query, &NOTHING)?;
+    let id = partner_id(path)?;
+    read_json(&headers, body).await?;
+    let restored = gw
+        .call(
+            gw.admin(),
+            &headers,
+            pb::RestorePartnerRequest { id },
+            &admin_source,
+            |mut client, request| async move { client.restore_partner(request).await },
+        )
+        .await?;
+    Ok(partner_response(&restored))
+}
+
+route_params!(
+    /// Parameters of `upsertPartner` (the `{external_id}` path segment is declared on the route).
+    UpsertPartnerParams,
+    id: false,
+    accepts: NOTHING,
+    headers: [RequestId]
+);
+
+/// `PUT /api/v1/partners/by_external_id/{external_id}`: UpsertPartner.
+#[utoipa::path(
+    put,
+    path = "/api/v1/partners/by_external_id/{external_id}",
+    tag = "admin",
+    operation_id = "upsertPartner",
+    summary = "Create or update a partner by external id",
+    description = "Creates the partner with this `external_id` (201; `name` is then required) or \
+                   updates exactly the attributes present in the body of the one that has it (200). \
+                   Concurrent calls for one external id make one partner. `external_id` must not be \
+                   in the body. Service keys only.",
+    params(
+        ("external_id" = String, Path, description = "The partner's external id (1 to 200 characters).",
+         min_length = 1, max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"),
+        UpsertPartnerParams
+    ),
+    request_body(
+        description = "The partner's attributes.",
+        content(
+            (PartnerUpdateRequest = "application/json"),
+            (PartnerUpdateRequest = "application/vnd.api+json"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "The updated partner.", body = PartnerUpsertDocument,
+         content_type = "application/vnd.api+json"),
+        (status = 201, description = "The created partner.", body = PartnerUpsertDocument,
+         content_type = "application/vnd.api+json",
+         headers(("Location" = String, description = "URL of the created resource."))),
+        CommonErrors,
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    ),
+)]
+pub async fn upsert_partner(
+    State(gw): State<Gateway>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Reply {
+    query_params(query, &NOTHING)?;
+    let external_id = path.map(|Path(p)| p).unwrap_or_default();
+    let body = read_json(&headers, body).await?;
+    let data = data_object(&body, "partner")?;
+    let (mut partner, present) = partner_from_attributes(data)?;
+    if present.iter().any(|f| f == "external_id") {
+        return Err(ApiError::bad_pointer(
+            "/data/attributes/external_id",
+            "the external id is the path's; leave it out of the body",
+        )
+        .into());
+    }
+    partner.external_id = Some(external_id);
+    let request = pb::UpsertPartnerRequest {
+        partner: Some(partner),
+        update_mask: Some(prost_types::FieldMask { paths: present }),
+    };
+    let upserted = gw
+        .call(
+            gw.admin(),
+            &headers,
+            request,
+            &admin_source,
+            |mut client, request| async move { client.upsert_partner(request).await },
+        )
+        .await?;
+    let partner = upserted.partner.unwrap_or_default();
+    let document = document::upsert_document(&partner, upserted.created);
+    Ok(if upserted.created {
+        created(&document, &format!("/api/v1/partners/{}", partner.id))
+    } else {
+        json_api(StatusCode::OK, &document)
+    })
 }

@@ -10,9 +10,9 @@ use axum::http::{HeaderMap, StatusCode};
 use super::{Reply, json_api, route_params};
 use crate::gateway::Gateway;
 use crate::gateway::document;
-use crate::gateway::errors::{ApiError, Source};
+use crate::gateway::errors::Source;
 use crate::gateway::extract::{
-    click_event_type, params_source, partner_id, query_params, read_json,
+    click_event_type, idempotency_key, params_source, partner_id, query_params, read_json,
 };
 use crate::gateway::openapi::bodies::ClickEventRequest;
 use crate::gateway::openapi::resources::ClickEventDocument;
@@ -75,18 +75,7 @@ pub async fn click_event(
     let id = partner_id(path)?;
     let body = read_json(&headers, body).await?;
     let event_type = click_event_type(&body, id)?;
-    let request_id = match headers.get("idempotency-key") {
-        None => String::new(),
-        Some(v) => v
-            .to_str()
-            .map_err(|_| {
-                ApiError::bad_request(
-                    Source::Header("Idempotency-Key".into()),
-                    "must be visible ASCII",
-                )
-            })?
-            .to_owned(),
-    };
+    let request_id = idempotency_key(&headers)?;
     let request = pb::CreatePartnerClickEventRequest {
         id,
         event_type,

@@ -11,7 +11,7 @@ use crate::gateway::Gateway;
 use crate::gateway::document;
 use crate::gateway::extract::{check, params_source, read_params};
 use crate::gateway::openapi::resources::PartnerList;
-use crate::gateway::openapi::{CommonErrors, NotFound};
+use crate::gateway::openapi::{CommonErrors, Forbidden, NotFound};
 use crate::gateway::params::Accepts;
 use crate::grpc::pb;
 use crate::model::partner::Includes;
@@ -31,7 +31,7 @@ const LIST_PARTNERS: Accepts = Accepts {
         "wholesaler_categories",
         "country_codes",
     ],
-    bool_filters: &["preferred", "active"],
+    bool_filters: &["preferred", "active", "show_deleted"],
 };
 
 route_params!(
@@ -50,12 +50,15 @@ route_params!(
     operation_id = "listPartners",
     summary = "List partners",
     description = "A page of the partners visible to the business, filtered, searched and sorted. \
-                   Service keys must pass `business_uuid`; user keys default to their own business.",
+                   Service keys must pass `business_uuid`; user keys default to their own business. \
+                   `filter[show_deleted]=true` (service keys) lists soft-deleted partners too, with \
+                   their `deleted_at`.",
     params(ListPartnersParams),
     responses(
         (status = 200, description = "A page of partners.", body = PartnerList,
          content_type = "application/vnd.api+json"),
         CommonErrors,
+        (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
     ),
 )]
@@ -74,6 +77,9 @@ pub async fn list_partners(
         page: params.int("page", &mut errors),
         per_page: params.int("per_page", &mut errors),
         sort: params.string("sort"),
+        show_deleted: params
+            .boolean("filter[show_deleted]", &mut errors)
+            .unwrap_or(false),
         filter: Some(pb::ListPartnersFilter {
             categories: params.list("filter[categories]"),
             excluded_categories: params.list("filter[excluded_categories]"),
