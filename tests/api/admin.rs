@@ -54,6 +54,7 @@ async fn create_partner_stores_every_field() {
         .admin()
         .create_partner(with_key(
             pb::CreatePartnerRequest {
+                request_id: String::new(),
                 partner: Some(valid_partner()),
             },
             &t.world.service_key,
@@ -173,6 +174,7 @@ async fn create_partner_rejects_each_bad_field() {
             .admin()
             .create_partner(with_key(
                 pb::CreatePartnerRequest {
+                    request_id: String::new(),
                     partner: Some(partner),
                 },
                 &t.world.service_key,
@@ -184,7 +186,10 @@ async fn create_partner_rejects_each_bad_field() {
     let status = t
         .admin()
         .create_partner(with_key(
-            pb::CreatePartnerRequest { partner: None },
+            pb::CreatePartnerRequest {
+                partner: None,
+                request_id: String::new(),
+            },
             &t.world.service_key,
         ))
         .await
@@ -568,6 +573,7 @@ async fn admin_rpcs_refuse_user_keys() {
         admin
             .create_partner(with_key(
                 pb::CreatePartnerRequest {
+                    request_id: String::new(),
                     partner: Some(valid_partner()),
                 },
                 &key,

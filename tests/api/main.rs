@@ -11,6 +11,7 @@ mod conventions;
 mod floods;
 mod hang;
 mod hostile;
+mod integration;
 mod isolation;
 mod limits;
 mod logs;

@@ -513,6 +513,7 @@ async fn rolling_restarts_behind_haproxy_fail_no_request() {
         let partner = admin
             .create_partner(with_key(
                 pb::CreatePartnerRequest {
+                    request_id: String::new(),
                     partner: Some(pb::Partner {
                         name: format!("Replicated {i:02}"),
                         categories,

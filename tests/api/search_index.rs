@@ -776,6 +776,7 @@ async fn lists_during_bursts_of_writes_equal_the_sql_path() {
                         admin
                             .create_partner(with_key(
                                 pb::CreatePartnerRequest {
+                                    request_id: String::new(),
                                     partner: Some(pb::Partner {
                                         name: format!("Harbor Burst {i}"),
                                         categories: vec!["pos".into()],

@@ -268,6 +268,7 @@ impl TestApp {
             .create_partner(with_key(
                 pb::CreatePartnerRequest {
                     partner: Some(partner),
+                    ..Default::default()
                 },
                 &self.world.service_key,
             ))
