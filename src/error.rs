@@ -179,9 +179,11 @@ impl Error {
             Error::FailedPrecondition {
                 violation: Some(v), ..
             } => {
-                details.set_precondition_failure(vec![
-                    tonic_types::PreconditionViolation::new(v.kind, v.subject, v.description),
-                ]);
+                details.set_precondition_failure(vec![tonic_types::PreconditionViolation::new(
+                    v.kind,
+                    v.subject,
+                    v.description,
+                )]);
             }
             _ => {}
         }

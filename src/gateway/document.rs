@@ -318,7 +318,10 @@ pub struct BatchDocument<'a> {
 
 /// A BatchGetPartners answer: the partners in request order, `meta.missing_ids` (as strings, like
 /// resource ids) and `meta.missing_external_ids`.
-pub fn batch_document(batch: &pb::BatchGetPartnersResponse, included: Includes) -> BatchDocument<'_> {
+pub fn batch_document(
+    batch: &pb::BatchGetPartnersResponse,
+    included: Includes,
+) -> BatchDocument<'_> {
     let mut set = IncludedSet::default();
     let data = batch
         .partners

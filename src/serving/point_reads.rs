@@ -107,7 +107,9 @@ impl PointReads {
                 let mut hit = vec![false; keys.len()];
                 let mut records: Vec<PartnerRecord> = Vec::with_capacity(found.len());
                 for f in found {
-                    if let Some(slot) = usize::try_from(f.slot - 1).ok().and_then(|i| hit.get_mut(i))
+                    if let Some(slot) = usize::try_from(f.slot - 1)
+                        .ok()
+                        .and_then(|i| hit.get_mut(i))
                     {
                         *slot = true;
                     }

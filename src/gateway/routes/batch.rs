@@ -126,7 +126,13 @@ mod tests {
     fn ids_are_decimal_integers_without_signs_or_spaces() {
         let parse = |q: &str| ids(&Params::from_query(q, &BATCH_GET).expect("query"));
         assert_eq!(parse("ids=1,007,-3").expect("ids"), [1, 7, -3]);
-        for bad in ["ids=+1", "ids=1,,2", "ids=%201", "ids=x", "ids=99999999999999999999"] {
+        for bad in [
+            "ids=+1",
+            "ids=1,,2",
+            "ids=%201",
+            "ids=x",
+            "ids=99999999999999999999",
+        ] {
             let err = parse(bad).expect_err(bad);
             assert_eq!(err.source, Source::Parameter("ids".into()));
         }

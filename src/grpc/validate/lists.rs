@@ -132,6 +132,7 @@ mod tests {
             per_page: Some(101),
             search: "   ".into(),
             sort: "-clicks,colour".into(),
+            show_deleted: false,
             filter: Some(pb::ListPartnersFilter {
                 country_codes: vec!["DEU".into()],
                 categories: vec!["x".repeat(65)],

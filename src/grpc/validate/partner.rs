@@ -90,9 +90,7 @@ impl TryFrom<&pb::BatchGetPartnersRequest> for BatchRead {
 /// An external id: 1..200 printable characters, trimmed; `None` (with a violation) otherwise.
 pub(super) fn external_id_value(c: &mut Checker, field: &str, value: &str) -> Option<String> {
     let trimmed = value.trim();
-    if trimmed.is_empty()
-        || trimmed.chars().count() > 200
-        || trimmed.chars().any(char::is_control)
+    if trimmed.is_empty() || trimmed.chars().count() > 200 || trimmed.chars().any(char::is_control)
     {
         c.add(field, "must have 1 to 200 printable characters");
         return None;

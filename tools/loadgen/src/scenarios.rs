@@ -335,6 +335,7 @@ pub fn list_partners_request() -> pb::ListPartnersRequest {
         page: None,
         per_page: None,
         sort: String::new(),
+        show_deleted: false,
     }
 }
 
