@@ -61,12 +61,16 @@ async fn malformed_requests_on_every_route_never_get_a_5xx() {
     ];
     let (mut sent, mut by_status) = (0, std::collections::BTreeMap::new());
     let routes = partners::gateway::openapi::operations();
-    assert_eq!(routes.len(), 13, "every route is swept: {routes:?}");
+    assert_eq!(routes.len(), 16, "every route is swept: {routes:?}");
     for (n, (method, template)) in routes.iter().enumerate() {
         let method = Method::from_bytes(method.as_bytes()).expect("method");
         for (i, id) in ids.iter().enumerate() {
             for (j, query) in queries.iter().chain([&long_value.as_str()]).enumerate() {
-                let url = format!("{}{}?{query}", t.http(), template.replace("{id}", id));
+                let url = format!(
+                    "{}{}?{query}",
+                    t.http(),
+                    template.replace("{id}", id).replace("{external_id}", id)
+                );
                 let (content_type, body) = &bodies[(i + j + n) % bodies.len()];
                 let mut request = http
                     .request(method.clone(), url)

@@ -743,9 +743,12 @@ async fn openapi_lists_every_route_the_router_serves() {
         ("POST", "/api/v1/partners"),
         ("GET", "/api/v1/partners/available"),
         ("GET", "/api/v1/partners/wholesalers"),
+        ("GET", "/api/v1/partners/batch"),
         ("GET", "/api/v1/partners/{id}"),
         ("PATCH", "/api/v1/partners/{id}"),
         ("DELETE", "/api/v1/partners/{id}"),
+        ("POST", "/api/v1/partners/{id}/restore"),
+        ("PUT", "/api/v1/partners/by_external_id/{external_id}"),
         ("POST", "/api/v1/partners/{id}/click_event"),
         ("PATCH", "/api/v1/partners/{id}/connect"),
         ("DELETE", "/api/v1/partners/{id}/connect"),
@@ -763,7 +766,7 @@ async fn openapi_lists_every_route_the_router_serves() {
             "{method} {path} is missing from openapi.json"
         );
         // The route really exists in the router: neither "no such route" nor 405.
-        let url = path.replace("{id}", "1");
+        let url = path.replace("{id}", "1").replace("{external_id}", "x");
         let method = Method::from_bytes(method.as_bytes()).expect("method");
         let (status, _, body) = rest
             .send(rest.request(method.clone(), &url, &t.world.service_key))

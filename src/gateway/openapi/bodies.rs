@@ -142,6 +142,22 @@ schema!(
 );
 
 schema!(
+    /// The body of `upsertPartner`.
+    PartnerUpsertRequest = partner_write_request(
+        all_of(
+            reference::<PartnerWriteAttributes>(),
+            ObjectBuilder::new().required("name"),
+        )
+        .description(Some(
+            "`name` creates the partner when no partner has the external id; an update of a \
+             partner that exists may leave it out and changes only the attributes present. \
+             `external_id` is the path's and must not be in the body.",
+        ))
+        .into()
+    )
+);
+
+schema!(
     /// The body of `createPartnerClickEvent`.
     ClickEventRequest = data(
         object([

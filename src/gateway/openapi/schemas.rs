@@ -105,6 +105,7 @@ pub fn all() -> Vec<(String, RefOr<Schema>)> {
         PartnerWriteAttributes,
         PartnerCreateRequest,
         PartnerUpdateRequest,
+        PartnerUpsertRequest,
         ClickEventRequest,
         ClickEventDocument,
         Errors,

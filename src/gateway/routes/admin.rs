@@ -18,7 +18,9 @@ use crate::gateway::extract::{
     NOTHING, data_object, id_text, idempotency_key, partner_from_attributes, partner_id,
     query_params, read_json,
 };
-use crate::gateway::openapi::bodies::{PartnerCreateRequest, PartnerUpdateRequest};
+use crate::gateway::openapi::bodies::{
+    PartnerCreateRequest, PartnerUpdateRequest, PartnerUpsertRequest,
+};
 use crate::gateway::openapi::resources::{PartnerDocument, PartnerUpsertDocument};
 use crate::gateway::openapi::{
     CommonErrors, Conflict, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType,
@@ -283,8 +285,8 @@ route_params!(
     request_body(
         description = "The partner's attributes.",
         content(
-            (PartnerUpdateRequest = "application/json"),
-            (PartnerUpdateRequest = "application/vnd.api+json"),
+            (PartnerUpsertRequest = "application/json"),
+            (PartnerUpsertRequest = "application/vnd.api+json"),
         ),
     ),
     responses(
