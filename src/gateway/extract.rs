@@ -162,9 +162,14 @@ fn check_partner_relationship(
     let Some(partner) = relationships.get("partner") else {
         return Ok(());
     };
+    // `{data: {id, type}}` when `data` is an object (or the partner has no `id` of its own: then
+    // `data` is what was meant); otherwise `{id, type}`, whose extra members are ignored as the
+    // schema allows.
     let (object, base) = match partner.get("data") {
-        Some(inner) => (inner, "/data/relationships/partner/data"),
-        None => (partner, "/data/relationships/partner"),
+        Some(inner) if inner.is_object() || partner.get("id").is_none() => {
+            (inner, "/data/relationships/partner/data")
+        }
+        _ => (partner, "/data/relationships/partner"),
     };
     let mut errors = Vec::new();
     if !object.is_object() {
