@@ -555,7 +555,8 @@ async fn upsert_creates_or_updates_by_external_id_and_concurrent_upserts_make_on
     assert_eq!(status, StatusCode::CREATED, "{first}");
     assert_eq!(first["meta"], json!({"created": true}));
     assert_eq!(first["data"]["attributes"]["external_id"], "rest-sync");
-    let body = json!({"data": {"type": "partner", "attributes": {"tags": ["b"]}}});
+    let body =
+        json!({"data": {"type": "partner", "attributes": {"tags": ["b"], "external_id": null}}});
     let (status, second) = rest(&t, Method::PUT, path, &key, Some(body), &[]).await;
     assert_eq!(status, StatusCode::OK, "{second}");
     assert_eq!(second["meta"], json!({"created": false}));

@@ -146,12 +146,14 @@ schema!(
     PartnerUpsertRequest = partner_write_request(
         all_of(
             reference::<PartnerWriteAttributes>(),
-            ObjectBuilder::new().required("name"),
+            ObjectBuilder::new()
+                .required("name")
+                .property("external_id", null()),
         )
         .description(Some(
             "`name` creates the partner when no partner has the external id; an update of a \
              partner that exists may leave it out and changes only the attributes present. \
-             `external_id` is the path's and must not be in the body.",
+             The external id is the path's: the body may not set one (null is ignored).",
         ))
         .into()
     )

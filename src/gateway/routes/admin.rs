@@ -313,13 +313,17 @@ pub async fn upsert_partner(
     let external_id = path.map(|Path(p)| p).unwrap_or_default();
     let body = read_json(&headers, body).await?;
     let data = data_object(&body, "partner")?;
-    let (mut partner, present) = partner_from_attributes(data)?;
+    let (mut partner, mut present) = partner_from_attributes(data)?;
     if present.iter().any(|f| f == "external_id") {
-        return Err(ApiError::bad_pointer(
-            "/data/attributes/external_id",
-            "the external id is the path's; leave it out of the body",
-        )
-        .into());
+        let value = data.get("attributes").and_then(|a| a.get("external_id"));
+        if !value.is_some_and(serde_json::Value::is_null) {
+            return Err(ApiError::bad_pointer(
+                "/data/attributes/external_id",
+                "the external id is the path's; leave it out of the body",
+            )
+            .into());
+        }
+        present.retain(|f| f != "external_id");
     }
     partner.external_id = Some(external_id);
     let request = pb::UpsertPartnerRequest {
