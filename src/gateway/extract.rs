@@ -303,6 +303,26 @@ mod tests {
 
     use super::*;
 
+    /// `{id, type}` with an extra `data` member that is not an object is the `{id, type}` form
+    /// (the schema's first alternative); `data` alone must be an object.
+    #[test]
+    fn a_partner_linkage_reads_data_only_when_it_is_the_object_form() {
+        let event = |partner: Value| {
+            Some(json!({"data": {"type": "partner_click_events",
+                "attributes": {"event_type": "video"},
+                "relationships": {"partner": partner}}}))
+        };
+        let linkage = json!({"id": "1", "type": "partner", "data": [1]});
+        assert!(click_event_type(&event(linkage), 1).is_ok());
+        let nested = json!({"data": {"id": "1", "type": "partner"}});
+        assert!(click_event_type(&event(nested), 1).is_ok());
+        let errors = click_event_type(&event(json!({"data": [1]})), 1).expect_err("not an object");
+        assert_eq!(
+            errors.errors[0].source,
+            Source::Pointer("/data/relationships/partner/data".into())
+        );
+    }
+
     /// Arbitrary JSON values, a few levels deep.
     fn any_json() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
