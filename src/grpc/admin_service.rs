@@ -205,13 +205,7 @@ impl PartnerAdminService for AdminApi {
                 Ok(Restored::ExternalIdTaken {
                     external_id,
                     holder,
-                }) => Err(external_id_taken(&external_id, Some(holder))),
-                // Another partner took the external id after the check.
-                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info))
-                    if info.constraint_name() == Some("partners_external_id_key") =>
-                {
-                    Err(external_id_taken("(its former external_id)", None))
-                }
+                }) => Err(external_id_taken(&external_id, holder)),
                 Err(err) => Err(err.into()),
             })
             .await?;

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::Bool;
 
 use crate::db::schema::{partner_create_requests, partners};
@@ -96,18 +97,21 @@ pub enum Restored {
     Missing,
     /// The partner is not deleted.
     NotDeleted,
-    /// Another partner (`holder`) took the deleted partner's external id; nothing changed.
+    /// Another partner took the deleted partner's external id. The caller must roll back: when
+    /// the partner took it concurrently (`holder` unknown), the failed update aborted the
+    /// transaction.
     ExternalIdTaken {
         /// The deleted partner's external id.
         external_id: String,
-        /// The live partner that has it now.
-        holder: i64,
+        /// The live partner that has it now, when known.
+        holder: Option<i64>,
     },
 }
 
 /// Undeletes a soft-deleted partner and gives it back its external id, unless another partner
 /// holds it now. Run it in a transaction: the partner row is locked first. A partner that takes
-/// the external id concurrently makes the update fail on `partners_external_id_key`.
+/// the external id concurrently makes the update fail on `partners_external_id_key`, reported as
+/// [`Restored::ExternalIdTaken`] too.
 pub fn restore(conn: &mut PgConnection, id: i64) -> QueryResult<Restored> {
     let row: Option<(Option<DateTime<Utc>>, Option<String>)> = partners::table
         .filter(partners::id.eq(id))
@@ -126,22 +130,33 @@ pub fn restore(conn: &mut PgConnection, id: i64) -> QueryResult<Restored> {
             .select(partners::id)
             .first(conn)
             .optional()?;
-        if let Some(holder) = holder {
+        if holder.is_some() {
             return Ok(Restored::ExternalIdTaken {
                 external_id,
                 holder,
             });
         }
     }
-    diesel::update(partners::table.filter(partners::id.eq(id)))
+    let restored = diesel::update(partners::table.filter(partners::id.eq(id)))
         .set((
             partners::deleted_at.eq(None::<DateTime<Utc>>),
             partners::updated_at.eq(diesel::dsl::now),
-            partners::external_id.eq(external_id),
+            partners::external_id.eq(&external_id),
             partners::deleted_external_id.eq(None::<String>),
         ))
-        .execute(conn)?;
-    Ok(Restored::Restored)
+        .execute(conn);
+    match (restored, external_id) {
+        (Ok(_), _) => Ok(Restored::Restored),
+        (Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)), Some(e))
+            if info.constraint_name() == Some("partners_external_id_key") =>
+        {
+            Ok(Restored::ExternalIdTaken {
+                external_id: e,
+                holder: None,
+            })
+        }
+        (Err(err), _) => Err(err),
+    }
 }
 
 /// Creates the partner with `new.external_id` (which must be set) or, when a partner has it,
