@@ -427,6 +427,21 @@ async fn create_with_a_request_id_happens_once() {
         t.count("SELECT count(*) AS n FROM partners WHERE name IN ('Once', 'Racer')"),
         2
     );
+    // The retention forgets old ids (here: all of them, past a retention of 0 s); a later call
+    // with a forgotten id creates again.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let pruned =
+        partners::model::partner::prune_create_requests(&mut t.db.conn(), 0, 1).expect("prune");
+    assert_eq!(pruned, 1, "one per batch");
+    partners::model::partner::prune_create_requests(&mut t.db.conn(), 0, 100).expect("prune");
+    assert_eq!(
+        t.count("SELECT count(*) AS n FROM partner_create_requests"),
+        0
+    );
+    let later = create(create_request("Once", "req-1"))
+        .await
+        .expect("after retention");
+    assert_ne!(later.id, first.id);
     // REST: the Idempotency-Key header.
     let body = json!({"data": {"type": "partner", "attributes": {"name": "Rest Once"}}});
     let send = |body: Value| {
