@@ -1,7 +1,7 @@
-//! `partners.v1.PartnerService`: the seven seed operations and BatchGetPartners. Each handler takes the [`Caller`] the
-//! auth layer found, validates its request into a named type (`super::validate`), resolves the
-//! business and user in context, and calls the service logic (`crate::serving`) or, for the
-//! connections, the model directly.
+//! `partners.v1.PartnerService`: the seven seed operations and BatchGetPartners. Each handler
+//! takes the [`Caller`] the auth layer found, validates its request into a named type
+//! (`super::validate`), resolves the business and user in context, and calls the service logic
+//! (`crate::serving`) or, for the connections, the model directly.
 
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
