@@ -319,6 +319,25 @@ async fn restore_undeletes_with_the_external_id_and_the_lists_follow() {
     assert_eq!(ids_of(&shown.partners), [p.id]);
     assert!(shown.partners[0].deleted_at.is_some());
     assert_eq!(shown.meta.expect("meta").total, 1);
+    // Unsearched, in the default order (the business's preferred first): every partner, exact.
+    t.prefer(t.world.business_a, taker.id).await;
+    let all = client
+        .list_partners(with_key(
+            pb::ListPartnersRequest {
+                search: String::new(),
+                ..admin_list(true)
+            },
+            &service,
+        ))
+        .await
+        .expect("all")
+        .into_inner();
+    assert_eq!(ids_of(&all.partners), [taker.id, p.id]);
+    assert_eq!(all.partners[0].preferred, Some(true));
+    assert_eq!(
+        all.meta.expect("meta").total,
+        t.count("SELECT count(*) AS n FROM partners")
+    );
     let hidden = client
         .list_partners(with_key(admin_list(false), &service))
         .await
