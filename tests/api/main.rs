@@ -31,3 +31,4 @@ mod slow_clients;
 mod sql_path;
 mod support;
 mod traces;
+mod webhooks;
