@@ -530,3 +530,156 @@ async fn deliveries_survive_a_killed_server_and_two_servers_send_each_attempt_on
     );
     assert_eq!(*twice[0].1, 2);
 }
+
+#[tokio::test]
+async fn endpoints_and_deliveries_over_rest() {
+    let t = TestApp::start_with(settings("50ms")).await;
+    let p = t.simple_partner("Restful", &["pos"]).await;
+    let receiver = Receiver::start(&[]).await;
+    let http = reqwest::Client::new();
+    let api = format!("{}/api/v1/webhook_endpoints", t.http());
+    let body = |attributes: serde_json::Value| serde_json::json!({"data": {"type": "webhook_endpoints", "attributes": attributes}});
+
+    let refused = http
+        .post(&api)
+        .bearer_auth(&t.world.user_key_a)
+        .json(&body(serde_json::json!({"url": receiver.url})))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(refused.status(), 403);
+    let invalid = http
+        .post(&api)
+        .bearer_auth(&t.world.service_key)
+        .json(&body(
+            serde_json::json!({"url": receiver.url, "event_types": ["partner.renamed"]}),
+        ))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(invalid.status(), 400);
+    let errors: serde_json::Value = invalid.json().await.expect("json");
+    assert_eq!(
+        errors["errors"][0]["source"]["pointer"],
+        "/data/attributes/event_types/0"
+    );
+
+    let created = http
+        .post(&api)
+        .bearer_auth(&t.world.service_key)
+        .json(&body(serde_json::json!({
+            "url": receiver.url, "event_types": ["partner.updated"], "paused": true
+        })))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(created.status(), 201);
+    let location = created.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let created: serde_json::Value = created.json().await.expect("json");
+    let id = created["data"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(location, format!("/api/v1/webhook_endpoints/{id}"));
+    let secret = created["meta"]["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    assert_eq!(created["data"]["attributes"]["paused_reason"], "requested");
+
+    // Paused: the rename waits; resumed: it arrives.
+    t.rename(p.id, "Restful Renamed").await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(receiver.got().is_empty(), "paused endpoints get nothing");
+    let resumed: serde_json::Value = http
+        .patch(format!("{api}/{id}"))
+        .bearer_auth(&t.world.service_key)
+        .json(&body(serde_json::json!({"paused": false})))
+        .send()
+        .await
+        .expect("patch")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(resumed["data"]["attributes"]["paused"], false);
+    assert!(
+        resumed.get("meta").is_none(),
+        "no secret outside create and rotate"
+    );
+    let got = receiver.wait_for(1, Duration::from_secs(5)).await;
+    assert!(got[0].signed_by(&secret));
+
+    let deliveries_url = format!("{api}/{id}/deliveries?filter[state]=delivered");
+    let started = Instant::now();
+    let listed = loop {
+        let listed: serde_json::Value = http
+            .get(&deliveries_url)
+            .bearer_auth(&t.world.service_key)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        if listed["data"].as_array().is_some_and(|d| !d.is_empty()) {
+            break listed;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "{listed}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let delivery = &listed["data"][0];
+    assert_eq!(delivery["type"], "webhook_deliveries");
+    assert_eq!(delivery["attributes"]["last_status_code"], 200);
+    assert_eq!(delivery["attributes"]["message_id"], got[0].id.as_str());
+    assert!(listed["links"]["next"].is_null());
+
+    let not_failed = http
+        .post(format!(
+            "{api}/{id}/deliveries/{}/retry",
+            delivery["id"].as_str().expect("id")
+        ))
+        .bearer_auth(&t.world.service_key)
+        .send()
+        .await
+        .expect("retry");
+    assert_eq!(not_failed.status(), 400);
+    let errors: serde_json::Value = not_failed.json().await.expect("json");
+    assert_eq!(errors["errors"][0]["code"], "DELIVERY_NOT_FAILED");
+
+    let rotated: serde_json::Value = http
+        .post(format!("{api}/{id}/rotate_secret"))
+        .bearer_auth(&t.world.service_key)
+        .send()
+        .await
+        .expect("rotate")
+        .json()
+        .await
+        .expect("json");
+    assert_ne!(rotated["meta"]["secret"], secret.as_str());
+    assert!(rotated["meta"]["previous_secret_expires_at"].is_string());
+
+    let listed: serde_json::Value = http
+        .get(&api)
+        .bearer_auth(&t.world.service_key)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["data"].as_array().map(Vec::len), Some(1));
+    let deleted = http
+        .delete(format!("{api}/{id}"))
+        .bearer_auth(&t.world.service_key)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(deleted.status(), 204);
+    let gone = http
+        .get(format!("{api}/{id}"))
+        .bearer_auth(&t.world.service_key)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(gone.status(), 404);
+}
