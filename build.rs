@@ -37,6 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut compiler = protox::Compiler::new(["proto"])?;
     compiler.include_source_info(true).include_imports(true);
     compiler.open_file("partners/v1/partners.proto")?;
+    compiler.open_file("partners/v1/webhooks.proto")?;
     fs::write(
         out_dir.join("partners_descriptor.bin"),
         compiler.encode_file_descriptor_set(),

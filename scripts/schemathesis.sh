@@ -26,7 +26,7 @@ for _ in $(seq 1 100); do
 done
 
 spec="http://127.0.0.1:$http_port/api/v1/openapi.json"
-admin='^(POST /api/v1/partners|PATCH /api/v1/partners/\{id\}|DELETE /api/v1/partners/\{id\}|POST /api/v1/partners/\{id\}/restore|PUT /api/v1/partners/by_external_id/\{external_id\})$'
+admin='^(POST /api/v1/partners|PATCH /api/v1/partners/\{id\}|DELETE /api/v1/partners/\{id\}|POST /api/v1/partners/\{id\}/restore|PUT /api/v1/partners/by_external_id/\{external_id\}|[A-Z]+ /api/v1/webhook_endpoints.*)$'
 export PYTHONPATH="$PWD/scripts${PYTHONPATH:+:$PYTHONPATH}"
 export SCHEMATHESIS_HOOKS=schemathesis_hooks
 common=(--checks all --max-examples "${SCHEMATHESIS_EXAMPLES:-40}" --seed "${SCHEMATHESIS_SEED:-20261121}" --generation-deterministic --workers 2)

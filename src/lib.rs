@@ -29,3 +29,4 @@ pub mod metrics;
 pub mod model;
 pub mod serving;
 pub mod telemetry;
+pub mod webhooks;

@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run pending migrations (unless --no-migrate) and serve gRPC and the REST gateway.
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Apply pending migrations and exit.
     Migrate,
     /// Load the demo data set (idempotent) and print a new service key, user key and business uuid.
@@ -42,7 +42,7 @@ fn main() -> ExitCode {
     let _telemetry = telemetry::init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(config) => cli::serve::serve(cli.db, config),
+        Command::Serve(config) => cli::serve::serve(cli.db, *config),
         Command::Gateway(args) => cli::serve::gateway(args),
         Command::Migrate => cli::prepare_database(&cli.db),
         Command::SeedDemo => cli::demo::run(&cli.db),

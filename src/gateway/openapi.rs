@@ -13,6 +13,7 @@ pub mod parameters;
 pub mod resources;
 pub mod responses;
 pub mod schemas;
+pub mod webhooks;
 
 use std::sync::LazyLock;
 
@@ -72,6 +73,10 @@ pub fn root() -> OpenApi {
         .tags(Some([
             tag("partners", "Browsing partners, click events, connections."),
             tag("admin", "Creating, updating and deleting partners."),
+            tag(
+                "webhooks",
+                "Endpoints that receive the change events (Standard Webhooks), their deliveries.",
+            ),
             tag("operations", "Health checks and this document."),
         ]))
         .security(Some([SecurityRequirement::new(
@@ -157,7 +162,7 @@ mod tests {
 
     use super::*;
 
-    const PATHS: [&str; 12] = [
+    const PATHS: [&str; 17] = [
         "/api/v1/partners",
         "/api/v1/partners/available",
         "/api/v1/partners/wholesalers",
@@ -167,6 +172,11 @@ mod tests {
         "/api/v1/partners/{id}",
         "/api/v1/partners/{id}/click_event",
         "/api/v1/partners/{id}/connect",
+        "/api/v1/webhook_endpoints",
+        "/api/v1/webhook_endpoints/{id}",
+        "/api/v1/webhook_endpoints/{id}/rotate_secret",
+        "/api/v1/webhook_endpoints/{id}/deliveries",
+        "/api/v1/webhook_endpoints/{id}/deliveries/{delivery_id}/retry",
         "/healthz",
         "/readyz",
         "/api/v1/openapi.json",
@@ -220,7 +230,7 @@ mod tests {
         );
         assert_eq!(doc["openapi"], "3.1.0");
         assert_eq!(doc["info"]["title"], "Partners service REST gateway");
-        assert_eq!(operations().len(), 16);
+        assert_eq!(operations().len(), 24);
     }
 
     #[test]
@@ -259,10 +269,10 @@ mod tests {
             }
             ids.push(op["operationId"].as_str().expect("operationId").to_owned());
         }
-        assert_eq!(ids.len(), 16);
+        assert_eq!(ids.len(), 24);
         ids.sort();
         ids.dedup();
-        assert_eq!(ids.len(), 16, "operation ids must be unique");
+        assert_eq!(ids.len(), 24, "operation ids must be unique");
     }
 
     #[test]

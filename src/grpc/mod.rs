@@ -9,6 +9,7 @@ pub(crate) mod layer;
 mod partner_service;
 pub(crate) mod scope;
 pub mod validate;
+mod webhook_service;
 
 use std::time::Duration;
 use tonic::codec::CompressionEncoding;
@@ -30,15 +31,17 @@ pub mod pb {
 use crate::serving::Services;
 use pb::partner_admin_service_server::PartnerAdminServiceServer;
 use pb::partner_service_server::PartnerServiceServer;
+use pb::webhook_admin_service_server::WebhookAdminServiceServer;
 
 /// Largest request message the server decodes.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
 /// Names under which health is reported ("" is the whole server).
-pub const HEALTH_SERVICES: [&str; 3] = [
+pub const HEALTH_SERVICES: [&str; 4] = [
     "",
     "partners.v1.PartnerService",
     "partners.v1.PartnerAdminService",
+    "partners.v1.WebhookAdminService",
 ];
 
 /// Sets the health of every reported service.
@@ -74,6 +77,13 @@ pub fn routes(
         .accept_compressed(CompressionEncoding::Zstd)
         .send_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Zstd);
+    let webhooks =
+        WebhookAdminServiceServer::new(webhook_service::WebhookApi::new(services.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd)
+            .send_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Zstd);
     let admin = PartnerAdminServiceServer::new(admin_service::AdminApi::new(services))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .accept_compressed(CompressionEncoding::Gzip)
@@ -84,7 +94,8 @@ pub fn routes(
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
         .add_service(partners)
-        .add_service(admin))
+        .add_service(admin)
+        .add_service(webhooks))
 }
 
 /// How often the database probe behind health runs, and how long one probe may take.

@@ -9,5 +9,6 @@ pub mod click_event;
 pub mod enums;
 pub mod partner;
 pub mod relation;
+pub mod webhook;
 
 pub use enums::{EventType, IntegrationStatus, KeyKind, PartnerStatus};

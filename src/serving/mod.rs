@@ -39,20 +39,26 @@ pub struct Services {
     pub(crate) clicks: ClickIngest,
     /// Businesses and users by uuid.
     pub(crate) context: Context,
+    /// The webhooks' settings (the dispatcher runs on its own).
+    pub(crate) webhooks: std::sync::Arc<crate::config::WebhookSettings>,
 }
 
 impl Services {
     /// Starts the background tasks (list copy follower, change-log retention, point reader,
-    /// click writers) on `db`.
+    /// click writers, webhook dispatcher) on `db`.
     pub fn start(db: Db, limits: &ServerLimits) -> Services {
         let retention = Duration::from_secs(u64::from(limits.change_log_retention_hours) * 3600);
         tokio::spawn(prune_changes(db.clone(), retention));
         tokio::spawn(prune_create_requests(db.clone()));
+        if let Err(err) = crate::webhooks::dispatch::start(db.clone(), limits.webhooks.dispatch()) {
+            tracing::error!(error.message = %err, "webhooks: no dispatcher");
+        }
         Services {
             lists: Lists::start(db.clone(), limits.search_index_max_partners),
             reads: PointReads::start(db.clone(), limits.read_batches(), READ_BATCH, READ_QUEUE),
             clicks: ClickIngest::start(db.clone(), limits.click_writers, CLICK_BATCH, CLICK_QUEUE),
             context: Context::new(db.clone(), limits.key_cache_ttl()),
+            webhooks: std::sync::Arc::new(limits.webhooks.clone()),
             db,
         }
     }

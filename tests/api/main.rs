@@ -32,3 +32,4 @@ mod slow_clients;
 mod sql_path;
 mod support;
 mod traces;
+mod webhooks;

@@ -752,6 +752,17 @@ async fn openapi_lists_every_route_the_router_serves() {
         ("POST", "/api/v1/partners/{id}/click_event"),
         ("PATCH", "/api/v1/partners/{id}/connect"),
         ("DELETE", "/api/v1/partners/{id}/connect"),
+        ("GET", "/api/v1/webhook_endpoints"),
+        ("POST", "/api/v1/webhook_endpoints"),
+        ("GET", "/api/v1/webhook_endpoints/{id}"),
+        ("PATCH", "/api/v1/webhook_endpoints/{id}"),
+        ("DELETE", "/api/v1/webhook_endpoints/{id}"),
+        ("POST", "/api/v1/webhook_endpoints/{id}/rotate_secret"),
+        ("GET", "/api/v1/webhook_endpoints/{id}/deliveries"),
+        (
+            "POST",
+            "/api/v1/webhook_endpoints/{id}/deliveries/{delivery_id}/retry",
+        ),
         ("GET", "/api/v1/openapi.json"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
@@ -766,7 +777,10 @@ async fn openapi_lists_every_route_the_router_serves() {
             "{method} {path} is missing from openapi.json"
         );
         // The route really exists in the router: neither "no such route" nor 405.
-        let url = path.replace("{id}", "1").replace("{external_id}", "x");
+        let url = path
+            .replace("{id}", "1")
+            .replace("{external_id}", "x")
+            .replace("{delivery_id}", "1");
         let method = Method::from_bytes(method.as_bytes()).expect("method");
         let (status, _, body) = rest
             .send(rest.request(method.clone(), &url, &t.world.service_key))

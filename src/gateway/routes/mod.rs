@@ -11,6 +11,7 @@ pub mod connect;
 pub mod health;
 pub mod lists;
 pub mod partner;
+pub mod webhooks;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

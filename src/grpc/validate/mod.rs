@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod lists;
 pub mod partner;
+pub mod webhooks;
 
 use uuid::Uuid;
 
