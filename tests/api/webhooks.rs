@@ -331,10 +331,11 @@ async fn a_partners_events_arrive_in_order_and_an_endpoint_gets_at_most_its_shar
         t.rename(p.id, &format!("{} renamed", p.name)).await;
     }
     let got = receiver.wait_for(8, Duration::from_secs(10)).await;
+    let first = partners[0].id.to_string();
     let sequences: Vec<i64> = got
         .iter()
         .map(|r| r.json())
-        .filter(|b| b["data"]["attributes"]["partner_id"] == partners[0].id.to_string())
+        .filter(|b| b["data"]["attributes"]["partner_id"] == first.as_str())
         .filter_map(|b| b["sequence"].as_i64())
         .collect();
     assert_eq!(
