@@ -242,7 +242,7 @@ async fn an_update_arrives_signed_at_the_receiver() {
 }
 
 #[tokio::test]
-async fn a_failing_receiver_gets_retries_with_growing_delays_and_failed_deliveries_can_be_resent() {
+async fn failing_receivers_get_retries_on_schedule_and_failed_deliveries_can_be_resent() {
     let t = TestApp::start_with(settings("100ms,400ms")).await;
     let p = t.simple_partner("Flaky", &["pos"]).await;
     // 500 twice, then 200: three attempts.
@@ -258,11 +258,11 @@ async fn a_failing_receiver_gets_retries_with_growing_delays_and_failed_deliveri
         "one webhook-id for every attempt"
     );
     let (first_gap, second_gap) = (got[1].at - got[0].at, got[2].at - got[1].at);
+    // The schedule's delays (±10% jitter) are lower bounds: a busy machine only adds to them.
     assert!(
         first_gap >= Duration::from_millis(85) && second_gap >= Duration::from_millis(350),
         "{first_gap:?}, {second_gap:?}"
     );
-    assert!(second_gap > first_gap);
     let listed = deliveries_when(&t, endpoint.id, |d| d.iter().all(delivered)).await;
     assert_eq!((listed[0].attempts, listed[0].last_status_code), (3, 200));
 
