@@ -49,6 +49,9 @@ CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at)
     WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_partner_idx ON webhook_deliveries (endpoint_id, partner_id, sequence)
     WHERE state = 'pending';
+-- The attempts in flight per endpoint (leased: a few at most, however long the backlog).
+CREATE INDEX webhook_deliveries_leased_idx ON webhook_deliveries (endpoint_id)
+    WHERE state = 'pending' AND leased_until IS NOT NULL;
 
 -- How far the change log has been turned into deliveries (one replica at a time, under the row's
 -- lock).

@@ -351,11 +351,15 @@ pub fn claim(
                  AND p.state = 'pending' AND p.sequence < d.sequence) \
            ORDER BY d.next_attempt_at, d.sequence LIMIT $1 \
            FOR UPDATE OF d SKIP LOCKED), \
+         busy AS ( \
+           SELECT endpoint_id, count(*) AS n FROM webhook_deliveries \
+           WHERE state = 'pending' AND leased_until > now() \
+             AND endpoint_id IN (SELECT endpoint_id FROM due) \
+           GROUP BY endpoint_id), \
          ranked AS ( \
            SELECT due.id, row_number() OVER (PARTITION BY due.endpoint_id ORDER BY due.sequence) \
-             + (SELECT count(*) FROM webhook_deliveries l WHERE l.endpoint_id = due.endpoint_id \
-                AND l.state = 'pending' AND l.leased_until > now()) AS slot \
-           FROM due) \
+             + coalesce(busy.n, 0) AS slot \
+           FROM due LEFT JOIN busy USING (endpoint_id)) \
          UPDATE webhook_deliveries d \
          SET leased_until = now() + make_interval(secs => $3), attempts = d.attempts + 1 \
          FROM ranked r, webhook_endpoints e \

@@ -1,5 +1,6 @@
-//! The dispatcher, one task per replica: every [`POLL`] it looks (one statement) whether the
-//! change log moved past the fan-out's position or an attempt is due; turns new changes into
+//! The dispatcher, one task per replica: every [`POLL`], and as soon as one of its attempts ends,
+//! it looks (one statement) whether the change log moved past the fan-out's position or an attempt
+//! is due; turns new changes into
 //! deliveries ([`webhook::fan_out`]), leases due attempts ([`webhook::claim`]) and sends each as a
 //! signed POST, recording its outcome ([`webhook::record`]). Every state is in Postgres, so a
 //! replica that dies mid-attempt leaves a lease that runs out, and another replica (or this one,
@@ -18,7 +19,7 @@ use std::time::Duration;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -80,11 +81,12 @@ struct Work {
 
 async fn run(db: Db, config: Arc<WebhookConfig>, client: reqwest::Client) {
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let ended = Arc::new(Notify::new());
     // Logged when passes start failing (a database outage) and when they work again, not on
     // every pass.
     let mut failing = false;
     loop {
-        match pass(&db, &config, &client, &in_flight).await {
+        match pass(&db, &config, &client, &in_flight, &ended).await {
             Ok(()) if failing => {
                 failing = false;
                 tracing::info!("webhooks: dispatching again");
@@ -96,7 +98,10 @@ async fn run(db: Db, config: Arc<WebhookConfig>, client: reqwest::Client) {
             }
             Err(_) => {}
         }
-        tokio::time::sleep(POLL).await;
+        tokio::select! {
+            () = tokio::time::sleep(POLL) => {}
+            () = ended.notified() => {}
+        }
     }
 }
 
@@ -106,6 +111,7 @@ async fn pass(
     config: &Arc<WebhookConfig>,
     client: &reqwest::Client,
     in_flight: &Arc<Semaphore>,
+    ended: &Arc<Notify>,
 ) -> Result<()> {
     let work = db
         .run(|conn| {
@@ -141,7 +147,8 @@ async fn pass(
         let Ok(permit) = in_flight.clone().try_acquire_owned() else {
             break;
         };
-        let (db, config, client) = (db.clone(), config.clone(), client.clone());
+        let (db, config, client, ended) =
+            (db.clone(), config.clone(), client.clone(), ended.clone());
         tokio::spawn(async move {
             let _permit = permit;
             let outcome = send(&client, &config, &attempt).await;
@@ -154,6 +161,8 @@ async fn pass(
                 // The lease runs out and the attempt is made again.
                 tracing::warn!(error.message = %err, webhook.endpoint = endpoint, "webhooks: outcome not recorded");
             }
+            // The endpoint has room again, and the partner's next event may be due.
+            ended.notify_one();
         });
     }
     Ok(())
