@@ -1,8 +1,9 @@
 //! Request validation: the one place where wire requests become domain values, each a named type
-//! built by `TryFrom<&pb::…>` ([`lists`], [`partner`], [`admin`]). Every check reports a field
+//! built by `TryFrom<&pb::…>` ([`lists`], [`partner`], [`admin`], [`events`]). Every check reports a field
 //! violation naming the request field; all violations of a request are reported together.
 
 pub mod admin;
+pub mod events;
 pub mod lists;
 pub mod partner;
 
@@ -11,6 +12,7 @@ use uuid::Uuid;
 use crate::error::{Error, Result, Violation};
 use crate::model::partner::{Includes, SortField};
 
+pub use events::EventQuery;
 pub use admin::{BusinessUpsert, IntegrationSet, PartnerUpdate, PreferenceSet, UserUpsert};
 pub use lists::ListRequest;
 pub use partner::{ClickRequest, PartnerRead, partner_id};
