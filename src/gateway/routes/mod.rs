@@ -1,5 +1,5 @@
 //! The gateway's routes, one file per domain: the three lists, one partner, click events, user
-//! connections, the admin writes, and the operations endpoints. Each handler carries its
+//! connections, the admin writes, the change events' feed, and the operations endpoints. Each handler carries its
 //! `#[utoipa::path]`; `super::api` registers them with `routes!`, which adds each to the router
 //! and to the OpenAPI document at once. This file holds what the handlers share: the JSON:API
 //! response helpers, the documented-parameter declarations and the 404/405 fallbacks.
@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod clicks;
 pub mod connect;
+pub mod events;
 pub mod health;
 pub mod lists;
 pub mod partner;
