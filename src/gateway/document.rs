@@ -427,9 +427,10 @@ pub fn event_list_document<'a>(
                 changed_fields: &e.changed_fields,
                 event_type: &e.r#type,
                 occurred_at: time(&e.occurred_at),
-                partner: e.partner.as_ref().map(|p| {
-                    partner_resource(p, Includes::default(), &mut IncludedSet::default())
-                }),
+                partner: e
+                    .partner
+                    .as_ref()
+                    .map(|p| partner_resource(p, Includes::default(), &mut IncludedSet::default())),
                 partner_id: e.partner_id,
                 sequence: e.sequence,
                 user_uuid: non_empty(&e.user_uuid),

@@ -70,7 +70,10 @@ pub fn root() -> OpenApi {
         .tags(Some([
             tag("partners", "Browsing partners, click events, connections."),
             tag("admin", "Creating, updating and deleting partners."),
-            tag("events", "Change events for services that keep copies of partners."),
+            tag(
+                "events",
+                "Change events for services that keep copies of partners.",
+            ),
             tag("operations", "Health checks and this document."),
         ]))
         .security(Some([SecurityRequirement::new(

@@ -34,6 +34,9 @@ pub const CATCH_UP_WITHOUT_LISTENER: Duration = Duration::from_millis(50);
 /// Most events the tail reader and a stream behind the tail read at once.
 pub const READ_BATCH: i64 = 1000;
 
+/// Longest a draining server waits to queue a stream's final UNAVAILABLE.
+const SHUTDOWN_SEND: Duration = Duration::from_secs(1);
+
 /// Messages a stream may have waiting for its client before it waits too.
 const STREAM_BUFFER: usize = 64;
 
@@ -169,7 +172,14 @@ async fn follow_tail(
                 },
             };
             match db
-                .run(move |conn| Ok(change::events(conn, after, READ_BATCH, &EventFilter::default())?))
+                .run(move |conn| {
+                    Ok(change::events(
+                        conn,
+                        after,
+                        READ_BATCH,
+                        &EventFilter::default(),
+                    )?)
+                })
                 .await
             {
                 Ok(page) if page.expired => {
@@ -233,25 +243,36 @@ impl Stream {
         }
     }
 
+    /// Serves the stream; when the server drains, ends it with UNAVAILABLE (given a moment to
+    /// reach a slow client's buffer).
     async fn run(mut self, query: EventQuery) {
+        self.serve(query).await;
+        if *self.stopping.borrow() {
+            let unavailable = Err(Error::Unavailable("server shutting down"));
+            let _ = tokio::time::timeout(SHUTDOWN_SEND, self.tx.send(unavailable)).await;
+        }
+    }
+
+    async fn serve(&mut self, query: EventQuery) {
         let EventQuery {
             after: mut cursor,
             limit,
             filter,
         } = query;
         let mut idle_since = Instant::now();
+        // The first read goes to the database whatever the tail holds: it checks the requested
+        // sequence against the retention.
+        let mut checked = false;
         loop {
             if *self.stopping.borrow() {
-                let _ = self
-                    .tx
-                    .try_send(Err(Error::Unavailable("server shutting down")));
                 return;
             }
             let tail = self.tail.borrow_and_update().clone();
-            if cursor < tail.after {
+            if cursor < tail.after || !checked {
                 // Behind the tail: pages through the pool.
                 match read_page(&self.db, cursor, limit, filter.clone()).await {
                     Ok(page) => {
+                        checked = true;
                         for event in page.events {
                             if !self.send(Ok(Watched::Event(Box::new(event)))).await {
                                 return;

@@ -147,12 +147,14 @@ fn array_filter(filter: &str) -> Option<Parameter> {
         ),
         "type" => (
             "Only events of these types.",
-            ObjectBuilder::new().schema_type(Type::String).enum_values(Some(
-                crate::model::change::ChangeKind::ALL
-                    .iter()
-                    .map(|k| k.as_str())
-                    .collect::<Vec<_>>(),
-            )),
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(
+                    crate::model::change::ChangeKind::ALL
+                        .iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>(),
+                )),
         ),
         "partner_id" => (
             "Only events of these partners (at most 100).",

@@ -36,7 +36,10 @@ impl Checker {
     fn event_filter(&mut self, types: &[String], partner_ids: &[i64]) -> EventFilter {
         let mut kinds = Vec::new();
         if types.len() > MAX_FILTER_VALUES {
-            self.add("types", format!("must have at most {MAX_FILTER_VALUES} values"));
+            self.add(
+                "types",
+                format!("must have at most {MAX_FILTER_VALUES} values"),
+            );
         } else {
             for name in types {
                 match ChangeKind::parse(name) {
@@ -136,7 +139,11 @@ mod tests {
         let q = EventQuery::try_from(&pb::ListPartnerEventsRequest {
             after_sequence: 7,
             page_size: None,
-            types: vec!["partner.updated".into(), "partner.created".into(), "partner.updated".into()],
+            types: vec![
+                "partner.updated".into(),
+                "partner.created".into(),
+                "partner.updated".into(),
+            ],
             partner_ids: vec![3, 1, 3],
         })
         .expect("valid");

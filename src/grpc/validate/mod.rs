@@ -12,8 +12,8 @@ use uuid::Uuid;
 use crate::error::{Error, Result, Violation};
 use crate::model::partner::{Includes, SortField};
 
-pub use events::EventQuery;
 pub use admin::{BusinessUpsert, IntegrationSet, PartnerUpdate, PreferenceSet, UserUpsert};
+pub use events::EventQuery;
 pub use lists::ListRequest;
 pub use partner::{ClickRequest, PartnerRead, partner_id};
 

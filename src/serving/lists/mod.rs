@@ -180,9 +180,7 @@ impl Lists {
     /// A receiver that changes whenever the follower hears a commit to the change log (the
     /// process's one LISTEN connection); `None` when the copy, and so the follower, is off.
     pub fn log_moved(&self) -> Option<watch::Receiver<u64>> {
-        self.inner
-            .enabled
-            .then(|| self.inner.log_moved.subscribe())
+        self.inner.enabled.then(|| self.inner.log_moved.subscribe())
     }
 
     /// Counters since start.
