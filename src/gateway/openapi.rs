@@ -159,13 +159,14 @@ mod tests {
 
     use super::*;
 
-    const PATHS: [&str; 9] = [
+    const PATHS: [&str; 10] = [
         "/api/v1/partners",
         "/api/v1/partners/available",
         "/api/v1/partners/wholesalers",
         "/api/v1/partners/{id}",
         "/api/v1/partners/{id}/click_event",
         "/api/v1/partners/{id}/connect",
+        "/api/v1/partner_events",
         "/healthz",
         "/readyz",
         "/api/v1/openapi.json",
@@ -219,7 +220,7 @@ mod tests {
         );
         assert_eq!(doc["openapi"], "3.1.0");
         assert_eq!(doc["info"]["title"], "Partners service REST gateway");
-        assert_eq!(operations().len(), 13);
+        assert_eq!(operations().len(), 14);
     }
 
     #[test]
@@ -258,10 +259,10 @@ mod tests {
             }
             ids.push(op["operationId"].as_str().expect("operationId").to_owned());
         }
-        assert_eq!(ids.len(), 13);
+        assert_eq!(ids.len(), 14);
         ids.sort();
         ids.dedup();
-        assert_eq!(ids.len(), 13, "operation ids must be unique");
+        assert_eq!(ids.len(), 14, "operation ids must be unique");
     }
 
     #[test]

@@ -749,6 +749,7 @@ async fn openapi_lists_every_route_the_router_serves() {
         ("POST", "/api/v1/partners/{id}/click_event"),
         ("PATCH", "/api/v1/partners/{id}/connect"),
         ("DELETE", "/api/v1/partners/{id}/connect"),
+        ("GET", "/api/v1/partner_events"),
         ("GET", "/api/v1/openapi.json"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
