@@ -8,10 +8,6 @@ use utoipa::openapi::{RefOr, Required, Schema};
 use super::schemas::{NO_CONTROLS, label, uuid};
 use crate::gateway::params::Accepts;
 
-/// The largest integer a JSON number holds exactly (2^53 - 1): the bound of documented int64
-/// parameters, so a client generating from the schema never sends one past `i64`.
-const MAX_SAFE_INTEGER: i64 = 9_007_199_254_740_991;
-
 /// A request header an operation documents.
 #[derive(Debug, Clone, Copy)]
 pub enum RequestHeader {
@@ -115,7 +111,7 @@ fn scalar(name: &str) -> Option<Parameter> {
                 .schema_type(Type::Integer)
                 .format(Some(SchemaFormat::Custom("int64".into())))
                 .minimum(Some(0))
-                .maximum(Some(MAX_SAFE_INTEGER))
+                .maximum(Some(i64::MAX))
                 .default(Some(0.into())),
         ),
         "limit" => query(name, "Page size.", int32(1, 100).maximum(Some(1000))),
@@ -167,7 +163,7 @@ fn array_filter(filter: &str) -> Option<Parameter> {
                 .schema_type(Type::Integer)
                 .format(Some(SchemaFormat::Custom("int64".into())))
                 .minimum(Some(1))
-                .maximum(Some(MAX_SAFE_INTEGER)),
+                .maximum(Some(i64::MAX)),
         ),
         "status" => (
             "Partners with any of these statuses.",
