@@ -302,7 +302,11 @@ async fn measure(args: &EventsArgs, addr: &str, auth: &MetadataValue<Ascii>) -> 
     let mut totals = [new_histogram(), new_histogram()];
     let mut n = 0usize;
     for round in 0..args.rounds {
-        let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        let order: [usize; 2] = if round.is_multiple_of(2) {
+            [0, 1]
+        } else {
+            [1, 0]
+        };
         let mut round_figures = [String::new(), String::new()];
         for variant in order {
             exec(&mut db, if variant == 0 { without } else { with })?;
@@ -353,5 +357,5 @@ async fn measure(args: &EventsArgs, addr: &str, auth: &MetadataValue<Ascii>) -> 
 
 /// A small metadata object, as partners carry.
 fn serde_json_value_metadata(i: usize) -> serde_json::Value {
-    serde_json::json!({"tier": if i % 2 == 0 { "gold" } else { "silver" }, "seats": i, "region": "eu-central"})
+    serde_json::json!({"tier": if i.is_multiple_of(2) { "gold" } else { "silver" }, "seats": i, "region": "eu-central"})
 }
