@@ -1,13 +1,14 @@
 //! The Partners service: the partner directory of a B2B platform, served over gRPC
-//! (`partners.v1.PartnerService`, `partners.v1.PartnerAdminService`) and a JSON:API REST gateway,
+//! (`partners.v1.PartnerService`, `PartnerAdminService`, `PartnerEventService`) and a JSON:API REST gateway,
 //! on Postgres via Diesel.
 //!
 //! The modules read as the architecture, from the wire down:
 //! - [`grpc`]: generated code, the middleware stack (call log, deadline, authentication),
-//!   validation into named request types, the two services' handlers, conversions;
+//!   validation into named request types, the three services' handlers, conversions;
 //! - [`gateway`]: the REST gateway, beside [`grpc`]: each route makes one gRPC call;
 //! - [`serving`]: service logic: the lists (planner and in-memory copy), coalesced point reads,
-//!   click group commit, cached lookups of businesses and users;
+//!   click group commit, the change events' feed and watch streams, cached lookups of businesses
+//!   and users;
 //! - [`auth`]: API keys, the authenticator and the per-key rate limits;
 //! - [`model`]: Diesel records and queries per table group;
 //! - [`db`]: the pool, the one async→Diesel bridge ([`db::Db::run`]), migrations, health probe;
