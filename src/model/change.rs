@@ -307,12 +307,13 @@ pub struct EventPage {
     pub next_after: i64,
     /// Events up to this sequence may have been deleted by the retention.
     pub pruned_through: i64,
-    /// The requested sequence is below `pruned_through`: events after it may be lost, and the
-    /// page is empty.
+    /// The requested sequence (not 0, the start) is below `pruned_through`: events after it may
+    /// be lost, and the page is empty.
     pub expired: bool,
 }
 
-/// The events after `sequence` passing `filter`, at most `limit`, in one read-only snapshot.
+/// The events after `sequence` passing `filter`, at most `limit`, in one read-only snapshot
+/// (`sequence` 0: from the oldest retained event).
 pub fn events(
     conn: &mut PgConnection,
     sequence: i64,
@@ -324,7 +325,8 @@ pub fn events(
         .repeatable_read()
         .run(|conn| {
             let log = state(conn)?;
-            if sequence < log.pruned_through {
+            // 0 asks for the oldest retained event: nothing a reader had is lost.
+            if sequence != 0 && sequence < log.pruned_through {
                 return Ok(EventPage {
                     events: Vec::new(),
                     next_after: sequence,

@@ -157,6 +157,13 @@ async fn follow_tail(
         // Read until a page is not full (a burst of commits is read in batches).
         loop {
             let after = match through {
+                // Without a listener, a poll that finds the log where it was reads no page.
+                Some(after) if log_moved.is_none() => {
+                    match db.run(|conn| Ok(change::state(conn)?.last)).await {
+                        Ok(last) if last > after => after,
+                        _ => break,
+                    }
+                }
                 Some(after) => after,
                 None => match db.run(|conn| Ok(change::state(conn)?)).await {
                     Ok(log) => {

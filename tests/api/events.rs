@@ -384,7 +384,7 @@ async fn a_watcher_sees_a_rename_in_time_and_resumes_without_gaps() {
 }
 
 /// A sequence older than the retention: the feed and the watch end with EVENTS_EXPIRED, REST
-/// answers 400 with that code; a current sequence still works.
+/// answers 400 with that code; 0 (the oldest retained) and a current sequence still work.
 #[tokio::test]
 async fn an_expired_sequence_gets_events_expired() {
     let t = TestApp::start().await;
@@ -399,7 +399,10 @@ async fn an_expired_sequence_gets_events_expired() {
 
     let status = events(&t.channel)
         .list_partner_events(with_key(
-            pb::ListPartnerEventsRequest::default(),
+            pb::ListPartnerEventsRequest {
+                after_sequence: 1,
+                ..Default::default()
+            },
             &t.world.service_key,
         ))
         .await
@@ -420,6 +423,9 @@ async fn an_expired_sequence_gets_events_expired() {
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["errors"][0]["code"], "EVENTS_EXPIRED");
 
+    let from_the_start = page(&t, 0, 10, &[], &[]).await;
+    assert!(from_the_start.events.is_empty(), "0: the oldest retained");
+    assert_eq!(from_the_start.next_after_sequence, last);
     let current = page(&t, last, 10, &[], &[]).await;
     assert!(current.events.is_empty());
     assert_eq!(current.next_after_sequence, last);
@@ -475,12 +481,15 @@ async fn two_hundred_watchers_cost_one_listener() {
     assert!(backends <= pool + 2, "{backends} database connections");
 }
 
-/// An idle stream gets heartbeats at the configured interval, saying where it stands, and ends
-/// with UNAVAILABLE when the server drains, without holding the drain up.
+/// An idle stream gets heartbeats at the configured interval, saying where it stands, outlives
+/// the request timeout, and ends with UNAVAILABLE when the server drains, without holding the
+/// drain up.
 #[tokio::test]
 async fn idle_streams_get_heartbeats_and_end_at_shutdown() {
+    // The request timeout bounds a call's answer, not a stream's life.
     let t = TestApp::start_with(ServerLimits {
         events_heartbeat_ms: 100,
+        request_timeout_ms: 150,
         ..Default::default()
     })
     .await;
@@ -492,7 +501,7 @@ async fn idle_streams_get_heartbeats_and_end_at_shutdown() {
     let created = next_event(&mut stream, Duration::from_secs(2)).await;
     assert_eq!(created.sequence, last);
     let started = Instant::now();
-    for _ in 0..2 {
+    for _ in 0..3 {
         let message = tokio::time::timeout(Duration::from_secs(2), stream.message())
             .await
             .expect("in time")
@@ -505,8 +514,8 @@ async fn idle_streams_get_heartbeats_and_end_at_shutdown() {
     }
     let waited = started.elapsed();
     assert!(
-        waited >= Duration::from_millis(150) && waited < Duration::from_secs(1),
-        "two heartbeats 100 ms apart took {waited:?}"
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(1),
+        "three heartbeats 100 ms apart took {waited:?}"
     );
 
     let stopping = Instant::now();
@@ -523,4 +532,28 @@ async fn idle_streams_get_heartbeats_and_end_at_shutdown() {
         }
     };
     assert_eq!(ended, Some(Code::Unavailable));
+}
+
+/// With the lists' copy off there is no listener: the tail reader polls the log, and a watcher
+/// still gets a rename within the bound.
+#[tokio::test]
+async fn without_the_lists_copy_a_watcher_still_gets_events_in_time() {
+    let t = TestApp::start_with(ServerLimits {
+        search_index_max_partners: 0,
+        ..Default::default()
+    })
+    .await;
+    let x = t.simple_partner("Polled", &["pos"]).await;
+    let mut stream = watch(&t.channel, &t.world.service_key, last_sequence(&t))
+        .await
+        .expect("watch");
+    let started = Instant::now();
+    t.rename(x.id, "Polled Renamed").await;
+    let event = next_event(&mut stream, Duration::from_secs(2)).await;
+    assert_eq!(event.partner.expect("partner").name, "Polled Renamed");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
 }
