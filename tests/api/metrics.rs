@@ -102,6 +102,23 @@ async fn metrics_show_every_family_after_a_mixed_run() {
         .await
         .expect_err("made-up key");
     assert_eq!(made_up.code(), Code::Unauthenticated);
+    // A watch stream: labelled server_stream, each message counted.
+    let mut watch = pb::partner_event_service_client::PartnerEventServiceClient::new(
+        channel_to(server.grpc_addr).await,
+    )
+    .watch_partner_events(with_key(
+        pb::WatchPartnerEventsRequest::default(),
+        &t.world.service_key,
+    ))
+    .await
+    .expect("watch")
+    .into_inner();
+    watch
+        .message()
+        .await
+        .expect("stream")
+        .expect("the creation");
+    drop(watch);
     let http = reqwest::Client::new();
     let base = format!("http://{}", server.http_addr.expect("http"));
     for path in [
@@ -144,6 +161,20 @@ async fn metrics_show_every_family_after_a_mixed_run() {
     assert!(total(&s, "grpc_server_handled_total", &not_found) >= 1.0);
     assert!(total(&s, "grpc_server_handling_seconds_count", &get_partner) >= 5.0);
     assert!(total(&s, "grpc_server_handling_seconds_bucket", &["le=\"+Inf\""]) >= 5.0);
+    let watched = [
+        "grpc_service=\"partners.v1.PartnerEventService\"",
+        "grpc_method=\"WatchPartnerEvents\"",
+        "grpc_type=\"server_stream\"",
+    ];
+    assert_eq!(
+        total(&s, "grpc_server_started_total", &watched),
+        1.0,
+        "{text}"
+    );
+    assert!(
+        total(&s, "grpc_server_msg_sent_total", &watched) >= 1.0,
+        "{text}"
+    );
     let rest_get = [
         "method=\"GET\"",
         "route=\"/api/v1/partners/{id}\"",
