@@ -6,7 +6,7 @@
 //! `super::lists`) or at the latest every [`CATCH_UP`] ([`CATCH_UP_WITHOUT_LISTENER`] when the
 //! lists' copy, and so its listener, is off), and publishes it as the [`Tail`] on a `watch`
 //! channel. Every stream filters the tail in memory: a commit costs one read of the log however
-//! many streams watch. A stream behind the tail (a replay, or one too slow to see every tail)
+//! many streams watch (and nothing while none does). A stream behind the tail (a replay, or one too slow to see every tail)
 //! reads its pages through the pool instead, until it reaches the tail. Either way it moves by
 //! sequence, which the log numbers in commit order, so it never skips nor repeats an event.
 //!
@@ -15,9 +15,10 @@
 //! retention deleted.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
 use crate::db::Db;
@@ -71,6 +72,32 @@ pub struct Events {
     tail: watch::Receiver<Arc<Tail>>,
     stopping: Arc<watch::Sender<bool>>,
     heartbeat: Duration,
+    watching: Arc<Watchers>,
+}
+
+/// The streams open: while there is none, the tail reader reads nothing; the first one wakes it.
+#[derive(Default)]
+struct Watchers {
+    count: AtomicUsize,
+    first: Notify,
+}
+
+/// Counts a stream in [`Watchers`] while it lives.
+struct Watching(Arc<Watchers>);
+
+impl Watching {
+    fn new(watchers: &Arc<Watchers>) -> Watching {
+        if watchers.count.fetch_add(1, Ordering::AcqRel) == 0 {
+            watchers.first.notify_one();
+        }
+        Watching(watchers.clone())
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Events {
@@ -79,17 +106,20 @@ impl Events {
     pub fn start(db: Db, log_moved: Option<watch::Receiver<u64>>, heartbeat: Duration) -> Events {
         let (tail_tx, tail) = watch::channel(Arc::new(Tail::default()));
         let stopping = Arc::new(watch::Sender::new(false));
+        let watching = Arc::new(Watchers::default());
         tokio::spawn(follow_tail(
             db.clone(),
             log_moved,
             tail_tx,
             stopping.subscribe(),
+            watching.clone(),
         ));
         Events {
             db,
             tail,
             stopping,
             heartbeat: heartbeat.max(Duration::from_millis(10)),
+            watching,
         }
     }
 
@@ -103,6 +133,7 @@ impl Events {
     pub fn watch(&self, query: EventQuery) -> mpsc::Receiver<Result<Watched>> {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let stream = Stream {
+            _watching: Watching::new(&self.watching),
             db: self.db.clone(),
             tail: self.tail.clone(),
             stopping: self.stopping.subscribe(),
@@ -143,6 +174,7 @@ async fn follow_tail(
     mut log_moved: Option<watch::Receiver<u64>>,
     tail: watch::Sender<Arc<Tail>>,
     mut stopping: watch::Receiver<bool>,
+    watching: Arc<Watchers>,
 ) {
     let catch_up = if log_moved.is_some() {
         CATCH_UP
@@ -154,8 +186,13 @@ async fn follow_tail(
         if *stopping.borrow() {
             return;
         }
+        if watching.count.load(Ordering::Acquire) == 0 {
+            // Nobody watches: nothing to read. The first stream reads its start from the
+            // database itself; the tail starts again from the log's end.
+            through = None;
+        }
         // Read until a page is not full (a burst of commits is read in batches).
-        loop {
+        while watching.count.load(Ordering::Acquire) > 0 {
             let after = match through {
                 // Without a listener, a poll that finds the log where it was reads no page.
                 Some(after) if log_moved.is_none() => {
@@ -227,6 +264,7 @@ async fn follow_tail(
         tokio::select! {
             () = moved => {}
             () = tokio::time::sleep(catch_up) => {}
+            () = watching.first.notified() => {}
             _ = stopping.changed() => {}
         }
     }
@@ -234,6 +272,7 @@ async fn follow_tail(
 
 /// One watch stream's task.
 struct Stream {
+    _watching: Watching,
     db: Db,
     tail: watch::Receiver<Arc<Tail>>,
     stopping: watch::Receiver<bool>,
