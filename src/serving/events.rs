@@ -144,6 +144,17 @@ impl Events {
         rx
     }
 
+    /// Watch streams open now.
+    pub fn streams(&self) -> usize {
+        self.watching.count.load(Ordering::Acquire)
+    }
+
+    /// Every event up to this sequence has been read by the tail reader (0 before its first
+    /// read, and while no stream watches it keeps where it stopped).
+    pub fn tail_sequence(&self) -> i64 {
+        self.tail.borrow().through
+    }
+
     /// Ends every watch stream (the server drains) and the tail reader.
     pub fn stop(&self) {
         self.stopping.send_replace(true);

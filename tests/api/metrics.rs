@@ -207,6 +207,15 @@ async fn metrics_show_every_family_after_a_mixed_run() {
     assert!(total(&s, "partners_click_batch_size_count", &[]) >= 1.0);
     assert!(total(&s, "partners_read_batch_size_count", &[]) >= 1.0);
     assert!(s.contains_key("partners_click_queue_depth"));
+    assert_eq!(
+        s.get("partners_events_streams"),
+        Some(&0.0),
+        "the watch ended"
+    );
+    assert!(
+        s.get("partners_events_tail_sequence")
+            .is_some_and(|v| *v >= 1.0)
+    );
     assert!(total(&s, "partners_lists_total", &["answered_by=\"copy\""]) >= 1.0);
     assert!(
         s.keys()
