@@ -377,10 +377,20 @@ async fn a_watcher_sees_a_rename_in_time_and_resumes_without_gaps() {
     assert_eq!(names, ["Watched Twice", "Zeta", "Watched Thrice"]);
     assert_eq!(got[1].partner_id, z.id);
 
-    // Live again: a new event after the replay.
+    // Live again: a new event after the replay; a deletion carries the partner as it was.
     t.rename(x.id, "Watched Live").await;
     let live = next_event(&mut stream, Duration::from_secs(2)).await;
     assert!(live.sequence > got[2].sequence);
+    t.admin()
+        .delete_partner(with_key(
+            pb::DeletePartnerRequest { id: x.id },
+            &t.world.service_key,
+        ))
+        .await
+        .expect("delete");
+    let deleted = next_event(&mut stream, Duration::from_secs(2)).await;
+    assert_eq!(deleted.r#type, "partner.deleted");
+    assert_eq!(deleted.partner.expect("partner").name, "Watched Live");
 }
 
 /// A sequence older than the retention: the feed and the watch end with EVENTS_EXPIRED, REST
