@@ -1,4 +1,4 @@
-//! Compiles `proto/` with protox (no `protoc` needed), generates the tonic/prost code and writes the
+//! Compiles `proto/` (the API and its change events) with protox (no `protoc` needed), generates the tonic/prost code and writes the
 //! encoded descriptor set to `OUT_DIR/partners_descriptor.bin` for the reflection service; and
 //! names the commit built (`PARTNERS_GIT_SHA`, for `partners_build_info`).
 
@@ -38,6 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     compiler.include_source_info(true).include_imports(true);
     compiler.open_file("partners/v1/partners.proto")?;
     compiler.open_file("partners/v1/webhooks.proto")?;
+    compiler.open_file("partners/v1/partner_events.proto")?;
     fs::write(
         out_dir.join("partners_descriptor.bin"),
         compiler.encode_file_descriptor_set(),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs schemathesis with all checks against the REST gateway's /api/v1/openapi.json, on a freshly
-# seeded server: user-key operations first, then the admin operations with a service key.
+# seeded server: user-key operations first, then the admin operations and the event feed with a
+# service key.
 # Exits non-zero on any failure. Used by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,12 +27,13 @@ for _ in $(seq 1 100); do
 done
 
 spec="http://127.0.0.1:$http_port/api/v1/openapi.json"
-admin='^(POST /api/v1/partners|PATCH /api/v1/partners/\{id\}|DELETE /api/v1/partners/\{id\}|POST /api/v1/partners/\{id\}/restore|PUT /api/v1/partners/by_external_id/\{external_id\}|[A-Z]+ /api/v1/webhook_endpoints.*)$'
+# Service keys only: the admin writes, the change events' feed and the webhooks.
+admin='^(POST /api/v1/partners|PATCH /api/v1/partners/\{id\}|DELETE /api/v1/partners/\{id\}|POST /api/v1/partners/\{id\}/restore|PUT /api/v1/partners/by_external_id/\{external_id\}|GET /api/v1/partner_events|[A-Z]+ /api/v1/webhook_endpoints.*)$'
 export PYTHONPATH="$PWD/scripts${PYTHONPATH:+:$PYTHONPATH}"
 export SCHEMATHESIS_HOOKS=schemathesis_hooks
 common=(--checks all --max-examples "${SCHEMATHESIS_EXAMPLES:-40}" --seed "${SCHEMATHESIS_SEED:-20261121}" --generation-deterministic --workers 2)
 
 echo "== schemathesis: user key, directory operations"
 schemathesis run "$spec" "${common[@]}" -H "Authorization: Bearer $user_key" --exclude-name-regex "$admin"
-echo "== schemathesis: service key, admin operations"
+echo "== schemathesis: service key, admin operations and the event feed"
 schemathesis run "$spec" "${common[@]}" -H "Authorization: Bearer $service_key" --include-name-regex "$admin"

@@ -6,8 +6,8 @@
 //! Shutdown, in order: health NOT_SERVING and `/readyz` 503 at once, while everything goes on
 //! serving for the shutdown delay (HTTP/1.x answers carry `Connection: close` meanwhile), so that
 //! balancers and Kubernetes endpoints stop sending before anything closes; then the listeners
-//! close, idle connections are closed and HTTP/2 ones get a GOAWAY, and in-flight calls get until
-//! the drain deadline.
+//! close, the change events' watch streams end, idle connections are closed and HTTP/2 ones get a
+//! GOAWAY, and in-flight calls get until the drain deadline.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -295,6 +295,9 @@ impl RunningApp {
 
     /// Closes the listeners and waits for the calls in flight, until the drain deadline.
     async fn drain(self) -> Result<()> {
+        // Watch streams never end by themselves: they end now (UNAVAILABLE, clients resume
+        // elsewhere from their last sequence), so the drain waits only for calls that finish.
+        self.services.events.stop();
         let _ = self.grpc_shutdown.send(());
         let deadline = tokio::time::Instant::now() + self.drain_timeout;
         if let Some((stop, task)) = self.http {

@@ -208,6 +208,10 @@ pub struct ServerLimits {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub change_log_retention_hours: u32,
+    /// How long a WatchPartnerEvents stream may stay silent before it sends a heartbeat, in
+    /// milliseconds (idle streams survive proxies that close quiet connections).
+    #[arg(long, env = "PARTNERS_EVENTS_HEARTBEAT_MS", default_value_t = 15_000)]
+    pub events_heartbeat_ms: u64,
     /// How long the REST gateway gives a client to send a request's header, in milliseconds: a
     /// connection that sends nothing, or not a whole HTTP/1 header, within it is closed (slow
     /// clients). Also how long a kept-alive HTTP/1 connection may stay idle.
@@ -336,6 +340,11 @@ impl ServerLimits {
         Duration::from_millis(self.request_timeout_ms.max(1))
     }
 
+    /// The watch streams' heartbeat interval (at least 10 ms).
+    pub fn events_heartbeat(&self) -> Duration {
+        Duration::from_millis(self.events_heartbeat_ms.max(10))
+    }
+
     /// Drain deadline as a `Duration`.
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_millis(self.drain_timeout_ms)
@@ -405,6 +414,7 @@ impl Default for ServerLimits {
             read_batches: 0,
             search_index_max_partners: 1_000_000,
             change_log_retention_hours: 72,
+            events_heartbeat_ms: 15_000,
             http_header_timeout_ms: 10_000,
             http_max_connections: 10_000,
             webhooks: WebhookSettings::default(),

@@ -111,6 +111,9 @@ async fn render(State(scraped): State<Scraped>) -> impl IntoResponse {
     metrics::gauge!("partners_lists_copy_lag_seconds").set(lists.lag_ms as f64 / 1000.0);
     metrics::gauge!("partners_lists_copy_lag_changes").set(lists.lag_changes as f64);
     metrics::gauge!("partners_click_queue_depth").set(scraped.services.clicks.queued() as f64);
+    let events = &scraped.services.events;
+    metrics::gauge!("partners_events_streams").set(events.streams() as f64);
+    metrics::gauge!("partners_events_tail_sequence").set(events.tail_sequence() as f64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         handle.render(),

@@ -77,6 +77,7 @@ diesel::table! {
         user_id -> Nullable<Int8>,
         changed_fields -> Array<Text>,
         occurred_at -> Timestamptz,
+        partner -> Nullable<Jsonb>,
     }
 }
 

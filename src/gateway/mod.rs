@@ -42,6 +42,7 @@ use utoipa_axum::routes;
 
 use crate::auth::client::FORWARDED_FOR;
 use crate::grpc::pb::partner_admin_service_client::PartnerAdminServiceClient;
+use crate::grpc::pb::partner_event_service_client::PartnerEventServiceClient;
 use crate::grpc::pb::partner_service_client::PartnerServiceClient;
 use crate::grpc::pb::webhook_admin_service_client::WebhookAdminServiceClient;
 use errors::{ApiError, ApiErrors, Source, from_status};
@@ -162,6 +163,10 @@ impl Gateway {
         WebhookAdminServiceClient::new(self.transport())
     }
 
+    fn events(&self) -> PartnerEventServiceClient<Transport> {
+        PartnerEventServiceClient::new(self.transport())
+    }
+
     /// Makes one gRPC call with `client`: `message` with the caller's metadata forwarded from
     /// `headers` and the deadline set, awaited within the deadline; failures are mapped with
     /// `source_of` (a request field path → where it is in the REST request).
@@ -255,7 +260,7 @@ impl Forward {
 /// Every route with its OpenAPI operation: the one source of both the router and the document.
 /// Handlers sharing a path are registered together.
 fn api() -> OpenApiRouter<Gateway> {
-    use routes::{admin, batch, clicks, connect, health, lists, partner, webhooks};
+    use routes::{admin, batch, clicks, connect, events, health, lists, partner, webhooks};
     OpenApiRouter::with_openapi(openapi::root())
         .routes(routes!(lists::list_partners, admin::create_partner))
         .routes(routes!(lists::list_available))
@@ -279,6 +284,7 @@ fn api() -> OpenApiRouter<Gateway> {
         .routes(routes!(webhooks::rotate_secret))
         .routes(routes!(webhooks::list_deliveries))
         .routes(routes!(webhooks::retry_delivery))
+        .routes(routes!(events::list_events))
         .routes(routes!(health::openapi_json))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

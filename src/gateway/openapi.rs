@@ -77,6 +77,10 @@ pub fn root() -> OpenApi {
                 "webhooks",
                 "Endpoints that receive the change events (Standard Webhooks), their deliveries.",
             ),
+            tag(
+                "events",
+                "Change events for services that keep copies of partners.",
+            ),
             tag("operations", "Health checks and this document."),
         ]))
         .security(Some([SecurityRequirement::new(
@@ -162,7 +166,7 @@ mod tests {
 
     use super::*;
 
-    const PATHS: [&str; 17] = [
+    const PATHS: [&str; 18] = [
         "/api/v1/partners",
         "/api/v1/partners/available",
         "/api/v1/partners/wholesalers",
@@ -177,6 +181,7 @@ mod tests {
         "/api/v1/webhook_endpoints/{id}/rotate_secret",
         "/api/v1/webhook_endpoints/{id}/deliveries",
         "/api/v1/webhook_endpoints/{id}/deliveries/{delivery_id}/retry",
+        "/api/v1/partner_events",
         "/healthz",
         "/readyz",
         "/api/v1/openapi.json",
@@ -230,7 +235,7 @@ mod tests {
         );
         assert_eq!(doc["openapi"], "3.1.0");
         assert_eq!(doc["info"]["title"], "Partners service REST gateway");
-        assert_eq!(operations().len(), 24);
+        assert_eq!(operations().len(), 25);
     }
 
     #[test]
@@ -269,10 +274,10 @@ mod tests {
             }
             ids.push(op["operationId"].as_str().expect("operationId").to_owned());
         }
-        assert_eq!(ids.len(), 24);
+        assert_eq!(ids.len(), 25);
         ids.sort();
         ids.dedup();
-        assert_eq!(ids.len(), 24, "operation ids must be unique");
+        assert_eq!(ids.len(), 25, "operation ids must be unique");
     }
 
     #[test]

@@ -227,6 +227,21 @@ impl Params {
         }
     }
 
+    /// An optional 64-bit integer.
+    pub fn int64(&self, name: &str, errors: &mut Vec<ApiError>) -> Option<i64> {
+        let raw = self.get(name)?.values.first()?.trim().to_owned();
+        match raw.parse::<i64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                errors.push(ApiError::bad_request(
+                    self.source(name),
+                    format!("{name} must be an integer"),
+                ));
+                None
+            }
+        }
+    }
+
     /// An optional boolean (`true`/`false`/`1`/`0`).
     pub fn boolean(&self, name: &str, errors: &mut Vec<ApiError>) -> Option<bool> {
         let raw = self.get(name)?.values.first()?.to_owned();

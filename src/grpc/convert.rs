@@ -9,6 +9,7 @@ use prost_types::value::Kind;
 
 use super::pb;
 use crate::model::business::{Business, UserWithBusiness};
+use crate::model::change::Event;
 use crate::model::partner::{IntegrationRecord, Loaded, PartnerRecord, PartnerUserRecord};
 use crate::model::{EventType, IntegrationStatus, PartnerStatus};
 
@@ -157,6 +158,21 @@ pub fn integration(i: IntegrationRecord) -> pb::PartnerIntegration {
         status: pb::IntegrationStatus::from(i.status) as i32,
         created_at: Some(timestamp(i.created_at)),
         updated_at: Some(timestamp(i.updated_at)),
+    }
+}
+
+/// A change event → message; a `partner.*` event carries the partner as a read without business
+/// or user context returns it.
+pub fn event(e: Event) -> pb::PartnerEvent {
+    pb::PartnerEvent {
+        sequence: e.sequence,
+        r#type: e.kind.as_str().to_owned(),
+        partner_id: e.partner_id,
+        business_uuid: e.business_uuid.map(|u| u.to_string()).unwrap_or_default(),
+        user_uuid: e.user_uuid.map(|u| u.to_string()).unwrap_or_default(),
+        occurred_at: Some(timestamp(e.occurred_at)),
+        partner: e.partner.map(|r| partner(r, false, false)),
+        changed_fields: e.changed_fields,
     }
 }
 

@@ -1,10 +1,11 @@
-//! The gRPC API: generated code ([`pb`]), the middleware stack ([`layer`]), the two service
-//! implementations ([`partner_service`], [`admin_service`]) with the caller's scope ([`scope`]),
+//! The gRPC API: generated code ([`pb`]), the middleware stack ([`layer`]), the three service
+//! implementations ([`partner_service`], [`admin_service`], [`event_service`]) with the caller's scope ([`scope`]),
 //! validation ([`validate`]) and conversions ([`convert`]), and the routes of the tonic server
 //! (health, reflection v1 + v1alpha, message size limits).
 
 mod admin_service;
 pub mod convert;
+mod event_service;
 pub(crate) mod layer;
 mod partner_service;
 pub(crate) mod scope;
@@ -18,9 +19,14 @@ use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-/// Code generated from `proto/partners/v1/partners.proto`.
+/// Code generated from `proto/partners/v1/partners.proto` and `partner_events.proto`.
 pub mod pb {
     #![allow(missing_docs)]
+    #![expect(
+        clippy::large_enum_variant,
+        reason = "generated: a watch message holds an event or a small heartbeat; boxing the \
+                  event would change the generated API for one allocation saved per heartbeat"
+    )]
     tonic::include_proto!("partners.v1");
 
     /// Encoded descriptor set of `partners.v1` and its imports, for reflection.
@@ -30,6 +36,7 @@ pub mod pb {
 
 use crate::serving::Services;
 use pb::partner_admin_service_server::PartnerAdminServiceServer;
+use pb::partner_event_service_server::PartnerEventServiceServer;
 use pb::partner_service_server::PartnerServiceServer;
 use pb::webhook_admin_service_server::WebhookAdminServiceServer;
 
@@ -37,11 +44,12 @@ use pb::webhook_admin_service_server::WebhookAdminServiceServer;
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
 /// Names under which health is reported ("" is the whole server).
-pub const HEALTH_SERVICES: [&str; 4] = [
+pub const HEALTH_SERVICES: [&str; 5] = [
     "",
     "partners.v1.PartnerService",
     "partners.v1.PartnerAdminService",
     "partners.v1.WebhookAdminService",
+    "partners.v1.PartnerEventService",
 ];
 
 /// Sets the health of every reported service.
@@ -84,6 +92,12 @@ pub fn routes(
             .accept_compressed(CompressionEncoding::Zstd)
             .send_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Zstd);
+    let events = PartnerEventServiceServer::new(event_service::EventApi::new(services.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd)
+        .send_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Zstd);
     let admin = PartnerAdminServiceServer::new(admin_service::AdminApi::new(services))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .accept_compressed(CompressionEncoding::Gzip)
@@ -95,7 +109,8 @@ pub fn routes(
         .add_service(reflection().build_v1alpha()?)
         .add_service(partners)
         .add_service(admin)
-        .add_service(webhooks))
+        .add_service(webhooks)
+        .add_service(events))
 }
 
 /// How often the database probe behind health runs, and how long one probe may take.

@@ -11,7 +11,7 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
 
-use super::change::Change;
+use super::change::{Event, EventFilter, EventRow};
 
 /// An endpoint as stored.
 #[derive(Debug, Clone, QueryableByName)]
@@ -241,15 +241,15 @@ struct Position {
     last_sequence: i64,
 }
 
-/// One pass of the fan-out: up to `limit` changes after the dispatch position become deliveries
-/// for the endpoints that take them, each with the payload `payload` makes (in the same
-/// transaction); answers how many changes were taken. Another replica's pass in progress makes
+/// One pass of the fan-out: up to `limit` change events after the dispatch position become
+/// deliveries for the endpoints that take them, each with the payload `payload` makes (in the
+/// same transaction); answers how many events were taken. Another replica's pass in progress makes
 /// this one take none. A position behind the log's retention skips to what is left (those
 /// changes are gone; logged).
 pub fn fan_out(
     conn: &mut PgConnection,
     limit: i64,
-    payload: &mut dyn FnMut(&mut PgConnection, &Change) -> QueryResult<serde_json::Value>,
+    payload: &dyn Fn(&Event) -> serde_json::Value,
 ) -> QueryResult<usize> {
     conn.transaction(|conn| {
         let Some(position) = diesel::sql_query(
@@ -268,7 +268,16 @@ pub fn fan_out(
                 "webhook fan-out fell behind the change log's retention: events skipped"
             );
         }
-        let changes = super::change::after(conn, position.last_sequence.max(pruned), limit)?;
+        let changes: Vec<Event> = super::change::events_sql(
+            position.last_sequence.max(pruned),
+            limit,
+            &EventFilter::default(),
+        )
+        .into_query()
+        .load::<EventRow>(conn)?
+        .into_iter()
+        .map(Event::from)
+        .collect();
         let Some(last) = changes.last().map(|c| c.sequence) else {
             return Ok(0);
         };
@@ -288,7 +297,7 @@ pub fn fan_out(
             if takers.is_empty() {
                 continue;
             }
-            let body = payload(conn, change)?;
+            let body = payload(change);
             diesel::sql_query(
                 "INSERT INTO webhook_deliveries (endpoint_id, sequence, event_type, partner_id, \
                  message_id, payload) SELECT e, $2, $3, $4, 'msg_' || e || '_' || $2, $5 \

@@ -1,9 +1,10 @@
 //! Service logic between the gRPC handlers and the model: the lists (planner and in-memory copy),
-//! GetPartner's coalesced point reads, the click events' group commit, and the cached lookups of
-//! who a call acts for. Handlers reach all of it through [`Services`].
+//! GetPartner's coalesced point reads, the click events' group commit, the change events' feed
+//! and watch streams, and the cached lookups of who a call acts for. Handlers reach all of it through [`Services`].
 
 pub(crate) mod click_ingest;
 pub(crate) mod context;
+pub mod events;
 pub mod lists;
 pub(crate) mod point_reads;
 
@@ -14,6 +15,7 @@ use crate::db::Db;
 use crate::model::{change, partner};
 use click_ingest::ClickIngest;
 use context::Context;
+use events::Events;
 use lists::Lists;
 use point_reads::PointReads;
 
@@ -41,6 +43,8 @@ pub struct Services {
     pub(crate) context: Context,
     /// The webhooks' settings (the dispatcher runs on its own).
     pub(crate) webhooks: std::sync::Arc<crate::config::WebhookSettings>,
+    /// The change events' feed and watch streams.
+    pub events: Events,
 }
 
 impl Services {
@@ -53,8 +57,10 @@ impl Services {
         if let Err(err) = crate::webhooks::dispatch::start(db.clone(), limits.webhooks.dispatch()) {
             tracing::error!(error.message = %err, "webhooks: no dispatcher");
         }
+        let lists = Lists::start(db.clone(), limits.search_index_max_partners);
         Services {
-            lists: Lists::start(db.clone(), limits.search_index_max_partners),
+            events: Events::start(db.clone(), lists.log_moved(), limits.events_heartbeat()),
+            lists,
             reads: PointReads::start(db.clone(), limits.read_batches(), READ_BATCH, READ_QUEUE),
             clicks: ClickIngest::start(db.clone(), limits.click_writers, CLICK_BATCH, CLICK_QUEUE),
             context: Context::new(db.clone(), limits.key_cache_ttl()),

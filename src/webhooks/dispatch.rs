@@ -16,14 +16,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Nullable, Text};
+use diesel::sql_types::Bool;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::model::change::Change;
+use crate::model::change::Event;
 use crate::model::webhook::{self, Attempt, Outcome};
 
 /// How often a replica looks for work.
@@ -126,7 +125,7 @@ async fn pass(
         .await?;
     if work.changes {
         while db
-            .run(|conn| Ok(webhook::fan_out(conn, FAN_OUT_BATCH, &mut payload)?))
+            .run(|conn| Ok(webhook::fan_out(conn, FAN_OUT_BATCH, &payload)?))
             .await?
             == FAN_OUT_BATCH as usize
         {}
@@ -261,67 +260,22 @@ fn next_delay(schedule: &[Duration], made: i32, retry_after: Option<Duration>) -
     })
 }
 
-/// The body of change `change`'s deliveries: `{"type", "timestamp", "sequence", "data"}`, with
-/// the event as a JSON:API `partner_events` resource in `data`; a partner event's resource holds
-/// the partner as the fan-out reads it (right after the change's commit), as GetPartner shows
-/// it without a business.
-fn payload(conn: &mut PgConnection, change: &Change) -> QueryResult<serde_json::Value> {
-    #[derive(QueryableByName)]
-    struct Uuids {
-        #[diesel(sql_type = Nullable<Text>)]
-        business: Option<String>,
-        #[diesel(sql_type = Nullable<Text>)]
-        user: Option<String>,
-    }
-    let uuids: Uuids = diesel::sql_query(
-        "SELECT (SELECT uuid::text FROM businesses WHERE id = $1) AS business, \
-         (SELECT uuid::text FROM users WHERE id = $2) AS user",
-    )
-    .bind::<Nullable<BigInt>, _>(change.business_id)
-    .bind::<Nullable<BigInt>, _>(change.user_id)
-    .get_result(conn)?;
-    let kind = change.kind.to_string();
-    let mut attributes = serde_json::json!({
-        "sequence": change.sequence,
+/// The body of an event's deliveries: `{"type", "timestamp", "sequence", "data"}`, with the
+/// event's JSON:API `partner_events` resource in `data` (as the feed shows it: a partner event
+/// holds the partner as it was after the change).
+fn payload(event: &Event) -> serde_json::Value {
+    let timestamp = event
+        .occurred_at
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let kind = event.kind.as_str();
+    let data =
+        crate::gateway::document::event_resource_json(&crate::grpc::convert::event(event.clone()));
+    serde_json::json!({
         "type": kind,
-        "partner_id": change.partner_id.to_string(),
-        "occurred_at": change.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-    });
-    if let Some(business) = uuids.business {
-        attributes["business_uuid"] = business.into();
-    }
-    if let Some(user) = uuids.user {
-        attributes["user_uuid"] = user.into();
-    }
-    if change.kind == crate::model::change::ChangeKind::PartnerUpdated {
-        attributes["changed_fields"] = change.changed_fields.clone().into();
-    }
-    if change.kind.is_partner() {
-        let found = crate::model::partner::find(
-            conn,
-            change.partner_id,
-            crate::model::partner::Scope::default(),
-        )?;
-        if let Some(record) = found {
-            let partner = crate::grpc::convert::partner(record, false, false);
-            let document = crate::gateway::document::partner_document(
-                &partner,
-                crate::model::partner::Includes::default(),
-            );
-            let document = serde_json::to_value(&document).unwrap_or_default();
-            attributes["partner"] = document["data"].clone();
-        }
-    }
-    Ok(serde_json::json!({
-        "type": kind,
-        "timestamp": change.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "sequence": change.sequence,
-        "data": {
-            "type": "partner_events",
-            "id": change.sequence.to_string(),
-            "attributes": attributes,
-        },
-    }))
+        "timestamp": timestamp,
+        "sequence": event.sequence,
+        "data": data,
+    })
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod cli;
 mod clicks;
 mod connect;
 mod conventions;
+mod events;
 mod floods;
 mod hang;
 mod hostile;

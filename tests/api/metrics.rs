@@ -102,6 +102,23 @@ async fn metrics_show_every_family_after_a_mixed_run() {
         .await
         .expect_err("made-up key");
     assert_eq!(made_up.code(), Code::Unauthenticated);
+    // A watch stream: labelled server_stream, each message counted.
+    let mut watch = pb::partner_event_service_client::PartnerEventServiceClient::new(
+        channel_to(server.grpc_addr).await,
+    )
+    .watch_partner_events(with_key(
+        pb::WatchPartnerEventsRequest::default(),
+        &t.world.service_key,
+    ))
+    .await
+    .expect("watch")
+    .into_inner();
+    watch
+        .message()
+        .await
+        .expect("stream")
+        .expect("the creation");
+    drop(watch);
     let http = reqwest::Client::new();
     let base = format!("http://{}", server.http_addr.expect("http"));
     for path in [
@@ -153,6 +170,20 @@ async fn metrics_show_every_family_after_a_mixed_run() {
         total(&s, "grpc_server_handled_total", &ok)
     );
     assert!(total(&s, "grpc_server_handling_seconds_bucket", &["le=\"+Inf\""]) >= 5.0);
+    let watched = [
+        "grpc_service=\"partners.v1.PartnerEventService\"",
+        "grpc_method=\"WatchPartnerEvents\"",
+        "grpc_type=\"server_stream\"",
+    ];
+    assert_eq!(
+        total(&s, "grpc_server_started_total", &watched),
+        1.0,
+        "{text}"
+    );
+    assert!(
+        total(&s, "grpc_server_msg_sent_total", &watched) >= 1.0,
+        "{text}"
+    );
     let rest_get = [
         "method=\"GET\"",
         "route=\"/api/v1/partners/{id}\"",
@@ -185,6 +216,15 @@ async fn metrics_show_every_family_after_a_mixed_run() {
     assert!(total(&s, "partners_click_batch_size_count", &[]) >= 1.0);
     assert!(total(&s, "partners_read_batch_size_count", &[]) >= 1.0);
     assert!(s.contains_key("partners_click_queue_depth"));
+    assert_eq!(
+        s.get("partners_events_streams"),
+        Some(&0.0),
+        "the watch ended"
+    );
+    assert!(
+        s.get("partners_events_tail_sequence")
+            .is_some_and(|v| *v >= 1.0)
+    );
     assert!(total(&s, "partners_lists_total", &["answered_by=\"copy\""]) >= 1.0);
     assert!(
         s.keys()

@@ -27,7 +27,7 @@ async fn readme_examples_work_as_written() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
     let http = t.http().trim_start_matches("http://").to_owned();
-    for heading in ["## grpcurl", "## REST (curl)"] {
+    for heading in ["## grpcurl", "## REST (curl)", "## Change events"] {
         let script = block_after(&readme, heading)
             .replace("127.0.0.1:50051", &t.grpc_addr().to_string())
             .replace("127.0.0.1:8080", &http);

@@ -763,6 +763,7 @@ async fn openapi_lists_every_route_the_router_serves() {
             "POST",
             "/api/v1/webhook_endpoints/{id}/deliveries/{delivery_id}/retry",
         ),
+        ("GET", "/api/v1/partner_events"),
         ("GET", "/api/v1/openapi.json"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),

@@ -38,6 +38,7 @@ async fn grpcurl_lists_describes_and_calls_with_a_key() {
     for service in [
         "partners.v1.PartnerService",
         "partners.v1.PartnerAdminService",
+        "partners.v1.PartnerEventService",
         "grpc.health.v1.Health",
     ] {
         assert!(listed.contains(service), "{listed}");

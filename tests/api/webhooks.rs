@@ -221,7 +221,8 @@ async fn an_update_arrives_signed_at_the_receiver() {
     assert_eq!(first.id, format!("msg_{}_{sequence}", endpoint.id));
     let event = &body["data"];
     assert_eq!(event["type"], "partner_events");
-    assert_eq!(event["attributes"]["partner_id"], p.id.to_string());
+    assert_eq!(event["attributes"]["partner_id"], p.id);
+    assert_eq!(event["attributes"]["event_type"], "partner.updated");
     assert_eq!(
         event["attributes"]["changed_fields"],
         serde_json::json!(["name"])
@@ -331,11 +332,10 @@ async fn a_partners_events_arrive_in_order_and_an_endpoint_gets_at_most_its_shar
         t.rename(p.id, &format!("{} renamed", p.name)).await;
     }
     let got = receiver.wait_for(8, Duration::from_secs(10)).await;
-    let first = partners[0].id.to_string();
     let sequences: Vec<i64> = got
         .iter()
         .map(|r| r.json())
-        .filter(|b| b["data"]["attributes"]["partner_id"] == first.as_str())
+        .filter(|b| b["data"]["attributes"]["partner_id"] == partners[0].id)
         .filter_map(|b| b["sequence"].as_i64())
         .collect();
     assert_eq!(

@@ -122,6 +122,18 @@ fn scalar(name: &str) -> Option<Parameter> {
             .example(Some("crm-1,crm-2".into()))
         }
         "page" => query(name, "Page number, from 1.", int32(1, 1)),
+        "after" => query(
+            name,
+            "Events with a larger sequence: 0 (the default) for the oldest retained event, \
+             then `meta.next_after` of the previous page (`links.next` carries it).",
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::Custom("int64".into())))
+                .minimum(Some(0))
+                .maximum(Some(i64::MAX))
+                .default(Some(0.into())),
+        ),
+        "limit" => query(name, "Page size.", int32(1, 100).maximum(Some(1000))),
         "per_page" => query(name, "Page size.", int32(1, 25).maximum(Some(100))),
         "sort" => query(
             name,
@@ -152,6 +164,25 @@ fn array_filter(filter: &str) -> Option<Parameter> {
             ObjectBuilder::new()
                 .schema_type(Type::String)
                 .pattern(Some("^[A-Za-z]{2}$")),
+        ),
+        "type" => (
+            "Only events of these types.",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(
+                    crate::model::change::ChangeKind::ALL
+                        .iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>(),
+                )),
+        ),
+        "partner_id" => (
+            "Only events of these partners (at most 100).",
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::Custom("int64".into())))
+                .minimum(Some(1))
+                .maximum(Some(i64::MAX)),
         ),
         "status" => (
             "Partners with any of these statuses.",

@@ -1,6 +1,6 @@
 //! The schemas of the documents the gateway answers: a partner resource and its attributes,
-//! relationships and included resources, the single-partner and list documents, and the click
-//! event document. They describe what `document.rs` renders.
+//! relationships and included resources, the single-partner and list documents, the click
+//! event document, and the change events' feed page. They describe what `document.rs` renders.
 
 use std::borrow::Cow;
 
@@ -295,5 +295,107 @@ schema!(
             .into(),
         ),
     ]))
+    .into()
+);
+
+schema!(
+    /// A change event's type (the spellings of `crate::model::change::ChangeKind`).
+    PartnerEventType = string()
+        .description(Some("What changed."))
+        .enum_values(Some(
+            crate::model::change::ChangeKind::ALL
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+        ))
+        .into()
+);
+
+schema!(
+    /// A change event.
+    PartnerEvent = object([
+        ("id", numeric_id().into()),
+        ("type", constant("partner_events").into()),
+        (
+            "attributes",
+            object([
+                (
+                    "sequence",
+                    format(typed(Type::Integer), "int64").minimum(Some(1)).into(),
+                ),
+                ("event_type", reference::<PartnerEventType>()),
+                (
+                    "partner_id",
+                    format(typed(Type::Integer), "int64").minimum(Some(1)).into(),
+                ),
+                (
+                    "business_uuid",
+                    OneOfBuilder::new()
+                        .description(Some(
+                            "The business the change is scoped to (integrations, preferences, \
+                             user links).",
+                        ))
+                        .item(uuid())
+                        .item(null())
+                        .into(),
+                ),
+                (
+                    "user_uuid",
+                    OneOfBuilder::new()
+                        .description(Some("The user linked or unlinked (`partner_user.*`)."))
+                        .item(uuid())
+                        .item(null())
+                        .into(),
+                ),
+                ("occurred_at", date_time().into()),
+                (
+                    "changed_fields",
+                    strings()
+                        .description(Some("For `partner.updated`: the attributes that changed."))
+                        .into(),
+                ),
+                (
+                    "partner",
+                    OneOfBuilder::new()
+                        .description(Some(
+                            "For `partner.*`: the partner as it was after the change, without a \
+                             business in context.",
+                        ))
+                        .item(reference::<Partner>())
+                        .item(null())
+                        .into(),
+                ),
+            ])
+            .into(),
+        ),
+        (
+            "relationships",
+            object([("partner", data(reference::<PartnerIdentifier>()).into())]).into(),
+        ),
+    ])
+    .into()
+);
+
+schema!(
+    /// A page of change events; `links.next` is the next page's URL (the cursor).
+    PartnerEventList = object([
+        ("data", ArrayBuilder::new().items(reference::<PartnerEvent>()).into()),
+        (
+            "meta",
+            object([(
+                "next_after",
+                format(typed(Type::Integer), "int64").minimum(Some(0)).into(),
+            )])
+            .into(),
+        ),
+        (
+            "links",
+            object([
+                ("self", format(string(), "uri-reference").into()),
+                ("next", format(string(), "uri-reference").into()),
+            ])
+            .into(),
+        ),
+    ])
     .into()
 );

@@ -1,13 +1,15 @@
 //! The gateway's routes, one file per domain: the three lists, one partner, a batch of partners,
-//! click events, user connections, the admin writes, and the operations endpoints. Each handler
-//! carries its `#[utoipa::path]`; `super::api` registers them with `routes!`, which adds each to
-//! the router and to the OpenAPI document at once. This file holds what the handlers share: the
-//! JSON:API response helpers, the documented-parameter declarations and the 404/405 fallbacks.
+//! click events, user connections, the admin writes, the change events' feed, the webhooks, and
+//! the operations endpoints. Each handler carries its `#[utoipa::path]`; `super::api` registers
+//! them with `routes!`, which adds each to the router and to the OpenAPI document at once. This
+//! file holds what the handlers share: the JSON:API response helpers, the documented-parameter
+//! declarations and the 404/405 fallbacks.
 
 pub mod admin;
 pub mod batch;
 pub mod clicks;
 pub mod connect;
+pub mod events;
 pub mod health;
 pub mod lists;
 pub mod partner;

@@ -64,6 +64,18 @@ fn service_and_method(path: &str) -> (&str, &str) {
         .unwrap_or(("", path))
 }
 
+/// The server-streaming methods; every other RPC here is unary.
+const SERVER_STREAMING: [&str; 1] = ["/partners.v1.PartnerEventService/WatchPartnerEvents"];
+
+/// The `grpc_type` label of the method at `path` (go-grpc-prometheus's spelling).
+fn grpc_type(path: &str) -> &'static str {
+    if SERVER_STREAMING.contains(&path) {
+        "server_stream"
+    } else {
+        "unary"
+    }
+}
+
 /// Most methods whose metric handles are kept (the services' methods; a client calling made-up
 /// paths cannot grow the map past it, its calls are then recorded without the cache).
 const CACHED_METHODS: usize = 64;
@@ -88,9 +100,8 @@ struct MethodMetrics {
 impl MethodMetrics {
     fn new(path: &str) -> MethodMetrics {
         let (service, method) = service_and_method(path);
-        // Every RPC here is unary.
         let labels = vec![
-            metrics::Label::new("grpc_type", "unary"),
+            metrics::Label::new("grpc_type", grpc_type(path)),
             metrics::Label::new("grpc_service", service.to_owned()),
             metrics::Label::new("grpc_method", method.to_owned()),
         ];

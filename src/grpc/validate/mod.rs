@@ -1,8 +1,9 @@
 //! Request validation: the one place where wire requests become domain values, each a named type
-//! built by `TryFrom<&pb::…>` ([`lists`], [`partner`], [`admin`]). Every check reports a field
+//! built by `TryFrom<&pb::…>` ([`lists`], [`partner`], [`admin`], [`events`]). Every check reports a field
 //! violation naming the request field; all violations of a request are reported together.
 
 pub mod admin;
+pub mod events;
 pub mod lists;
 pub mod partner;
 pub mod webhooks;
@@ -16,6 +17,7 @@ pub use admin::{
     BusinessUpsert, IntegrationSet, PartnerCreate, PartnerUpdate, PartnerUpsert, PreferenceSet,
     UserUpsert,
 };
+pub use events::EventQuery;
 pub use lists::ListRequest;
 pub use partner::{BatchRead, ClickRequest, MAX_BATCH_KEYS, PartnerRead, partner_id};
 

@@ -4,7 +4,8 @@
 //! database snapshot and lays them over the copy ([`View::apply`]): one partner's row, one
 //! business's preference set, never a full reload for a routine write. It also reads every
 //! [`CATCH_UP`] and whenever a list found the copy behind, so a lost notification (its
-//! connection cut) only delays.
+//! connection cut) only delays. Each notification also wakes the change events' tail reader
+//! (`crate::serving::events`), so the process keeps one listener however many streams watch.
 //!
 //! A full load happens only at start, when a write skipped the triggers (`reset_version`), when
 //! the copy fell behind the log's retention, or when a batch is larger than [`MAX_BATCH`].
@@ -139,14 +140,20 @@ fn follow(url: &str, watchdog: &Watchdog, inner: &Weak<Inner>) {
         };
         let mut woken = lists.wanted.swap(false, Ordering::AcqRel);
         let mut broken = false;
+        let mut notified = false;
         for notification in c.notifications_iter() {
             match notification {
-                Ok(_) => woken = true,
+                Ok(_) => notified = true,
                 Err(_) => {
                     broken = true;
                     break;
                 }
             }
+        }
+        if notified {
+            woken = true;
+            // The change events' tail reader reads the log at once (it has no listener).
+            lists.log_moved.send_modify(|n| *n = n.wrapping_add(1));
         }
         if broken {
             tracing::debug!("change-log follower: connection lost, reconnecting");

@@ -109,6 +109,9 @@ struct Inner {
     preferences: PreferenceCache,
     /// Finished looks at the log (successful or not).
     attempts: watch::Sender<u64>,
+    /// Moves on every notification the follower hears: something committed to the log (the
+    /// change events' tail reader waits on it, `crate::serving::events`).
+    log_moved: watch::Sender<u64>,
 }
 
 impl Inner {
@@ -156,6 +159,7 @@ impl Lists {
             stats: FollowStats::default(),
             preferences: PreferenceCache::default(),
             attempts: watch::Sender::new(0),
+            log_moved: watch::Sender::new(0),
         });
         if enabled {
             follower::start(&db, &inner);
@@ -171,6 +175,12 @@ impl Lists {
             let _ = tokio::time::timeout(limit, attempts.wait_for(|n| *n > 0)).await;
         }
         self.version().is_some()
+    }
+
+    /// A receiver that changes whenever the follower hears a commit to the change log (the
+    /// process's one LISTEN connection); `None` when the copy, and so the follower, is off.
+    pub fn log_moved(&self) -> Option<watch::Receiver<u64>> {
+        self.inner.enabled.then(|| self.inner.log_moved.subscribe())
     }
 
     /// Counters since start.

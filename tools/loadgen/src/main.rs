@@ -21,6 +21,8 @@
 //!     --database-url postgres://postgres@127.0.0.1/partners_bench_1m
 //! cargo run -p loadgen --release -- run --skip-seed \
 //!     --database-url postgres://postgres@127.0.0.1/partners_bench_1m
+//! # The change events: watch latency with 200 watchers, write cost of the partner snapshot.
+//! cargo run -p loadgen --release -- events
 //! # The data set alone; the EXPLAIN plans alone.
 //! cargo run -p loadgen --release -- seed
 //! cargo run -p loadgen --release -- plans
@@ -31,7 +33,7 @@
 //! `sampling` (RSS and CPU from /proc), `scenarios` (what each row's callers send), `open_loop`
 //! (calls at a fixed rate behind a row), `changing` (the rows of a changing directory), `pgbench`
 //! (baselines, floor, ceiling, sweep), `plans` (EXPLAIN to a file), `targets` (verdicts, click
-//! bound), `report` (tables), `run` (one run, in order); the data generator and the service's
+//! bound), `report` (tables), `run` (one run, in order), `events` (the change events' figures); the data generator and the service's
 //! SQL are in the library (`loadgen::data`, `loadgen::service_sql`).
 
 use std::path::PathBuf;
@@ -44,6 +46,7 @@ use tracing_subscriber::EnvFilter;
 mod changing;
 mod closed_loop;
 mod database;
+mod events;
 mod open_loop;
 mod pgbench;
 mod plans;
@@ -78,6 +81,9 @@ enum Command {
     /// Write EXPLAIN (ANALYZE, BUFFERS) of the scenarios' SQL on the loaded data to a file
     /// (creates fresh keys; no server, no load).
     Plans(PlansArgs),
+    /// The change events' figures on a database of their own: watch-stream latency with many
+    /// watchers, and UpdatePartner latency with and without the partner snapshot's trigger.
+    Events(events::EventsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -162,6 +168,7 @@ fn main() -> ExitCode {
         Command::Seed(args) => seed(&args),
         Command::Run(args) => run::run(&Settings::from_args(args)),
         Command::Plans(args) => plans_only(&args),
+        Command::Events(args) => events::run(&args),
     };
     match result {
         Ok(code) => code,
