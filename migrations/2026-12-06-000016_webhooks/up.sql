@@ -44,9 +44,10 @@ CREATE TABLE webhook_deliveries (
     delivered_at    TIMESTAMPTZ,
     UNIQUE (endpoint_id, sequence)
 );
--- The attempts due, and the ordering check (an earlier pending event of the same partner first).
-CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at)
-    WHERE state = 'pending';
+-- The attempts due, in order (a partner's event waiting for its predecessor has
+-- next_attempt_at = infinity until that one ends), and the partner's next event to release.
+CREATE INDEX webhook_deliveries_due_idx
+    ON webhook_deliveries (endpoint_id, next_attempt_at, sequence) WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_partner_idx ON webhook_deliveries (endpoint_id, partner_id, sequence)
     WHERE state = 'pending';
 -- The attempts in flight per endpoint (leased: a few at most, however long the backlog).

@@ -2,9 +2,19 @@
 //! after the log's position at its creation ([`Endpoint::after_sequence`]); [`fan_out`] turns new
 //! changes into one delivery per matching endpoint (one replica at a time, under the dispatch
 //! state's row lock); [`claim`] leases due attempts to one replica (`FOR UPDATE SKIP LOCKED`),
-//! never an event of a partner while an earlier one of the same partner to the same endpoint is
-//! pending, and at most a given number in flight per endpoint; [`record`] stores an attempt's
-//! outcome. A lease that runs out (its replica died) makes the attempt due again.
+//! at most a given number in flight per endpoint; [`record`] stores an attempt's outcome. A lease
+//! that runs out (its replica died) makes the attempt due again.
+//!
+//! A partner's events to an endpoint go in sequence order: an event made while an earlier one of
+//! the same partner to the same endpoint is pending waits (`next_attempt_at` = infinity), and the
+//! outcome that ends the earlier one (delivered or failed) makes the next one due. So the due
+//! attempts are one range of an index, whatever the backlog.
+//!
+//! The three commit with `synchronous_commit = off` ([`without_flush`]): a Postgres crash may lose
+//! their last fraction of a second, and each loss only repeats work (a fan-out pass runs again;
+//! a lease taken is not, so the attempt is made again; an outcome is not, so a delivered event may
+//! be sent again), which at-least-once delivery allows. Waiting for the WAL flush twice per
+//! attempt would bound an endpoint's deliveries by the disk's flush rate.
 
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
@@ -251,7 +261,7 @@ pub fn fan_out(
     limit: i64,
     payload: &dyn Fn(&Event) -> serde_json::Value,
 ) -> QueryResult<usize> {
-    conn.transaction(|conn| {
+    without_flush(conn, |conn| {
         let Some(position) = diesel::sql_query(
             "SELECT last_sequence FROM webhook_dispatch_state FOR UPDATE SKIP LOCKED",
         )
@@ -300,7 +310,11 @@ pub fn fan_out(
             let body = payload(change);
             diesel::sql_query(
                 "INSERT INTO webhook_deliveries (endpoint_id, sequence, event_type, partner_id, \
-                 message_id, payload) SELECT e, $2, $3, $4, 'msg_' || e || '_' || $2, $5 \
+                 message_id, payload, next_attempt_at) \
+                 SELECT e, $2, $3, $4, 'msg_' || e || '_' || $2, $5, \
+                   CASE WHEN EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.endpoint_id = e \
+                     AND p.partner_id = $4 AND p.state = 'pending' AND p.sequence < $2) \
+                   THEN 'infinity'::timestamptz ELSE now() END \
                  FROM unnest($1::bigint[]) AS e ON CONFLICT (endpoint_id, sequence) DO NOTHING",
             )
             .bind::<Array<BigInt>, _>(&takers)
@@ -349,30 +363,35 @@ pub fn claim(
     per_endpoint: i64,
     lease_secs: i64,
 ) -> QueryResult<Vec<Attempt>> {
+    without_flush(conn, |conn| {
+        claim_sql(conn, limit, per_endpoint, lease_secs)
+    })
+}
+
+fn claim_sql(
+    conn: &mut PgConnection,
+    limit: i64,
+    per_endpoint: i64,
+    lease_secs: i64,
+) -> QueryResult<Vec<Attempt>> {
     diesel::sql_query(
-        "WITH due AS ( \
-           SELECT d.id, d.endpoint_id, d.sequence FROM webhook_deliveries d \
-           JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.paused_reason IS NULL \
-           WHERE d.state = 'pending' AND d.next_attempt_at <= now() \
-             AND (d.leased_until IS NULL OR d.leased_until < now()) \
-             AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p \
-               WHERE p.endpoint_id = d.endpoint_id AND p.partner_id = d.partner_id \
-                 AND p.state = 'pending' AND p.sequence < d.sequence) \
-           ORDER BY d.next_attempt_at, d.sequence LIMIT $1 \
-           FOR UPDATE OF d SKIP LOCKED), \
-         busy AS ( \
-           SELECT endpoint_id, count(*) AS n FROM webhook_deliveries \
-           WHERE state = 'pending' AND leased_until > now() \
-             AND endpoint_id IN (SELECT endpoint_id FROM due) \
-           GROUP BY endpoint_id), \
-         ranked AS ( \
-           SELECT due.id, row_number() OVER (PARTITION BY due.endpoint_id ORDER BY due.sequence) \
-             + coalesce(busy.n, 0) AS slot \
-           FROM due LEFT JOIN busy USING (endpoint_id)) \
+        "WITH room AS ( \
+           SELECT e.id AS endpoint_id, $2 - (SELECT count(*) FROM webhook_deliveries l \
+             WHERE l.endpoint_id = e.id AND l.state = 'pending' AND l.leased_until > now()) AS free \
+           FROM webhook_endpoints e WHERE e.paused_reason IS NULL), \
+         due AS ( \
+           SELECT c.id FROM room CROSS JOIN LATERAL ( \
+             SELECT d.id FROM webhook_deliveries d \
+             WHERE d.endpoint_id = room.endpoint_id AND d.state = 'pending' \
+               AND d.next_attempt_at <= now() \
+               AND (d.leased_until IS NULL OR d.leased_until < now()) \
+             ORDER BY d.next_attempt_at, d.sequence LIMIT greatest(room.free, 0) \
+             FOR UPDATE SKIP LOCKED) c \
+           LIMIT $1) \
          UPDATE webhook_deliveries d \
          SET leased_until = now() + make_interval(secs => $3), attempts = d.attempts + 1 \
-         FROM ranked r, webhook_endpoints e \
-         WHERE d.id = r.id AND r.slot <= $2 AND e.id = d.endpoint_id \
+         FROM due, webhook_endpoints e \
+         WHERE d.id = due.id AND e.id = d.endpoint_id \
          RETURNING d.id, d.endpoint_id, d.message_id, d.payload::text AS payload, d.attempts, \
            e.url, e.secret, \
            CASE WHEN e.previous_secret_until > now() THEN e.previous_secret END AS previous_secret",
@@ -408,7 +427,7 @@ pub fn record(
     outcome: &Outcome,
     pause_after_secs: i64,
 ) -> QueryResult<()> {
-    conn.transaction(|conn| {
+    without_flush(conn, |conn| {
         let (state, status, error, delay) = match outcome {
             Outcome::Delivered { status } => ("delivered", Some(*status), None, 0.0),
             Outcome::Retry {
@@ -429,6 +448,18 @@ pub fn record(
         .bind::<Nullable<Text>, _>(error)
         .bind::<diesel::sql_types::Double, _>(delay)
         .execute(conn)?;
+        if state != "pending" {
+            // The partner's next event to this endpoint may go now.
+            diesel::sql_query(
+                "UPDATE webhook_deliveries SET next_attempt_at = now() WHERE id = ( \
+                   SELECT n.id FROM webhook_deliveries d JOIN webhook_deliveries n \
+                     ON n.endpoint_id = d.endpoint_id AND n.partner_id = d.partner_id \
+                   WHERE d.id = $1 AND n.state = 'pending' AND n.sequence > d.sequence \
+                   ORDER BY n.sequence LIMIT 1) AND next_attempt_at = 'infinity'",
+            )
+            .bind::<BigInt, _>(id)
+            .execute(conn)?;
+        }
         if state == "delivered" {
             diesel::sql_query(
                 "UPDATE webhook_endpoints SET failing_since = NULL \
@@ -448,5 +479,17 @@ pub fn record(
             .execute(conn)?;
         }
         Ok(())
+    })
+}
+
+/// Runs `f` in a transaction that commits without waiting for the WAL flush (see the module
+/// documentation for why that is safe here).
+fn without_flush<T>(
+    conn: &mut PgConnection,
+    f: impl FnOnce(&mut PgConnection) -> QueryResult<T>,
+) -> QueryResult<T> {
+    conn.transaction(|conn| {
+        diesel::sql_query("SET LOCAL synchronous_commit = off").execute(conn)?;
+        f(conn)
     })
 }
