@@ -7,6 +7,9 @@
 #
 #     cargo build --release && bash scripts/traces-overhead.sh [BINARY] [PAIRS] [SECONDS]
 #
+# SAMPLER and SAMPLER_ARG set the sampler of the "on" runs (default always_on; e.g.
+# SAMPLER=traceidratio SAMPLER_ARG=0.1 samples one call in ten).
+#
 # Needs h2load and wrk (apt-get install nghttp2-client wrk), and the PyPI packages grpcio and
 # opentelemetry-proto for the sink.
 set -euo pipefail
@@ -40,7 +43,8 @@ cleanup() {
 trap cleanup EXIT
 start() { # $1: on|off
   if [ "$1" = on ]; then
-    OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK" OTEL_TRACES_SAMPLER=always_on \
+    OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK" OTEL_TRACES_SAMPLER="${SAMPLER:-always_on}" \
+      OTEL_TRACES_SAMPLER_ARG="${SAMPLER_ARG:-1.0}" \
       "$BIN" serve --grpc-addr "127.0.0.1:$GRPC" --http-addr "127.0.0.1:$HTTP" \
       --metrics-addr off --shutdown-delay-ms 0 >"$TMP/serve.log" 2>&1 &
   else

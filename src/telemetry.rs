@@ -219,7 +219,8 @@ impl Injector for Metadata<'_> {
 }
 
 /// Makes `span` (just made, with an empty `trace_id` field) the child of the trace context in
-/// `headers`, if they carry a valid one, and records its trace id. Does nothing with traces off.
+/// `headers`, if they carry a valid one, and records its trace id when the trace is sampled. Does
+/// nothing with traces off.
 pub fn continue_trace(span: &Span, headers: &http::HeaderMap) {
     if !tracing_enabled() || span.is_disabled() {
         return;
@@ -230,7 +231,8 @@ pub fn continue_trace(span: &Span, headers: &http::HeaderMap) {
     }
     let context = span.context();
     let span_context = context.span().span_context().clone();
-    if span_context.is_valid() {
+    // A trace that is not sampled is not kept anywhere: its id would name nothing.
+    if span_context.is_sampled() {
         span.record(
             "trace_id",
             field::display(span_context.trace_id().to_string()),
@@ -260,7 +262,7 @@ pub fn span_for_blocking() -> Span {
     }
 }
 
-/// Diesel instrumentation making one `db.query` span per statement run inside a span (a
+/// Diesel instrumentation making one `db.query` span per statement run inside a sampled trace (a
 /// statement of a background task outside any span is not traced). Installed on pooled
 /// connections with traces on.
 #[derive(Debug, Default)]
@@ -272,7 +274,10 @@ impl Instrumentation for QuerySpans {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         match event {
             InstrumentationEvent::StartQuery { query, .. } => {
-                if Span::current().is_none() {
+                // Only inside a call's span, and only when its trace is sampled: rendering the
+                // statement costs more than the statement's round trip on a point read.
+                let parent = Span::current();
+                if parent.is_none() || !parent.context().span().span_context().is_sampled() {
                     return;
                 }
                 let span = tracing::debug_span!(
