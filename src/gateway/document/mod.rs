@@ -13,12 +13,15 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
+mod events;
+pub use events::{EventListDocument, event_list_document, event_resource_json};
+
 use crate::grpc::convert::{self, struct_to_json};
 use crate::grpc::pb;
 use crate::model::partner::Includes;
 use crate::model::{EventType, IntegrationStatus, PartnerStatus};
 
-fn time(ts: &Option<prost_types::Timestamp>) -> Option<String> {
+pub(super) fn time(ts: &Option<prost_types::Timestamp>) -> Option<String> {
     ts.as_ref()
         .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
@@ -51,7 +54,7 @@ pub fn event_type_value(name: &str) -> i32 {
 
 /// A resource linkage: `{"id": …, "type": …}`.
 #[derive(Serialize)]
-struct Linkage<'a> {
+pub(super) struct Linkage<'a> {
     id: String,
     #[serde(rename = "type")]
     kind: &'a str,
@@ -113,7 +116,7 @@ struct PartnerAttributes<'a> {
 }
 
 #[derive(Serialize)]
-struct PartnerResource<'a> {
+pub(super) struct PartnerResource<'a> {
     attributes: PartnerAttributes<'a>,
     id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -153,7 +156,7 @@ struct IncludedResource<'a> {
 
 /// Collects included resources once each.
 #[derive(Default)]
-struct IncludedSet<'a> {
+pub(super) struct IncludedSet<'a> {
     seen: HashSet<(&'static str, String)>,
     items: Vec<IncludedResource<'a>>,
 }
@@ -175,7 +178,7 @@ impl<'a> IncludedSet<'a> {
     }
 }
 
-fn partner_resource<'a>(
+pub(super) fn partner_resource<'a>(
     p: &'a pb::Partner,
     included: Includes,
     set: &mut IncludedSet<'a>,
@@ -420,113 +423,6 @@ pub fn click_event_document(e: &pb::ClickEvent) -> Value {
             },
         }
     })
-}
-
-#[derive(Serialize)]
-struct EventAttributes<'a> {
-    business_uuid: Option<&'a str>,
-    changed_fields: &'a [String],
-    event_type: &'a str,
-    occurred_at: Option<String>,
-    partner: Option<PartnerResource<'a>>,
-    partner_id: i64,
-    sequence: i64,
-    user_uuid: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct EventRelationships {
-    partner: ToOne,
-}
-
-#[derive(Serialize)]
-struct ToOne {
-    data: Linkage<'static>,
-}
-
-#[derive(Serialize)]
-struct EventResource<'a> {
-    attributes: EventAttributes<'a>,
-    id: String,
-    relationships: EventRelationships,
-    #[serde(rename = "type")]
-    kind: &'static str,
-}
-
-#[derive(Serialize)]
-struct EventLinks {
-    next: String,
-    #[serde(rename = "self")]
-    this: String,
-}
-
-#[derive(Serialize)]
-struct EventMeta {
-    next_after: i64,
-}
-
-/// A page of the change events' feed.
-#[derive(Serialize)]
-pub struct EventListDocument<'a> {
-    data: Vec<EventResource<'a>>,
-    links: EventLinks,
-    meta: EventMeta,
-}
-
-/// A page of change events; `link` builds the URL of the page after a sequence (`self` is the
-/// page after `after`, `next` the one after `next_after`). A `partner.*` event's `partner` is
-/// the partner resource as GetPartner answers it without a business in context.
-pub fn event_list_document<'a>(
-    events: &'a [pb::PartnerEvent],
-    after: i64,
-    next_after: i64,
-    link: &dyn Fn(i64) -> String,
-) -> EventListDocument<'a> {
-    EventListDocument {
-        data: events.iter().map(event_resource).collect(),
-        links: EventLinks {
-            next: link(next_after),
-            this: link(after),
-        },
-        meta: EventMeta { next_after },
-    }
-}
-
-/// One change event as a JSON:API `partner_events` resource (the `data` of a webhook's body).
-pub fn event_resource_json(event: &pb::PartnerEvent) -> Value {
-    serde_json::to_value(event_resource(event)).unwrap_or(Value::Null)
-}
-
-/// A change event's resource.
-fn event_resource(e: &pb::PartnerEvent) -> EventResource<'_> {
-    fn non_empty(s: &str) -> Option<&str> {
-        (!s.is_empty()).then_some(s)
-    }
-    EventResource {
-        attributes: EventAttributes {
-            business_uuid: non_empty(&e.business_uuid),
-            changed_fields: &e.changed_fields,
-            event_type: &e.r#type,
-            occurred_at: time(&e.occurred_at),
-            partner: e
-                .partner
-                .as_ref()
-                .map(|p| partner_resource(p, Includes::default(), &mut IncludedSet::default())),
-            partner_id: e.partner_id,
-            sequence: e.sequence,
-            user_uuid: non_empty(&e.user_uuid),
-        },
-        id: e.sequence.to_string(),
-        relationships: EventRelationships {
-            partner: ToOne {
-                data: Linkage {
-                    id: e.partner_id.to_string(),
-                    kind: "partner",
-                },
-            },
-        },
-        kind: "partner_events",
-    }
 }
 
 #[cfg(test)]
