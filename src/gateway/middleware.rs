@@ -294,6 +294,9 @@ mod tests {
             .with_writer(move || sink.clone())
             .finish();
         let _guard = tracing::subscriber::set_default(subscriber);
+        // Another test's thread may have met the request span's callsite while no subscriber
+        // wanted it, and cached "never" for it: ask every callsite again, now that this one does.
+        tracing::callsite::rebuild_interest_cache();
         let request = Request::get("/api/v1/partners/4242?include=users")
             .header(header::AUTHORIZATION, "Bearer pk_abcd_secretsecret")
             .header(X_REQUEST_ID, "logged-1")
