@@ -1,8 +1,7 @@
 //! Logs of the real binary (JSON format, debug level): one line per RPC with method, code and
 //! duration, and never an API key or its secret.
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use partners::grpc::pb;
@@ -15,37 +14,16 @@ use crate::support::*;
 async fn json_logs_name_each_rpc_and_never_contain_keys() {
     let t = TestApp::start().await;
     let p = t.simple_partner("Logged", &["pos"]).await;
-    let ports = free_ports(2);
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_partners"))
-        .args([
-            "serve",
-            "--no-migrate",
-            "--grpc-addr",
-            &format!("127.0.0.1:{}", ports[0]),
-            "--http-addr",
-            &format!("127.0.0.1:{}", ports[1]),
-        ])
-        .env("DATABASE_URL", &t.db.url)
-        .env("PARTNERS_LOG_FORMAT", "json")
-        .env("PARTNERS_METRICS_ADDR", "off")
-        .env("PARTNERS_SHUTDOWN_DELAY_MS", "0")
-        .env("RUST_LOG", "debug")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let served = spawn_serve(
+        &t.db.url,
+        &[("PARTNERS_LOG_FORMAT", "json"), ("RUST_LOG", "debug")],
+        true,
+    )
+    .await;
+    let mut child = served.child;
+    let ports = [served.grpc_port, served.http_port];
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{}", ports[1]);
-    let started = Instant::now();
-    while !http
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(started.elapsed() < Duration::from_secs(20), "not ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let mut client = PartnerServiceClient::connect(format!("http://127.0.0.1:{}", ports[0]))
         .await
         .expect("connect");

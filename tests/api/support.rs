@@ -479,3 +479,59 @@ pub fn free_ports(n: usize) -> Vec<u16> {
         })
         .collect()
 }
+
+/// A `partners serve` of this build, started by [`spawn_serve`].
+pub struct Served {
+    pub child: tokio::process::Child,
+    pub grpc_port: u16,
+    pub http_port: u16,
+}
+
+/// Starts `partners serve --no-migrate` on `db_url` on free ports (metrics off, no shutdown
+/// delay) with the extra environment `envs`, stderr piped when `capture_stderr`; answers once
+/// its `/readyz` succeeds (at most 20 s). The process is killed if dropped.
+pub async fn spawn_serve(db_url: &str, envs: &[(&str, &str)], capture_stderr: bool) -> Served {
+    let ports = free_ports(2);
+    let stderr = if capture_stderr {
+        std::process::Stdio::piped()
+    } else {
+        std::process::Stdio::null()
+    };
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_partners"))
+        .args([
+            "serve",
+            "--no-migrate",
+            "--grpc-addr",
+            &format!("127.0.0.1:{}", ports[0]),
+            "--http-addr",
+            &format!("127.0.0.1:{}", ports[1]),
+        ])
+        .env("DATABASE_URL", db_url)
+        .env("PARTNERS_METRICS_ADDR", "off")
+        .env("PARTNERS_SHUTDOWN_DELAY_MS", "0")
+        .envs(envs.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn partners serve");
+    let http = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    while !http
+        .get(format!("http://127.0.0.1:{}/readyz", ports[1]))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "not ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Served {
+        child,
+        grpc_port: ports[0],
+        http_port: ports[1],
+    }
+}

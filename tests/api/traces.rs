@@ -144,40 +144,23 @@ async fn a_rest_call_is_one_trace_from_the_clients_span_to_the_statements() {
     let p = t.simple_partner("Traced", &["pos"]).await;
     let receiver = Receiver::default();
     let otlp = receiver.start().await;
-    let ports = free_ports(2);
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_partners"))
-        .args([
-            "serve",
-            "--no-migrate",
-            "--grpc-addr",
-            &format!("127.0.0.1:{}", ports[0]),
-            "--http-addr",
-            &format!("127.0.0.1:{}", ports[1]),
-        ])
-        .env("DATABASE_URL", &t.db.url)
-        .env("PARTNERS_LOG_FORMAT", "json")
-        .env("PARTNERS_METRICS_ADDR", "off")
-        .env("PARTNERS_SHUTDOWN_DELAY_MS", "0")
-        .env("RUST_LOG", "info")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}"))
-        .env("OTEL_SERVICE_NAME", "partners-under-test")
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let endpoint = format!("http://{otlp}");
+    let served = spawn_serve(
+        &t.db.url,
+        &[
+            ("PARTNERS_LOG_FORMAT", "json"),
+            ("RUST_LOG", "info"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_SERVICE_NAME", "partners-under-test"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+        true,
+    )
+    .await;
+    let mut child = served.child;
+    let ports = [served.grpc_port, served.http_port];
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{}", ports[1]);
-    let started = Instant::now();
-    while !http
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(started.elapsed() < Duration::from_secs(20), "not ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 
     // REST, with an include (its statements run in the call) and a tracestate.
     let trace_a = "4bf92f3577b34da6a3ce929d0e0e4736";

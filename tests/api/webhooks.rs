@@ -5,7 +5,6 @@
 //! servers deliver each attempt once.
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -511,40 +510,19 @@ async fn endpoints_are_for_service_keys_and_public_https_targets() {
 
 /// Starts `partners serve` on `db_url` with webhooks to internal targets allowed.
 async fn serve(db_url: &str, timeout_ms: u64) -> (tokio::process::Child, u16) {
-    let ports = free_ports(2);
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_partners"))
-        .args([
-            "serve",
-            "--no-migrate",
-            "--grpc-addr",
-            &format!("127.0.0.1:{}", ports[0]),
-            "--http-addr",
-            &format!("127.0.0.1:{}", ports[1]),
-        ])
-        .env("DATABASE_URL", db_url)
-        .env("PARTNERS_METRICS_ADDR", "off")
-        .env("PARTNERS_SHUTDOWN_DELAY_MS", "0")
-        .env("PARTNERS_WEBHOOK_ALLOW_INSECURE_TARGETS", "true")
-        .env("PARTNERS_WEBHOOK_TIMEOUT_MS", timeout_ms.to_string())
-        .env("PARTNERS_WEBHOOK_RETRY_SCHEDULE", "100ms,100ms,100ms")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn");
-    let http = reqwest::Client::new();
-    let started = Instant::now();
-    while !http
-        .get(format!("http://127.0.0.1:{}/readyz", ports[1]))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(started.elapsed() < Duration::from_secs(20), "not ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    (child, ports[0])
+    let timeout = timeout_ms.to_string();
+    let served = spawn_serve(
+        db_url,
+        &[
+            ("PARTNERS_WEBHOOK_ALLOW_INSECURE_TARGETS", "true"),
+            ("PARTNERS_WEBHOOK_TIMEOUT_MS", &timeout),
+            ("PARTNERS_WEBHOOK_RETRY_SCHEDULE", "100ms,100ms,100ms"),
+            ("RUST_LOG", "warn"),
+        ],
+        false,
+    )
+    .await;
+    (served.child, served.grpc_port)
 }
 
 /// Renames partner `id` through the gRPC server on `port`.
