@@ -4,6 +4,7 @@
 //! ([`targets`]). The state lives in Postgres (`crate::model::webhook`, migration 16).
 
 pub mod dispatch;
+pub mod settings;
 pub mod signature;
 pub mod targets;
 
