@@ -321,6 +321,7 @@ impl RunningApp {
                     served = s.served,
                     fell_back = s.fell_back,
                     waited = s.waited,
+                    unaffected = s.unaffected,
                     loads = s.loads,
                     deltas = s.deltas,
                     changes = s.changes,

@@ -106,6 +106,7 @@ async fn render(State(scraped): State<Scraped>) -> impl IntoResponse {
     metrics::counter!("partners_lists_total", "answered_by" => "copy").absolute(lists.served);
     metrics::counter!("partners_lists_total", "answered_by" => "sql").absolute(lists.fell_back);
     metrics::counter!("partners_lists_waited_for_copy_total").absolute(lists.waited);
+    metrics::counter!("partners_lists_unaffected_by_changes_total").absolute(lists.unaffected);
     metrics::counter!("partners_lists_copy_loads_total").absolute(lists.loads);
     metrics::counter!("partners_lists_copy_changes_total").absolute(lists.changes);
     metrics::gauge!("partners_lists_copy_lag_seconds").set(lists.lag_ms as f64 / 1000.0);

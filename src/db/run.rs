@@ -93,13 +93,19 @@ impl Db {
         F: FnOnce(&mut PgConnection) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let _turn = self
-            .take_turn(
-                &self.list_permits,
-                "server busy: too many list queries waiting",
-            )
-            .await?;
+        let _turn = self.list_turn().await?;
         self.run(f).await
+    }
+
+    /// A turn in the list lane (see [`Db::run_list`]), for a list that runs more than one call
+    /// in it: held across them, a second call does not queue again behind the lists that came
+    /// after the first.
+    pub async fn list_turn(&self) -> Result<OwnedSemaphorePermit> {
+        self.take_turn(
+            &self.list_permits,
+            "server busy: too many list queries waiting",
+        )
+        .await
     }
 
     /// Waits at most the checkout timeout for a permit of `permits`, then RESOURCE_EXHAUSTED.

@@ -854,3 +854,129 @@ async fn lists_during_bursts_of_writes_equal_the_sql_path() {
     );
     other.shutdown().await.expect("stop sql-only app");
 }
+
+/// While the follower is held up (a test transaction locks the log's state table, which the
+/// follower reads first and no list reads), the copy is behind every write. A list that no
+/// change since touches is still answered by the copy, exactly as SQL answers it; a list a
+/// change does touch waits for the follower, then takes the SQL path, also exact.
+#[tokio::test]
+async fn lists_no_change_touches_are_answered_by_a_copy_behind_the_database() {
+    let t = TestApp::start().await;
+    seed(&t).await;
+    let (other, mut sql) = sql_only(&t).await;
+    until_index_is_current(&t).await;
+    until_followed(&t).await;
+    let key = t.world.user_key_a.clone();
+    let list = |sort: &str, search: &str, filter: Option<pb::ListPartnersFilter>| {
+        pb::ListPartnersRequest {
+            sort: sort.into(),
+            search: search.into(),
+            filter,
+            per_page: Some(10),
+            ..Default::default()
+        }
+    };
+    let not_preferred = Some(pb::ListPartnersFilter {
+        preferred: Some(false),
+        ..Default::default()
+    });
+    let requests = [
+        list("", "", None),                      // preferred first, then by name
+        list("name", "", None),                  // by name
+        list("", "harbor", None),                // a search
+        list("-created_at", "", None),           // the database finds the page
+        list("name", "", not_preferred.clone()), // the preference filters
+    ];
+    let compare = |sql: &mut PartnerServiceClient<Channel>, req: pb::ListPartnersRequest| {
+        let (mut copy, mut sql, key) = (t.client(), sql.clone(), key.clone());
+        async move {
+            let by_copy = copy.list_partners(with_key(req.clone(), &key)).await;
+            let by_sql = sql.list_partners(with_key(req.clone(), &key)).await;
+            let by_copy = by_copy.expect("list (copy)").into_inner();
+            assert_eq!(by_copy, by_sql.expect("list (sql)").into_inner(), "{req:?}");
+            by_copy
+        }
+    };
+    // A partner on the last page by name that business A does not prefer and whose name lacks
+    // the search term: renamed so that it keeps its place, it touches none of the lists above.
+    let by_name = compare(&mut sql, list("name", "", not_preferred.clone())).await;
+    let all = by_name.meta.expect("meta").total;
+    let last_page = i32::try_from((all + 9) / 10).expect("pages");
+    let mut last = list("name", "", not_preferred);
+    last.page = Some(last_page);
+    let last = compare(&mut sql, last).await.partners;
+    let far = last
+        .iter()
+        .rev()
+        .find(|p| !p.name.to_ascii_lowercase().contains("harbor"))
+        .expect("a partner far from every first page")
+        .clone();
+    assert!(last_page > 1, "{all} partners");
+
+    let mut holder = t.db.conn();
+    holder
+        .batch_execute("BEGIN; LOCK TABLE partner_change_state IN ACCESS EXCLUSIVE MODE")
+        .expect("hold the follower");
+    t.rename(far.id, &format!("{} z", far.name)).await;
+    let before = stats(&t);
+    for req in &requests {
+        compare(&mut sql, req.clone()).await;
+    }
+    let after = stats(&t);
+    assert_eq!(
+        after.unaffected,
+        before.unaffected + requests.len() as u64,
+        "every list answered by the copy behind the database: {after:?}"
+    );
+    assert_eq!(after.fell_back, before.fell_back, "{after:?}");
+    assert_eq!(
+        after.sequence, before.sequence,
+        "the follower is held: {after:?}"
+    );
+
+    // A partner renamed to sort first touches the lists by name: each waits for the follower,
+    // which is held, and SQL answers it.
+    let moved = by_name.partners.last().expect("a page").id;
+    t.rename(moved, "0 First").await;
+    let page = compare(&mut sql, requests[1].clone()).await;
+    assert_eq!(page.partners[0].name, "0 First");
+    let touched = stats(&t);
+    assert_eq!(touched.fell_back, after.fell_back + 1, "{touched:?}");
+    assert_eq!(touched.unaffected, after.unaffected, "{touched:?}");
+
+    holder
+        .batch_execute("COMMIT")
+        .expect("release the follower");
+    until_followed(&t).await;
+    assert_eq!(compare(&mut sql, requests[1].clone()).await, page);
+    let followed = stats(&t);
+    assert_eq!(followed.fell_back, touched.fell_back, "{followed:?}");
+    assert_eq!(followed.loads, 1, "followed, not reloaded: {followed:?}");
+    other.shutdown().await.expect("stop sql-only app");
+}
+
+/// A partner deleted outright (an operator's `DELETE`; the service only soft-deletes) leaves no
+/// change row: the statement resets the copies (migration 20), so no list is answered from a
+/// copy that still holds the partner.
+#[tokio::test]
+async fn a_partner_deleted_outright_reloads_the_copy() {
+    let t = TestApp::start().await;
+    let made = seed(&t).await;
+    until_index_is_current(&t).await;
+    let loads = stats(&t).loads;
+    let total = |page: pb::ListPartnersResponse| page.meta.expect("meta").total;
+    let before = total(search_as(&t, "", &t.world.user_key_a).await);
+    let gone = made.last().expect("partners").id;
+    t.db.conn()
+        .batch_execute(&format!(
+            "DELETE FROM partner_preferences WHERE partner_id = {gone}; \
+             DELETE FROM partners WHERE id = {gone}"
+        ))
+        .expect("delete outright");
+    assert_eq!(
+        total(search_as(&t, "", &t.world.user_key_a).await),
+        before - 1
+    );
+    until_index_is_current(&t).await;
+    assert!(stats(&t).loads > loads, "loaded in full: {:?}", stats(&t));
+}

@@ -9,7 +9,7 @@ use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
 
 use super::list::{
     preference_decides, preferred_first, push_filters, push_limit, push_order, push_page_limit,
-    push_preferred_filter,
+    push_partner_filters, push_preferred_filter,
 };
 use super::query::ListQuery;
 use super::record::{
@@ -24,7 +24,8 @@ use crate::model::PartnerStatus;
 /// the list's exact total; see `crate::search`). The statement reads `partners` alone (plus the
 /// preference when it filters), so planning it, which Postgres does on every call for a
 /// `LIMIT`/`OFFSET` with binds, is cheap; [`list_page_at`] joins the page's rows afterwards.
-pub fn guarded_page_ids_sql(q: &ListQuery, version: i64) -> Sql {
+/// Without `version`, the page as the statement's snapshot has it (see [`moved`]).
+pub fn guarded_page_ids_sql(q: &ListQuery, version: Option<i64>) -> Sql {
     let mut sql = Sql::new("SELECT p.id FROM partners p");
     if preference_decides(q) {
         push_preference_join(&mut sql, q.scope);
@@ -50,18 +51,26 @@ pub fn list_page_at(
     conn.build_transaction()
         .repeatable_read()
         .read_only()
-        .run(|conn| {
-            let ids: Vec<i64> = guarded_page_ids_sql(q, version)
-                .into_query()
-                .load::<PageId>(conn)?
-                .into_iter()
-                .map(|r| r.id)
-                .collect();
-            if ids.is_empty() {
-                return Ok(Vec::new());
-            }
-            list_known_page(conn, q, &ids, version, None)
-        })
+        .run(|conn| page_in_snapshot(conn, q, Some(version)))
+}
+
+/// [`list_page_at`]'s two statements, in the caller's transaction; without `version`, the page
+/// of the transaction's snapshot.
+pub fn page_in_snapshot(
+    conn: &mut PgConnection,
+    q: &ListQuery,
+    version: Option<i64>,
+) -> QueryResult<Vec<PartnerRecord>> {
+    let ids: Vec<i64> = guarded_page_ids_sql(q, version)
+        .into_query()
+        .load::<PageId>(conn)?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    list_known_page(conn, q, &ids, version, None)
 }
 
 #[derive(QueryableByName)]
@@ -70,10 +79,13 @@ struct PageId {
     id: i64,
 }
 
-/// The one-time filter of the guarded statements: the database is at search `version`.
-fn push_version_guard(sql: &mut Sql, version: i64) {
-    sql.push(" AND (SELECT s.version FROM partner_search_state s) = ")
-        .bind(Bind::I64(version));
+/// The one-time filter of the guarded statements: the database is at search `version` (none:
+/// no guard, for a statement whose snapshot [`moved`] vouched for).
+fn push_version_guard(sql: &mut Sql, version: Option<i64>) {
+    if let Some(version) = version {
+        sql.push(" AND (SELECT s.version FROM partner_search_state s) = ")
+            .bind(Bind::I64(version));
+    }
 }
 
 /// The page query of a list whose matching partners are already known (the search index of
@@ -100,7 +112,7 @@ pub fn candidates_page_sql(q: &ListQuery, ids: &[i64], version: i64) -> Sql {
             .bind(Bind::OptI64(q.scope.business_id));
     }
     sql.push(" WHERE TRUE");
-    push_version_guard(&mut sql, version);
+    push_version_guard(&mut sql, Some(version));
     push_preferred_filter(&mut sql, q);
     let order = if preferred_first {
         " ORDER BY (pp.partner_id IS NOT NULL) DESC, c.ord"
@@ -145,7 +157,7 @@ pub fn list_candidates(
 pub fn known_page_sql(
     q: &ListQuery,
     page_ids: &[i64],
-    version: i64,
+    version: Option<i64>,
     preferences: Option<(i64, i64)>,
 ) -> Sql {
     let mut sql = Sql::new("SELECT ");
@@ -172,12 +184,87 @@ pub fn list_known_page(
     conn: &mut PgConnection,
     q: &ListQuery,
     page_ids: &[i64],
-    version: i64,
+    version: Option<i64>,
     preferences: Option<(i64, i64)>,
 ) -> QueryResult<Vec<PartnerRecord>> {
     known_page_sql(q, page_ids, version, preferences)
         .into_query()
         .load(conn)
+}
+
+/// What moved in the database since the copy's log position, as one list sees it, read in the
+/// snapshot of the statement ([`moved_sql`]): the versions, and the partners changed since in a
+/// way a list can see (created, deleted, restored, or a filtered, searched or ordered column
+/// updated), with those of them that match the list now and those that sort before its page's
+/// last partner now. The copy's statements are guarded by one search version for the whole
+/// directory; this lets a list whose answer no change touched keep the copy's answer
+/// (`crate::serving::lists::exactness` decides), instead of waiting for the follower.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Moved {
+    #[diesel(sql_type = BigInt)]
+    pub search: i64,
+    /// The search version of the last write that left no change rows (migration 12).
+    #[diesel(sql_type = BigInt)]
+    pub reset: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub preferences: Option<i64>,
+    #[diesel(sql_type = Array<BigInt>)]
+    pub changed: Vec<i64>,
+    /// Changed partners live and matching the list's kind, filters and search now.
+    #[diesel(sql_type = Array<BigInt>)]
+    pub matching: Vec<i64>,
+    /// Changed partners whose `(name, id)` sorts before the page's last partner's now.
+    #[diesel(sql_type = Array<BigInt>)]
+    pub before_end: Vec<i64>,
+}
+
+/// The statement of [`moved`]: the changes after log position `sequence`, the preference
+/// version of `business_id`, and `end`, the page's last partner (none: no order is asked about).
+pub fn moved_sql(q: &ListQuery, sequence: i64, business_id: Option<i64>, end: Option<i64>) -> Sql {
+    let mut sql = Sql::new(
+        "WITH ch AS (SELECT coalesce(array_agg(DISTINCT c.partner_id), '{}') AS ids \
+         FROM partner_changes c WHERE c.sequence > ",
+    );
+    sql.bind(Bind::I64(sequence))
+        .push(
+            " AND (c.kind <> 'partner.updated' OR c.changed_fields && ARRAY['name', \
+             'categories', 'wholesaler_categories', 'country_codes', 'status', 'active', \
+             'deleted_at']) AND c.kind LIKE 'partner.%') \
+             SELECT s.version AS search, s.reset_version AS reset, \
+             (SELECT b.preferences_version FROM businesses b WHERE b.id = ",
+        )
+        .bind(Bind::OptI64(business_id))
+        .push(") AS preferences, ch.ids AS changed, ARRAY(SELECT p.id FROM partners p");
+    push_partner_filters(&mut sql, q, false);
+    sql.push(" AND p.id = ANY(ch.ids)) AS matching, ");
+    match end {
+        Some(end) => {
+            sql.push("ARRAY(SELECT p.id FROM partners p JOIN partners e ON e.id = ")
+                .bind(Bind::I64(end))
+                .push(
+                    " WHERE p.id = ANY(ch.ids) AND (p.name, p.id) < (e.name, e.id)) AS before_end",
+                );
+        }
+        None => {
+            sql.push("'{}'::bigint[] AS before_end");
+        }
+    }
+    sql.push(" FROM partner_search_state s, ch");
+    sql
+}
+
+/// See [`Moved`]; `None` when the search state row is missing (then nothing is vouched for).
+pub fn moved(
+    conn: &mut PgConnection,
+    q: &ListQuery,
+    sequence: i64,
+    business_id: Option<i64>,
+    end: Option<i64>,
+) -> QueryResult<Option<Moved>> {
+    moved_sql(q, sequence, business_id, end)
+        .into_query()
+        .get_result(conn)
+        .optional()
 }
 
 /// The search version and, for `business_id`, its preference version, read in one snapshot

@@ -17,7 +17,7 @@ pub(super) fn push_filters(sql: &mut Sql, q: &ListQuery) {
 
 /// The filters of `q` on `partners p`, with its preference filter (on the `pp` join) when
 /// `preference`.
-fn push_partner_filters(sql: &mut Sql, q: &ListQuery, preference: bool) {
+pub(super) fn push_partner_filters(sql: &mut Sql, q: &ListQuery, preference: bool) {
     sql.push(if q.show_deleted {
         " WHERE TRUE"
     } else {

@@ -210,6 +210,24 @@ impl View {
         Some(base_key(self.base.by_id[at].1))
     }
 
+    /// Whether the partner at `key` passes `filter` and, with a `needle` (a lowered search
+    /// term), holds it in its lowered name.
+    pub(super) fn holds(&self, key: Key, filter: &Filter, needle: Option<&[u8]>) -> bool {
+        let has = |name: &[u8]| needle.is_none_or(|n| memchr::memmem::find(name, n).is_some());
+        match key & LOW {
+            0 => {
+                let position = (key >> 32) as usize - 1;
+                filter.matches(&self.base, &self.base.partners[position])
+                    && has(self.base.name(position))
+            }
+            index => {
+                let e = &self.delta.entries[index as usize - 1];
+                let [c, w, cc] = &e.arrays;
+                filter.accepts([c, w, cc], e.status, e.active) && has(e.lower_name.as_bytes())
+            }
+        }
+    }
+
     /// Snapshot `positions` (ascending) that were not removed, merged with `extra` keys
     /// (ascending) into one list in list order.
     pub(super) fn merge(&self, positions: impl Iterator<Item = u32>, extra: Vec<Key>) -> Vec<Key> {

@@ -26,6 +26,7 @@
 
 pub mod copy;
 pub mod delta;
+pub mod exactness;
 mod follower;
 pub mod paging;
 pub mod planner;
@@ -58,6 +59,9 @@ pub struct ListStats {
     pub fell_back: u64,
     /// Lists that found the copy behind the database and waited for the follower.
     pub waited: u64,
+    /// Lists answered with the copy although the database had moved past it: no change since
+    /// touched their answer ([`exactness`]).
+    pub unaffected: u64,
     /// Full loads of the copy.
     pub loads: u64,
     /// How long the last full load took, in ms.
@@ -104,6 +108,7 @@ struct Inner {
     served: AtomicU64,
     fell_back: AtomicU64,
     waited: AtomicU64,
+    unaffected: AtomicU64,
     stats: FollowStats,
     /// The businesses' preferred partners, for the pages cut from the copy.
     preferences: PreferenceCache,
@@ -156,6 +161,7 @@ impl Lists {
             served: AtomicU64::new(0),
             fell_back: AtomicU64::new(0),
             waited: AtomicU64::new(0),
+            unaffected: AtomicU64::new(0),
             stats: FollowStats::default(),
             preferences: PreferenceCache::default(),
             attempts: watch::Sender::new(0),
@@ -190,6 +196,7 @@ impl Lists {
             served: self.inner.served.load(Ordering::Relaxed),
             fell_back: self.inner.fell_back.load(Ordering::Relaxed),
             waited: self.inner.waited.load(Ordering::Relaxed),
+            unaffected: self.inner.unaffected.load(Ordering::Relaxed),
             loads: f.loads.load(Ordering::Relaxed),
             load_ms_last: f.load_ms_last.load(Ordering::Relaxed),
             deltas: f.deltas.load(Ordering::Relaxed),

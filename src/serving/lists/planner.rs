@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use diesel::pg::PgConnection;
 
 use super::delta::View;
+use super::exactness::Answered;
 use super::paging::{arrange, in_list_order};
 use super::preferences::{PreferenceCache, Preferred};
 use super::trigram::MAX_ORDERED_BY_SQL;
@@ -118,10 +119,10 @@ impl Plan {
                 let set = preferred.as_ref().map(|(_, p)| &**p);
                 let (ids, _) = cut(q, snapshot, search.as_deref(), set);
                 let guard = preferred.as_ref().map(|(b, p)| (*b, p.version));
-                partner::known_page_sql(q, &ids, snapshot.version, guard)
+                partner::known_page_sql(q, &ids, Some(snapshot.version), guard)
             }
             Plan::OrderMatches(ids) => partner::candidates_page_sql(q, ids, snapshot.version),
-            Plan::FindPage { .. } => partner::guarded_page_ids_sql(q, snapshot.version),
+            Plan::FindPage { .. } => partner::guarded_page_ids_sql(q, Some(snapshot.version)),
             Plan::Sql => partner::list_page_sql(q),
         }
     }
@@ -142,11 +143,13 @@ impl Lists {
     /// the copy is behind the database, waits for the follower (at most
     /// [`super::WAIT_FOR_FOLLOWER`]) and tries once more, with the SQL path as the fallback.
     pub async fn list(&self, query: ListQuery, includes: Includes) -> Result<(Loaded, i64)> {
+        // One turn in the list lane for both tries: the second does not queue again.
+        let _turn = self.db.list_turn().await?;
         let lists = self.clone();
         let q = query.clone();
         let first = self
             .db
-            .run_list(move |conn| match lists.try_copy(conn, &q)? {
+            .run(move |conn| match lists.try_copy(conn, &q)? {
                 Answer::Page((records, total)) => {
                     let scope = q.scope.business_id;
                     let loaded = partner::with_includes(conn, records, scope, includes)?;
@@ -170,7 +173,7 @@ impl Lists {
         self.caught_up(version, super::WAIT_FOR_FOLLOWER).await;
         let lists = self.clone();
         self.db
-            .run_list(move |conn| {
+            .run(move |conn| {
                 let (records, total) = lists.run(conn, &query)?;
                 let loaded =
                     partner::with_includes(conn, records, query.scope.business_id, includes)?;
@@ -255,12 +258,22 @@ impl Lists {
             }
             Plan::FindPage { total } => {
                 let rows = partner::list_page_at(conn, q, snapshot.version)?;
-                if rows.is_empty()
-                    && let Some(version) = behind(conn)?
-                {
-                    return Ok(Answer::Behind(version));
+                if !rows.is_empty() {
+                    return Ok(Answer::Page((rows, total)));
                 }
-                Ok(Answer::Page((rows, total)))
+                // No row: the database moved, or the page lies past the end. The database's
+                // page is exact with the copy's total unless a change moved the total.
+                let answered = Answered {
+                    end: None,
+                    preferred: None,
+                };
+                let page = |conn: &mut PgConnection| partner::page_in_snapshot(conn, q, None);
+                Ok(
+                    match self.unless_affected(conn, q, snapshot, None, answered, page)? {
+                        Checked::Exact(rows) => Answer::Page((rows, total)),
+                        Checked::Moved(now) => Answer::Behind(now.search.unwrap_or(i64::MAX)),
+                    },
+                )
             }
             Plan::Sql => Ok(Answer::Sql),
         }
@@ -283,14 +296,30 @@ impl Lists {
             let (page_ids, total) = cut(business.as_ref().map(|(_, p)| &**p));
             let guard = business.as_ref().map(|(b, p)| (*b, p.version));
             if !page_ids.is_empty() {
-                let rows = partner::list_known_page(conn, q, &page_ids, snapshot.version, guard)?;
+                let version = Some(snapshot.version);
+                let rows = partner::list_known_page(conn, q, &page_ids, version, guard)?;
                 if !rows.is_empty() {
                     debug_assert_eq!(rows.len(), page_ids.len());
                     return Ok(Answer::Page((rows, total)));
                 }
             }
-            // No row: a version moved, or the page lies past the end.
-            let now = partner::versions(conn, guard.map(|(b, _)| b))?;
+            // No row: a version moved, or the page lies past the end. The page is still exact
+            // unless a change since the copy touches it.
+            let answered = Answered {
+                end: page_ids.last().copied(),
+                preferred: business.as_ref().map(|(_, p)| &**p),
+            };
+            let rows = |conn: &mut PgConnection| match page_ids.is_empty() {
+                true => Ok(Vec::new()),
+                false => partner::list_known_page(conn, q, &page_ids, None, None),
+            };
+            let now = match self.unless_affected(conn, q, snapshot, guard, answered, rows)? {
+                Checked::Exact(rows) if rows.len() == page_ids.len() => {
+                    return Ok(Answer::Page((rows, total)));
+                }
+                Checked::Exact(_) => return Ok(Answer::Sql), // ids without rows: not the copy's
+                Checked::Moved(now) => now,
+            };
             if now.search != Some(snapshot.version) {
                 return Ok(Answer::Behind(now.search.unwrap_or(i64::MAX)));
             }
@@ -303,16 +332,63 @@ impl Lists {
                         _ => return Ok(Answer::Sql),
                     };
                 }
-                // Both versions hold: the page is empty (rows for it would have come back).
-                _ => {
-                    return Ok(if page_ids.is_empty() {
-                        Answer::Page((Vec::new(), total))
-                    } else {
-                        Answer::Sql
-                    });
-                }
+                // Both versions hold, so nothing moved and the page was exact: not reached.
+                _ => return Ok(Answer::Sql),
             }
         }
         Ok(Answer::Sql)
+    }
+}
+
+/// What [`unless_affected`] found.
+enum Checked<T> {
+    /// Nothing since the copy touches the list's answer: the rows read in the same snapshot.
+    Exact(T),
+    /// A change touches it (or the set of preferences moved): the versions now.
+    Moved(partner::Versions),
+}
+
+impl Lists {
+    /// In one snapshot: what moved since `snapshot` ([`partner::moved`]) and, when none of it
+    /// touches `q`'s answer ([`View::unaffected`]) and the business's preference version is still
+    /// `guard`'s, the rows `rows` reads (by statements without the version guard).
+    fn unless_affected<T>(
+        &self,
+        conn: &mut PgConnection,
+        q: &ListQuery,
+        snapshot: &View,
+        guard: Option<(i64, i64)>,
+        answered: Answered<'_>,
+        rows: impl FnOnce(&mut PgConnection) -> diesel::QueryResult<T>,
+    ) -> Result<Checked<T>> {
+        let business = guard.map(|(b, _)| b);
+        let sequence = snapshot.sequence();
+        let checked = conn
+            .build_transaction()
+            .read_only()
+            .repeatable_read()
+            .run(|conn| {
+                let Some(moved) = partner::moved(conn, q, sequence, business, answered.end)? else {
+                    let now = partner::Versions {
+                        search: None,
+                        preferences: None,
+                    };
+                    return Ok(Checked::Moved(now));
+                };
+                let now = partner::Versions {
+                    search: Some(moved.search),
+                    preferences: moved.preferences,
+                };
+                if now.preferences != guard.map(|(_, v)| v)
+                    || !snapshot.unaffected(q, &moved, answered)
+                {
+                    return Ok(Checked::Moved(now));
+                }
+                rows(conn).map(Checked::Exact)
+            })?;
+        if matches!(checked, Checked::Exact(_)) {
+            self.inner.unaffected.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(checked)
     }
 }

@@ -160,7 +160,7 @@ impl ListCopy {
         ids: &[i64],
     ) -> Result<String> {
         let q = ordered_query(request, context)?;
-        Ok(known_page_sql(&q, ids, self.snapshot.version(), None).with_literals())
+        Ok(known_page_sql(&q, ids, Some(self.snapshot.version()), None).with_literals())
     }
 }
 
