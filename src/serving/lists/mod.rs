@@ -15,9 +15,10 @@
 //! that: the copy carries the search version it reflects (migration 9: every write to those
 //! columns moves the version in its own transaction), and every statement built from it answers
 //! only if its own snapshot is still at that version (and at the preference version of the
-//! business's cached set, migration 10). A call that finds the copy behind waits for the follower
-//! (at most [`WAIT_FOR_FOLLOWER`]) and tries again, and takes the SQL path ([`partner::list`])
-//! only if the copy is still behind.
+//! business's cached set, migration 10). A call that finds the copy behind reads what moved since
+//! in one snapshot with its page, and keeps the copy's answer when no change touches it
+//! ([`exactness`]); otherwise it waits for the follower (at most [`WAIT_FOR_FOLLOWER`]) and tries
+//! again, and takes the SQL path ([`partner::list`]) only if the copy is still behind.
 //! The SQL path also serves whatever the copy does not cover: a term that is not ASCII (the copy
 //! lowers terms itself), a search in an order other than the default or `name`, more than
 //! [`trigram::MAX_CANDIDATES`] matches (or more than [`trigram::MAX_ORDERED_BY_SQL`] for a business

@@ -140,8 +140,9 @@ enum Answer {
 impl Lists {
     /// Answers a validated list with its includes: a turn in the database's list lane, then one
     /// hand-off (the page as planned, then one query per relationship for the whole page). When
-    /// the copy is behind the database, waits for the follower (at most
-    /// [`super::WAIT_FOR_FOLLOWER`]) and tries once more, with the SQL path as the fallback.
+    /// a change since the copy touches the list, waits for the follower (at most
+    /// [`super::WAIT_FOR_FOLLOWER`]) and tries once more in the same turn, with the SQL path as
+    /// the fallback.
     pub async fn list(&self, query: ListQuery, includes: Includes) -> Result<(Loaded, i64)> {
         // One turn in the list lane for both tries: the second does not queue again.
         let _turn = self.db.list_turn().await?;
