@@ -52,8 +52,11 @@ impl ManageConnection for Manager {
         let _armed = self
             .watchdog
             .arm(socket, self.statement_timeout + CUT_MARGIN);
+        // No JIT: every statement of the service is a few index probes or a bounded page, which
+        // run in well under a millisecond, while compiling one whose estimate crosses
+        // `jit_above_cost` (a join with a never-analysed one-row table did) takes 10-30 ms.
         pg.batch_execute(&format!(
-            "SET statement_timeout = {}; SET application_name = 'partners'",
+            "SET statement_timeout = {}; SET application_name = 'partners'; SET jit = off",
             self.statement_timeout.as_millis()
         ))
         .map_err(diesel::r2d2::Error::QueryError)?;

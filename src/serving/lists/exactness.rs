@@ -35,8 +35,8 @@ impl View {
     /// (`answered`): no write skipped the change log since this copy, and no changed partner
     /// enters, leaves or moves within the list up to the page's end.
     pub fn unaffected(&self, q: &ListQuery, moved: &Moved, answered: Answered<'_>) -> bool {
-        if moved.reset > self.version {
-            return false;
+        if moved.reset.is_none_or(|reset| reset > self.version) {
+            return false; // a write skipped the log, or the state row is gone
         }
         let prefers = |id: i64| answered.preferred.is_some_and(|p| p.contains(id));
         let end_key = answered.end.map(|end| (end, self.key_of(end)));
@@ -88,8 +88,8 @@ mod tests {
 
     fn moved(changed: &[i64], matching: &[i64], before_end: &[i64]) -> Moved {
         Moved {
-            search: 2,
-            reset: 0,
+            search: Some(2),
+            reset: Some(0),
             preferences: None,
             changed: changed.to_vec(),
             matching: matching.to_vec(),
@@ -117,7 +117,7 @@ mod tests {
         assert!(!view.unaffected(&q, &moved(&[outside], &[outside], &[]), answered));
         // A write that left no change rows is never vouched for.
         let mut reset = moved(&[], &[], &[]);
-        reset.reset = view.version + 1;
+        reset.reset = Some(view.version + 1);
         assert!(!view.unaffected(&q, &reset, answered));
     }
 

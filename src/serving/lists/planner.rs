@@ -369,15 +369,9 @@ impl Lists {
             .read_only()
             .repeatable_read()
             .run(|conn| {
-                let Some(moved) = partner::moved(conn, q, sequence, business, answered.end)? else {
-                    let now = partner::Versions {
-                        search: None,
-                        preferences: None,
-                    };
-                    return Ok(Checked::Moved(now));
-                };
+                let moved = partner::moved(conn, q, sequence, business, answered.end)?;
                 let now = partner::Versions {
-                    search: Some(moved.search),
+                    search: moved.search,
                     preferences: moved.preferences,
                 };
                 if now.preferences != guard.map(|(_, v)| v)
