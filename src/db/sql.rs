@@ -5,7 +5,7 @@
 
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Untyped};
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz, Untyped};
 use diesel::{QueryResult, RunQueryDsl};
 
 /// One bound value.
@@ -27,6 +27,8 @@ pub enum Bind {
     OptTextArray(Vec<Option<String>>),
     /// `boolean`
     Bool(bool),
+    /// `timestamptz`
+    Time(chrono::DateTime<chrono::Utc>),
 }
 
 /// A piece of SQL: text, or the index of a bind.
@@ -51,6 +53,7 @@ impl Bind {
             Bind::TextArray(_) | Bind::OptTextArray(_) => "text[]",
             Bind::I64Array(_) | Bind::OptI64Array(_) => "bigint[]",
             Bind::Bool(_) => "boolean",
+            Bind::Time(_) => "timestamptz",
         }
     }
 }
@@ -119,6 +122,7 @@ impl Sql {
             Bind::OptI64Array(v) => array(v, opt_i64),
             Bind::OptTextArray(v) => array(v, |s| s.as_deref().map_or("NULL".to_owned(), text)),
             Bind::Bool(v) => v.to_string(),
+            Bind::Time(v) => text(&v.to_rfc3339()),
         })
     }
 
@@ -157,6 +161,7 @@ impl QueryFragment<Pg> for Prepared {
                     Bind::OptI64Array(v) => out.push_bind_param::<Array<Nullable<BigInt>>, _>(v)?,
                     Bind::OptTextArray(v) => out.push_bind_param::<Array<Nullable<Text>>, _>(v)?,
                     Bind::Bool(v) => out.push_bind_param::<Bool, _>(v)?,
+                    Bind::Time(v) => out.push_bind_param::<Timestamptz, _>(v)?,
                 },
             }
         }

@@ -213,10 +213,13 @@ pub fn from_status(
 pub fn query_source(field: &str) -> Source {
     match field {
         "x-user-uuid" => Source::Header("X-User-Uuid".into()),
-        other => match other.strip_prefix("filter.") {
-            Some(filter) => Source::Parameter(format!("filter[{filter}]")),
-            None => Source::Parameter(other.to_owned()),
-        },
+        // `filter.record.tags` (the record filters' own message) is `filter[tags]` too.
+        other => {
+            match (other.strip_prefix("filter.record.")).or_else(|| other.strip_prefix("filter.")) {
+                Some(filter) => Source::Parameter(format!("filter[{filter}]")),
+                None => Source::Parameter(other.to_owned()),
+            }
+        }
     }
 }
 

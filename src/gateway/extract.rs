@@ -20,6 +20,7 @@ pub const NOTHING: Accepts = Accepts {
     scalars: &[],
     array_filters: &[],
     bool_filters: &[],
+    statuses: &[],
 };
 
 fn is_json(headers: &HeaderMap) -> bool {

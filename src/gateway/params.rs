@@ -35,6 +35,8 @@ pub struct Accepts {
     pub array_filters: &'static [&'static str],
     /// Boolean filters (`preferred` for `filter[preferred]`).
     pub bool_filters: &'static [&'static str],
+    /// The values of its `filter[status]` array filter, for the documentation (empty: none).
+    pub statuses: &'static [&'static str],
 }
 
 /// Parsed parameters keyed by canonical name (`page`, `filter[categories]`).
@@ -242,6 +244,36 @@ impl Params {
         }
     }
 
+    /// The integers of an array filter (each that does not parse is an error).
+    pub fn int64_list(&self, name: &str, errors: &mut Vec<ApiError>) -> Vec<i64> {
+        let values = self.list(name);
+        let parsed: Option<Vec<i64>> = values.iter().map(|v| v.trim().parse().ok()).collect();
+        parsed.unwrap_or_else(|| {
+            let message = format!("{name} values must be integers");
+            errors.push(ApiError::bad_request(self.source(name), message));
+            Vec::new()
+        })
+    }
+
+    /// An optional RFC 3339 time (`2026-12-06T10:00:00Z`).
+    pub fn time(
+        &self,
+        name: &str,
+        errors: &mut Vec<ApiError>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        let raw = self.get(name)?.values.first()?.trim().to_owned();
+        match chrono::DateTime::parse_from_rfc3339(&raw) {
+            Ok(t) => Some(t.to_utc()),
+            Err(_) => {
+                errors.push(ApiError::bad_request(
+                    self.source(name),
+                    format!("{name} must be an RFC 3339 time, e.g. 2026-12-06T10:00:00Z"),
+                ));
+                None
+            }
+        }
+    }
+
     /// An optional boolean (`true`/`false`/`1`/`0`).
     pub fn boolean(&self, name: &str, errors: &mut Vec<ApiError>) -> Option<bool> {
         let raw = self.get(name)?.values.first()?.to_owned();
@@ -306,6 +338,7 @@ mod tests {
         scalars: &["page", "per_page", "search", "include"],
         array_filters: &["categories"],
         bool_filters: &["preferred"],
+        statuses: &[],
     };
 
     #[test]
@@ -371,6 +404,7 @@ mod properties {
         ],
         array_filters: &["categories", "country_codes"],
         bool_filters: &["preferred", "active"],
+        statuses: &[],
     };
 
     fn query_piece() -> impl Strategy<Value = String> {

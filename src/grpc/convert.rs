@@ -17,7 +17,8 @@ use crate::model::{EventType, IntegrationStatus, PartnerStatus};
 pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
+        // A leap second's nanoseconds run past 10^9 in chrono; a protobuf timestamp has none.
+        nanos: t.timestamp_subsec_nanos().min(999_999_999) as i32,
     }
 }
 

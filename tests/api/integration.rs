@@ -22,7 +22,7 @@ fn with_external_id(name: &str, external_id: Option<&str>) -> pb::Partner {
 }
 
 /// One REST call: status and JSON body (`Value::Null` when empty).
-async fn rest(
+pub(crate) async fn rest(
     t: &TestApp,
     method: Method,
     path: &str,

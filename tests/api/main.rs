@@ -9,6 +9,7 @@ mod clicks;
 mod connect;
 mod conventions;
 mod events;
+mod filters;
 mod floods;
 mod hang;
 mod hostile;

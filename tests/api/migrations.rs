@@ -57,7 +57,7 @@ fn migrations_apply_revert_and_reapply() {
     let url = format!("{}/{name}", server_url());
     let config = DbConfig::for_url(&url);
     db::create_database_if_missing(&config).expect("create database");
-    assert_eq!(db::run_migrations(&config).expect("migrate"), 17);
+    assert_eq!(db::run_migrations(&config).expect("migrate"), 18);
     assert_eq!(
         db::run_migrations(&config).expect("migrate again"),
         0,
@@ -69,7 +69,7 @@ fn migrations_apply_revert_and_reapply() {
     conn.revert_all_migrations(db::MIGRATIONS)
         .expect("revert all");
     assert_eq!(table_count(&mut conn), 0);
-    assert_eq!(db::run_migrations(&config).expect("re-apply"), 17);
+    assert_eq!(db::run_migrations(&config).expect("re-apply"), 18);
     assert_eq!(table_count(&mut conn), 17);
     drop(conn);
     let mut admin = PgConnection::establish(&format!("{}/postgres", server_url())).expect("admin");

@@ -324,6 +324,7 @@ async fn index_answers_lists_exactly_as_sql_does() {
                 filter: Some(pb::ListAvailablePartnersFilter {
                     categories: vec!["pos".into(), "delivery".into()],
                     status: status.clone(),
+                    record: None,
                 }),
                 ..Default::default()
             };

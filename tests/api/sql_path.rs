@@ -240,6 +240,7 @@ async fn assert_pages_match_reference(t: &TestApp) {
                 filter: Some(pb::ListAvailablePartnersFilter {
                     categories: vec!["pos".into(), "accounting".into()],
                     status: Vec::new(),
+                    record: None,
                 }),
                 per_page: Some(100),
                 ..Default::default()

@@ -47,7 +47,7 @@ pub fn route_parameters(id: bool, accepts: &Accepts, headers: &[RequestHeader]) 
     let scalars = (accepts.scalars.iter())
         .map(|name| scalar(name).unwrap_or_else(|| bare((*name).to_owned())));
     let arrays = (accepts.array_filters.iter())
-        .map(|f| array_filter(f).unwrap_or_else(|| bare(format!("filter[{f}][]"))));
+        .map(|f| array_filter(f, accepts).unwrap_or_else(|| bare(format!("filter[{f}][]"))));
     let booleans = (accepts.bool_filters.iter())
         .map(|f| bool_filter(f).unwrap_or_else(|| bare(format!("filter[{f}]"))));
     path_id
@@ -122,6 +122,18 @@ fn scalar(name: &str) -> Option<Parameter> {
             .example(Some("crm-1,crm-2".into()))
         }
         "page" => query(name, "Page number, from 1.", int32(1, 1)),
+        "filter[updated_since]" | "filter[created_since]" => query(
+            name,
+            if name == "filter[updated_since]" {
+                "Only partners updated at or after this time (RFC 3339)."
+            } else {
+                "Only partners created at or after this time (RFC 3339)."
+            },
+            string().format(Some(SchemaFormat::KnownFormat(
+                utoipa::openapi::schema::KnownFormat::DateTime,
+            ))),
+        )
+        .example(Some("2026-12-01T00:00:00Z".into())),
         "after" => query(
             name,
             "Events with a larger sequence: 0 (the default) for the oldest retained event, \
@@ -150,7 +162,8 @@ fn scalar(name: &str) -> Option<Parameter> {
 }
 
 /// A repeatable array filter (`filter[x][]=a&filter[x][]=b`).
-fn array_filter(filter: &str) -> Option<Parameter> {
+fn array_filter(filter: &str, accepts: &Accepts) -> Option<Parameter> {
+    let mut max_items = 50;
     let (description, items) = match filter {
         "categories" => (
             "Partners in any of these categories. `filter[categories]=a,b` (comma-separated) \
@@ -188,11 +201,36 @@ fn array_filter(filter: &str) -> Option<Parameter> {
             "Partners with any of these statuses.",
             ObjectBuilder::new()
                 .schema_type(Type::String)
-                .enum_values(Some(["available", "coming_soon"])),
+                .enum_values(Some(accepts.statuses.to_vec())),
         ),
+        "ids" => {
+            max_items = 100;
+            (
+                "Only these partners (at most 100 ids).",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(SchemaFormat::Custom("int64".into())))
+                    .minimum(Some(1))
+                    .maximum(Some(i64::MAX)),
+            )
+        }
+        "external_ids" => {
+            max_items = 100;
+            (
+                "Only the partners with these external ids (at most 100, each 1 to 200 \
+                 characters, no commas in the comma-separated form).",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(200))
+                    .pattern(Some(format!("^[^{NO_CONTROLS}]+$"))),
+            )
+        }
+        "tags" => ("Partners with any of these tags.", label()),
+        "all_tags" => ("Partners with all of these tags.", label()),
         _ => return None,
     };
-    let schema = ArrayBuilder::new().items(items).max_items(Some(50));
+    let schema = ArrayBuilder::new().items(items).max_items(Some(max_items));
     Some(
         query(&format!("filter[{filter}][]"), description, schema)
             .style(Some(ParameterStyle::Form))

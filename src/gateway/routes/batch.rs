@@ -23,6 +23,7 @@ const BATCH_GET: Accepts = Accepts {
     scalars: &["ids", "external_ids", "business_uuid", "include"],
     array_filters: &[],
     bool_filters: &[],
+    statuses: &[],
 };
 
 route_params!(

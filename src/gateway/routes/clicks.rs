@@ -26,6 +26,7 @@ const CONTEXT_ONLY: Accepts = Accepts {
     scalars: &["business_uuid"],
     array_filters: &[],
     bool_filters: &[],
+    statuses: &[],
 };
 
 route_params!(

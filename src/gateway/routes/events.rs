@@ -20,6 +20,7 @@ const LIST_EVENTS: Accepts = Accepts {
     scalars: &["after", "limit"],
     array_filters: &["type", "partner_id"],
     bool_filters: &[],
+    statuses: &[],
 };
 
 route_params!(

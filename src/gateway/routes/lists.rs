@@ -9,11 +9,12 @@ use axum::http::HeaderMap;
 use super::{Reply, list_response, route_params};
 use crate::gateway::Gateway;
 use crate::gateway::document;
+use crate::gateway::errors::ApiError;
 use crate::gateway::extract::{check, params_source, read_params};
 use crate::gateway::openapi::resources::PartnerList;
 use crate::gateway::openapi::{CommonErrors, Forbidden, NotFound};
-use crate::gateway::params::Accepts;
-use crate::grpc::pb;
+use crate::gateway::params::{Accepts, Params};
+use crate::grpc::{convert, pb};
 use crate::model::partner::Includes;
 
 const LIST_PARTNERS: Accepts = Accepts {
@@ -24,14 +25,22 @@ const LIST_PARTNERS: Accepts = Accepts {
         "page",
         "per_page",
         "sort",
+        "filter[updated_since]",
+        "filter[created_since]",
     ],
     array_filters: &[
         "categories",
         "excluded_categories",
         "wholesaler_categories",
         "country_codes",
+        "status",
+        "ids",
+        "external_ids",
+        "tags",
+        "all_tags",
     ],
     bool_filters: &["preferred", "active", "show_deleted"],
+    statuses: &["available", "coming_soon", "unavailable"],
 };
 
 route_params!(
@@ -87,6 +96,8 @@ pub async fn list_partners(
             country_codes: params.list("filter[country_codes]"),
             preferred: params.boolean("filter[preferred]", &mut errors),
             active: params.boolean("filter[active]", &mut errors),
+            record: record_filter(&params, &mut errors),
+            status: statuses(&params),
         }),
     };
     check(errors)?;
@@ -117,9 +128,19 @@ const LIST_AVAILABLE: Accepts = Accepts {
         "page",
         "per_page",
         "sort",
+        "filter[updated_since]",
+        "filter[created_since]",
     ],
-    array_filters: &["categories", "status"],
+    array_filters: &[
+        "categories",
+        "status",
+        "ids",
+        "external_ids",
+        "tags",
+        "all_tags",
+    ],
     bool_filters: &[],
+    statuses: &["available", "coming_soon"],
 };
 
 route_params!(
@@ -163,11 +184,8 @@ pub async fn list_available(
         sort: params.string("sort"),
         filter: Some(pb::ListAvailablePartnersFilter {
             categories: params.list("filter[categories]"),
-            status: params
-                .list("filter[status]")
-                .iter()
-                .map(|s| document::partner_status_value(s))
-                .collect(),
+            status: statuses(&params),
+            record: record_filter(&params, &mut errors),
         }),
     };
     check(errors)?;
@@ -191,9 +209,18 @@ pub async fn list_available(
 }
 
 const LIST_WHOLESALERS: Accepts = Accepts {
-    scalars: &["business_uuid", "include", "page", "per_page", "sort"],
-    array_filters: &[],
+    scalars: &[
+        "business_uuid",
+        "include",
+        "page",
+        "per_page",
+        "sort",
+        "filter[updated_since]",
+        "filter[created_since]",
+    ],
+    array_filters: &["ids", "external_ids", "tags", "all_tags"],
     bool_filters: &[],
+    statuses: &[],
 };
 
 route_params!(
@@ -234,6 +261,7 @@ pub async fn list_wholesalers(
         page: params.int("page", &mut errors),
         per_page: params.int("per_page", &mut errors),
         sort: params.string("sort"),
+        filter: record_filter(&params, &mut errors),
     };
     check(errors)?;
     let included = Includes::from_names(&request.include);
@@ -253,4 +281,28 @@ pub async fn list_wholesalers(
         &page.partners,
         page.meta,
     ))
+}
+
+/// `filter[status][]` as the gRPC enum (an unknown name is left for the gRPC layer to reject).
+fn statuses(params: &Params) -> Vec<i32> {
+    let values = params.list("filter[status]");
+    values
+        .iter()
+        .map(|s| document::partner_status_value(s))
+        .collect()
+}
+
+/// The ids, external ids, tags and change times every list takes (`None` when none is given).
+fn record_filter(params: &Params, errors: &mut Vec<ApiError>) -> Option<pb::RecordFilter> {
+    let time =
+        |name: &str, errors: &mut Vec<ApiError>| params.time(name, errors).map(convert::timestamp);
+    let filter = pb::RecordFilter {
+        ids: params.int64_list("filter[ids]", errors),
+        external_ids: params.list("filter[external_ids]"),
+        tags: params.list("filter[tags]"),
+        all_tags: params.list("filter[all_tags]"),
+        updated_since: time("filter[updated_since]", errors),
+        created_since: time("filter[created_since]", errors),
+    };
+    (filter != pb::RecordFilter::default()).then_some(filter)
 }

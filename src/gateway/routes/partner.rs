@@ -19,6 +19,7 @@ const GET_PARTNER: Accepts = Accepts {
     scalars: &["business_uuid", "include"],
     array_filters: &[],
     bool_filters: &[],
+    statuses: &[],
 };
 
 route_params!(

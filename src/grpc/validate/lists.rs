@@ -7,7 +7,7 @@ use super::Checker;
 use crate::error::{Error, Result};
 use crate::grpc::{convert, pb};
 use crate::model::PartnerStatus;
-use crate::model::partner::{Includes, ListKind, ListQuery, Scope};
+use crate::model::partner::{Includes, ListKind, ListQuery, RecordFilter, Scope};
 
 /// A validated list request.
 #[derive(Debug)]
@@ -76,6 +76,18 @@ impl TryFrom<&pb::ListPartnersRequest> for ListRequest {
             query.country_codes = c.country_codes("filter.country_codes", &f.country_codes);
             query.preferred = f.preferred;
             query.active = f.active;
+            query.records = records(&mut c, "filter.record", f.record.as_ref());
+            for status in &f.status {
+                match convert::partner_status(*status) {
+                    Some(s) => query.statuses.push(s),
+                    None => {
+                        c.add("filter.status", "values must be partner statuses");
+                        break;
+                    }
+                }
+            }
+            query.statuses.sort();
+            query.statuses.dedup();
         }
         query.show_deleted = req.show_deleted;
         c.finish(request)
@@ -104,6 +116,7 @@ impl TryFrom<&pb::ListAvailablePartnersRequest> for ListRequest {
             }
             query.statuses.sort();
             query.statuses.dedup();
+            query.records = records(&mut c, "filter.record", f.record.as_ref());
         }
         c.finish(request)
     }
@@ -114,8 +127,62 @@ impl TryFrom<&pb::ListWholesalersRequest> for ListRequest {
 
     fn try_from(req: &pb::ListWholesalersRequest) -> Result<Self> {
         let mut c = Checker::default();
-        let request = common(&mut c, ListKind::Wholesalers, parts!(req, None));
+        let mut request = common(&mut c, ListKind::Wholesalers, parts!(req, None));
+        request.query.records = records(&mut c, "filter", req.filter.as_ref());
         c.finish(request)
+    }
+}
+
+/// Most ids or external ids in one list filter.
+pub const MAX_KEYS: usize = 100;
+
+/// The [`RecordFilter`] of a list (`field`: where it is in the request).
+fn records(c: &mut Checker, field: &str, f: Option<&pb::RecordFilter>) -> RecordFilter {
+    let Some(f) = f else {
+        return RecordFilter::default();
+    };
+    let mut ids = f.ids.clone();
+    if ids.len() > MAX_KEYS {
+        c.add(
+            &format!("{field}.ids"),
+            format!("must have at most {MAX_KEYS} values"),
+        );
+        ids.clear();
+    } else if ids.iter().any(|&id| id < 1) {
+        c.add(
+            &format!("{field}.ids"),
+            "values must be positive partner ids",
+        );
+        ids.clear();
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let external_ids = &f.external_ids;
+    let mut keys = Vec::new();
+    if external_ids.len() > MAX_KEYS {
+        let message = format!("must have at most {MAX_KEYS} values");
+        c.add(&format!("{field}.external_ids"), message);
+    } else if external_ids.iter().any(|k| {
+        let n = k.chars().count();
+        n == 0 || n > super::MAX_REQUEST_ID_CHARS || k.chars().any(char::is_control)
+    }) {
+        let message = format!(
+            "values must have 1 to {} characters, no control characters",
+            super::MAX_REQUEST_ID_CHARS
+        );
+        c.add(&format!("{field}.external_ids"), message);
+    } else {
+        keys = external_ids.clone();
+        keys.sort();
+        keys.dedup();
+    }
+    RecordFilter {
+        ids,
+        external_ids: keys,
+        tags: c.list(&format!("{field}.tags"), &f.tags),
+        all_tags: c.list(&format!("{field}.all_tags"), &f.all_tags),
+        updated_since: c.time(&format!("{field}.updated_since"), f.updated_since.as_ref()),
+        created_since: c.time(&format!("{field}.created_since"), f.created_since.as_ref()),
     }
 }
 

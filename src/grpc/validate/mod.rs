@@ -8,6 +8,7 @@ pub mod lists;
 pub mod partner;
 pub mod webhooks;
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::{Error, Result, Violation};
@@ -152,6 +153,23 @@ impl Checker {
         out.sort();
         out.dedup();
         out
+    }
+
+    /// A time given as a protobuf `Timestamp` (`None` when absent or invalid, with a violation).
+    pub(super) fn time(
+        &mut self,
+        field: &str,
+        value: Option<&prost_types::Timestamp>,
+    ) -> Option<DateTime<Utc>> {
+        let t = value?;
+        let at = u32::try_from(t.nanos)
+            .ok()
+            .filter(|n| *n < 1_000_000_000)
+            .and_then(|nanos| DateTime::from_timestamp(t.seconds, nanos));
+        if at.is_none() {
+            self.add(field, "must be a valid time");
+        }
+        at
     }
 
     pub(super) fn country_codes(&mut self, field: &str, values: &[String]) -> Vec<String> {

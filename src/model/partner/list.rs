@@ -36,6 +36,7 @@ pub(super) fn push_partner_filters(sql: &mut Sql, q: &ListQuery, preference: boo
         sql.push(" AND p.facets && ").bind(Bind::TextArray(facets));
     }
     push_column_filters(sql, q, "p", categories, country_codes);
+    push_record_filters(sql, q);
     if preference {
         push_preferred_filter(sql, q);
     }
@@ -97,6 +98,37 @@ fn push_column_filters(
     if let Some(active) = q.active {
         sql.push(&format!(" AND {alias}.active = "))
             .bind(Bind::Bool(active));
+    }
+}
+
+/// `AND` the filters of `q` on what only `partners p` holds: ids, external ids, tags and change
+/// times (each served by an index: the primary key, the external id's unique index, the tags'
+/// GIN index of migration 21, and the `created_at`/`updated_at` indexes of migration 11).
+fn push_record_filters(sql: &mut Sql, q: &ListQuery) {
+    let r = &q.records;
+    if !r.ids.is_empty() {
+        sql.push(" AND p.id = ANY(")
+            .bind(Bind::I64Array(r.ids.clone()))
+            .push(")");
+    }
+    if !r.external_ids.is_empty() {
+        sql.push(" AND p.external_id = ANY(")
+            .bind(Bind::TextArray(r.external_ids.clone()))
+            .push(")");
+    }
+    if !r.tags.is_empty() {
+        sql.push(" AND p.tags && ")
+            .bind(Bind::TextArray(r.tags.clone()));
+    }
+    if !r.all_tags.is_empty() {
+        sql.push(" AND p.tags @> ")
+            .bind(Bind::TextArray(r.all_tags.clone()));
+    }
+    if let Some(since) = r.updated_since {
+        sql.push(" AND p.updated_at >= ").bind(Bind::Time(since));
+    }
+    if let Some(since) = r.created_since {
+        sql.push(" AND p.created_at >= ").bind(Bind::Time(since));
     }
 }
 
@@ -188,7 +220,7 @@ pub fn preference_decides(q: &ListQuery) -> bool {
 /// A `show_deleted` list takes [`page_sql`] and counts by a scan: the groups and the preferred
 /// rows of migration 13 hold live partners only.
 pub fn list_page_sql(q: &ListQuery) -> Sql {
-    if q.show_deleted {
+    if q.show_deleted || q.records.is_set() {
         return page_sql(q);
     }
     match q.scope.business_id {
@@ -313,7 +345,7 @@ fn push_total_or_null(sql: &mut Sql, q: &ListQuery) {
 /// counted from the business's preferred partners (`partner_preferred_rows`). The rest (a search, countries without the preference
 /// filter) is counted by [`list_count_sql`]'s scan.
 fn push_total(sql: &mut Sql, q: &ListQuery) -> bool {
-    if q.search.is_some() || q.show_deleted {
+    if q.search.is_some() || q.show_deleted || q.records.is_set() {
         return false;
     }
     let grouped = q.country_codes.is_empty();

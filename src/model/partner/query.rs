@@ -1,6 +1,8 @@
 //! A validated list request: which list, its scope, filters, search, order and page (built by
 //! `crate::grpc::validate`, answered by the copy or by [`super::list`]).
 
+use chrono::{DateTime, Utc};
+
 use super::record::Scope;
 use crate::model::PartnerStatus;
 
@@ -54,6 +56,31 @@ impl SortField {
     }
 }
 
+/// The filters on what the copy of the lists does not hold: the caller's own keys, tags and change
+/// times. Empty when none is asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordFilter {
+    /// Only these partner ids.
+    pub ids: Vec<i64>,
+    /// Only these external ids.
+    pub external_ids: Vec<String>,
+    /// Any of these tags.
+    pub tags: Vec<String>,
+    /// All of these tags.
+    pub all_tags: Vec<String>,
+    /// Updated at or after.
+    pub updated_since: Option<DateTime<Utc>>,
+    /// Created at or after.
+    pub created_since: Option<DateTime<Utc>>,
+}
+
+impl RecordFilter {
+    /// Whether any filter is set.
+    pub fn is_set(&self) -> bool {
+        *self != RecordFilter::default()
+    }
+}
+
 /// A validated list request.
 #[derive(Debug, Clone)]
 pub struct ListQuery {
@@ -79,6 +106,8 @@ pub struct ListQuery {
     pub search: Option<String>,
     /// Soft-deleted partners too (ListPartners for service keys; always the SQL path).
     pub show_deleted: bool,
+    /// Ids, external ids, tags and change times (always the SQL path).
+    pub records: RecordFilter,
     /// Sort keys, `true` = descending; empty = the list's default order.
     pub sort: Vec<(SortField, bool)>,
     /// 1-based page.
@@ -102,6 +131,7 @@ impl ListQuery {
             active: None,
             search: None,
             show_deleted: false,
+            records: RecordFilter::default(),
             sort: Vec::new(),
             page,
             per_page,

@@ -52,14 +52,15 @@ pub enum Plan {
 
 /// How `q` is answered with `snapshot`: the planner's one decision. Loads the business's
 /// preferred partners into `preferences` when they order or filter the page. A `show_deleted`
-/// list (admin) takes the SQL path: the copy holds live partners only.
+/// list (admin) takes the SQL path: the copy holds live partners only; so does a list filtered on
+/// ids, external ids, tags or change times, which the copy does not hold.
 pub fn plan(
     conn: &mut PgConnection,
     q: &ListQuery,
     snapshot: &View,
     preferences: &PreferenceCache,
 ) -> Result<Plan> {
-    if q.show_deleted {
+    if q.show_deleted || q.records.is_set() {
         return Ok(Plan::Sql);
     }
     let search = snapshot.candidates(q);

@@ -43,12 +43,14 @@ pub(crate) const LIST_ENDPOINTS: Accepts = Accepts {
     scalars: &["page_size", "page_token"],
     array_filters: &[],
     bool_filters: &[],
+    statuses: &[],
 };
 
 pub(crate) const LIST_DELIVERIES: Accepts = Accepts {
     scalars: &["page_size", "page_token", "filter[state]"],
     array_filters: &[],
     bool_filters: &[],
+    statuses: &[],
 };
 
 /// `POST /api/v1/webhook_endpoints`: CreateWebhookEndpoint.
