@@ -365,12 +365,14 @@ impl Lists {
     ) -> Result<Checked<T>> {
         let business = guard.map(|(b, _)| b);
         let sequence = snapshot.sequence();
+        let mut moved_on = false;
         let checked = conn
             .build_transaction()
             .read_only()
             .repeatable_read()
             .run(|conn| {
                 let moved = partner::moved(conn, q, sequence, business, answered.end)?;
+                moved_on = moved.search != Some(snapshot.version);
                 let now = partner::Versions {
                     search: moved.search,
                     preferences: moved.preferences,
@@ -382,7 +384,7 @@ impl Lists {
                 }
                 rows(conn).map(Checked::Exact)
             })?;
-        if matches!(checked, Checked::Exact(_)) {
+        if matches!(checked, Checked::Exact(_)) && moved_on {
             self.inner.unaffected.fetch_add(1, Ordering::Relaxed);
         }
         Ok(checked)
