@@ -45,7 +45,7 @@ impl PartnerApi {
         let mut query = request.query;
         query.scope = scope.scope;
         let (page, per_page) = (query.page, query.per_page);
-        let (loaded, total) = self.services.lists.list(query, request.includes).await?;
+        let (loaded, total, facets) = self.services.lists.list(query, request.includes).await?;
         let total_pages = (total + per_page - 1) / per_page;
         Ok((
             partners(loaded, scope),
@@ -54,6 +54,16 @@ impl PartnerApi {
                 per_page: per_page as i32,
                 total,
                 total_pages: total_pages.min(i64::from(i32::MAX)) as i32,
+                facets: facets
+                    .into_iter()
+                    .map(|(field, values)| pb::Facet {
+                        field: field.as_str().to_owned(),
+                        values: values
+                            .into_iter()
+                            .map(|(value, count)| pb::FacetValue { value, count })
+                            .collect(),
+                    })
+                    .collect(),
             },
         ))
     }

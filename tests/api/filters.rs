@@ -265,3 +265,115 @@ async fn bad_filter_values_are_field_violations() {
         );
     }
 }
+
+/// Facets of ListPartners and ListAvailablePartners: counted in the copy or by Postgres, equal
+/// to a server without the copy, for filters, searches and the preference; the counts match the
+/// seeded data; REST answers them in `meta.facets`; an unknown field is a violation.
+#[tokio::test]
+async fn facets_count_the_matches_exactly() {
+    let t = TestApp::start().await;
+    let made = seed(&t).await;
+    t.prefer(t.world.business_a, made[1].id).await;
+    let (other, sql) = crate::search_index::sql_only(&t).await;
+    let all = ["categories", "country_codes", "status", "tags"].map(String::from);
+    let requests = [
+        pb::ListPartnersRequest {
+            facets: all[..3].to_vec(),
+            ..Default::default()
+        },
+        pb::ListPartnersRequest {
+            facets: all.to_vec(),
+            search: "partner 1".into(),
+            ..Default::default()
+        },
+        pb::ListPartnersRequest {
+            facets: vec!["status".into(), "categories".into()],
+            filter: Some(pb::ListPartnersFilter {
+                categories: vec!["wholesaler".into()],
+                preferred: Some(false),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    ];
+    for req in requests {
+        let by_copy = (t
+            .client()
+            .list_partners(with_key(req.clone(), &t.world.user_key_a))
+            .await)
+            .expect("list")
+            .into_inner();
+        let by_sql = (sql
+            .clone()
+            .list_partners(with_key(req.clone(), &t.world.user_key_a))
+            .await)
+            .expect("list (sql)")
+            .into_inner();
+        assert_eq!(by_copy, by_sql, "{req:?}");
+        let meta = by_copy.meta.expect("meta");
+        assert_eq!(meta.facets.len(), req.facets.len(), "{req:?}");
+    }
+    let page = (t.client())
+        .list_partners(with_key(
+            pb::ListPartnersRequest {
+                facets: all.to_vec(),
+                per_page: Some(1),
+                ..Default::default()
+            },
+            &t.world.user_key_a,
+        ))
+        .await
+        .expect("list")
+        .into_inner();
+    let facets = page.meta.expect("meta").facets;
+    let values = |field: &str| -> Vec<(String, i64)> {
+        let facet = facets.iter().find(|f| f.field == field).expect("facet");
+        facet
+            .values
+            .iter()
+            .map(|v| (v.value.clone(), v.count))
+            .collect()
+    };
+    let pairs = |items: &[(&str, i64)]| -> Vec<(String, i64)> {
+        items.iter().map(|(v, n)| ((*v).to_owned(), *n)).collect()
+    };
+    assert_eq!(
+        values("categories"),
+        pairs(&[("pos", 8), ("wholesaler", 4)])
+    );
+    assert_eq!(
+        values("status"),
+        pairs(&[("available", 6), ("unavailable", 2)])
+    );
+    assert_eq!(
+        values("tags"),
+        pairs(&[("red", 6), ("blue", 3), ("green", 2)])
+    );
+    assert!(values("country_codes").is_empty());
+
+    let available = (t.client())
+        .list_available_partners(with_key(
+            pb::ListAvailablePartnersRequest {
+                facets: vec!["tags".into()],
+                ..Default::default()
+            },
+            &t.world.user_key_a,
+        ))
+        .await
+        .expect("available")
+        .into_inner();
+    let tags = &available.meta.expect("meta").facets[0];
+    assert_eq!(tags.field, "tags");
+    assert_eq!(tags.values[0].value, "red");
+    assert_eq!(tags.values[0].count, 6);
+
+    let (status, _, body) = rest_ids(&t, "/api/v1/partners?facets=status,tags&per_page=1").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["meta"]["facets"]["status"][0]["value"], "available");
+    assert_eq!(body["meta"]["facets"]["status"][0]["count"], 6);
+    assert_eq!(body["meta"]["facets"]["tags"][2]["value"], "green");
+    let (status, _, body) = rest_ids(&t, "/api/v1/partners?facets=colour").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["errors"][0]["source"]["parameter"], "facets");
+    other.shutdown().await.expect("stop sql-only app");
+}

@@ -16,7 +16,7 @@ use tonic::transport::Channel;
 use crate::support::*;
 
 /// A second server on the test's database that answers every list by SQL.
-async fn sql_only(t: &TestApp) -> (RunningApp, PartnerServiceClient<Channel>) {
+pub(crate) async fn sql_only(t: &TestApp) -> (RunningApp, PartnerServiceClient<Channel>) {
     let limits = ServerLimits {
         search_index_max_partners: 0,
         ..ServerLimits::default()

@@ -7,7 +7,7 @@
 //! quarter of the server's CPU on REST lists (BENCHMARKS.md). Fields are declared in
 //! alphabetical order, so the output is the one a `Value` object (sorted keys) gave.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -358,6 +358,14 @@ struct Meta {
     per_page: i32,
     total: i64,
     total_pages: i32,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    facets: BTreeMap<String, Vec<FacetValue>>,
+}
+
+#[derive(Serialize)]
+struct FacetValue {
+    value: String,
+    count: i64,
 }
 
 /// A page of partners with `meta` and `links`.
@@ -398,6 +406,17 @@ pub fn list_document<'a>(
             per_page: meta.per_page,
             total: meta.total,
             total_pages: meta.total_pages,
+            facets: (meta.facets.iter())
+                .map(|f| {
+                    let values = (f.values.iter())
+                        .map(|v| FacetValue {
+                            value: v.value.clone(),
+                            count: v.count,
+                        })
+                        .collect();
+                    (f.field.clone(), values)
+                })
+                .collect(),
         },
     }
 }
@@ -468,6 +487,7 @@ mod tests {
             per_page: 2,
             total: 5,
             total_pages: 3,
+            facets: Vec::new(),
         };
         let all = Includes {
             users: true,

@@ -121,6 +121,13 @@ fn scalar(name: &str) -> Option<Parameter> {
             )
             .example(Some("crm-1,crm-2".into()))
         }
+        "facets" => query(
+            name,
+            "Comma-separated fields to count the matching partners by, over every page: \
+             `categories`, `country_codes`, `status`, `tags` (answered in `meta.facets`).",
+            string().pattern(Some(keys("(categories|country_codes|status|tags)"))),
+        )
+        .example(Some("categories,status".into())),
         "page" => query(name, "Page number, from 1.", int32(1, 1)),
         "filter[updated_since]" | "filter[created_since]" => query(
             name,

@@ -15,6 +15,15 @@ use super::schemas::{
     nullable, numeric_id, object, reference, schema, string, strings, typed, uuid,
 };
 
+/// `meta.facets` of a list: for each field asked, its values with their counts, most first.
+fn facets() -> ObjectBuilder {
+    let value = object([("value", string().into()), ("count", count().into())]);
+    let values = ArrayBuilder::new().items(value);
+    ObjectBuilder::new()
+        .description(Some("The counts asked for with `facets`, by field."))
+        .additional_properties(Some(values))
+}
+
 /// The `included` array of a document.
 fn included() -> ArrayBuilder {
     ArrayBuilder::new()
@@ -202,6 +211,7 @@ schema!(
                     ("total", count().into()),
                     ("total_pages", count().into()),
                 ])
+                .property("facets", facets())
                 .into(),
             ),
             (

@@ -25,6 +25,7 @@ const LIST_PARTNERS: Accepts = Accepts {
         "page",
         "per_page",
         "sort",
+        "facets",
         "filter[updated_since]",
         "filter[created_since]",
     ],
@@ -80,6 +81,7 @@ pub async fn list_partners(
     let params = read_params(&headers, query, body, &LIST_PARTNERS).await?;
     let mut errors = Vec::new();
     let request = pb::ListPartnersRequest {
+        facets: params.comma_list("facets"),
         business_uuid: params.string("business_uuid"),
         include: params.comma_list("include"),
         search: params.string("search"),
@@ -128,6 +130,7 @@ const LIST_AVAILABLE: Accepts = Accepts {
         "page",
         "per_page",
         "sort",
+        "facets",
         "filter[updated_since]",
         "filter[created_since]",
     ],
@@ -176,6 +179,7 @@ pub async fn list_available(
     let params = read_params(&headers, query, body, &LIST_AVAILABLE).await?;
     let mut errors = Vec::new();
     let request = pb::ListAvailablePartnersRequest {
+        facets: params.comma_list("facets"),
         business_uuid: params.string("business_uuid"),
         include: params.comma_list("include"),
         search: params.string("search"),

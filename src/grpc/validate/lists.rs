@@ -7,7 +7,7 @@ use super::Checker;
 use crate::error::{Error, Result};
 use crate::grpc::{convert, pb};
 use crate::model::PartnerStatus;
-use crate::model::partner::{Includes, ListKind, ListQuery, RecordFilter, Scope};
+use crate::model::partner::{FacetField, Includes, ListKind, ListQuery, RecordFilter, Scope};
 
 /// A validated list request.
 #[derive(Debug)]
@@ -90,6 +90,7 @@ impl TryFrom<&pb::ListPartnersRequest> for ListRequest {
             query.statuses.dedup();
         }
         query.show_deleted = req.show_deleted;
+        query.facets = facets(&mut c, &req.facets);
         c.finish(request)
     }
 }
@@ -118,6 +119,7 @@ impl TryFrom<&pb::ListAvailablePartnersRequest> for ListRequest {
             query.statuses.dedup();
             query.records = records(&mut c, "filter.record", f.record.as_ref());
         }
+        query.facets = facets(&mut c, &req.facets);
         c.finish(request)
     }
 }
@@ -131,6 +133,25 @@ impl TryFrom<&pb::ListWholesalersRequest> for ListRequest {
         request.query.records = records(&mut c, "filter", req.filter.as_ref());
         c.finish(request)
     }
+}
+
+/// The fields a list is asked to count its matches by, sorted, each once.
+fn facets(c: &mut Checker, names: &[String]) -> Vec<FacetField> {
+    let mut fields = Vec::with_capacity(names.len());
+    for name in names {
+        match FacetField::parse(name) {
+            Some(field) => fields.push(field),
+            None => {
+                let allowed: Vec<&str> = FacetField::ALL.iter().map(|f| f.as_str()).collect();
+                let message = format!("unknown value {name:?}; allowed: {}", allowed.join(", "));
+                c.add("facets", message);
+                return Vec::new();
+            }
+        }
+    }
+    fields.sort();
+    fields.dedup();
+    fields
 }
 
 /// Most ids or external ids in one list filter.
@@ -200,6 +221,7 @@ mod tests {
             search: "   ".into(),
             sort: "-clicks,colour".into(),
             show_deleted: false,
+            facets: vec!["colour".into()],
             filter: Some(pb::ListPartnersFilter {
                 country_codes: vec!["DEU".into()],
                 categories: vec!["x".repeat(65)],
@@ -220,7 +242,8 @@ mod tests {
                 "search",
                 "sort",
                 "filter.categories",
-                "filter.country_codes"
+                "filter.country_codes",
+                "facets"
             ]
         );
     }

@@ -2,6 +2,7 @@
 //! lists as SQL ([`list`]), the statements guarded by the in-memory copy's versions
 //! ([`guarded`]), point reads ([`point`]), includes ([`includes`]) and admin writes ([`write`]).
 
+pub mod facets;
 pub mod guarded;
 pub mod includes;
 pub mod list;
@@ -10,6 +11,7 @@ pub mod query;
 pub mod record;
 pub mod write;
 
+pub use facets::*;
 pub use guarded::*;
 pub use includes::*;
 pub use list::*;

@@ -56,6 +56,55 @@ impl SortField {
     }
 }
 
+/// A field a list's matches can be counted by (`facets`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FacetField {
+    /// `categories`
+    Categories,
+    /// `country_codes`
+    CountryCodes,
+    /// `status`
+    Status,
+    /// `tags`
+    Tags,
+}
+
+impl FacetField {
+    /// Every field, in API order.
+    pub const ALL: [FacetField; 4] = [
+        FacetField::Categories,
+        FacetField::CountryCodes,
+        FacetField::Status,
+        FacetField::Tags,
+    ];
+
+    /// The API name (also the column).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FacetField::Categories => "categories",
+            FacetField::CountryCodes => "country_codes",
+            FacetField::Status => "status",
+            FacetField::Tags => "tags",
+        }
+    }
+
+    /// Parses an API name.
+    pub fn parse(name: &str) -> Option<FacetField> {
+        FacetField::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+}
+
+/// A list's matches counted per value of each asked field, in field order; values most first,
+/// then by value.
+pub type Facets = Vec<(FacetField, Vec<(String, i64)>)>;
+
+/// Orders counted values as [`Facets`] holds them (most first, then by value), zeros left out.
+pub fn facet_values(mut values: Vec<(String, i64)>) -> Vec<(String, i64)> {
+    values.retain(|(_, n)| *n > 0);
+    values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    values
+}
+
 /// The filters on what the copy of the lists does not hold: the caller's own keys, tags and change
 /// times. Empty when none is asked for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -108,6 +157,8 @@ pub struct ListQuery {
     pub show_deleted: bool,
     /// Ids, external ids, tags and change times (always the SQL path).
     pub records: RecordFilter,
+    /// Fields to count the matches by (sorted, each once).
+    pub facets: Vec<FacetField>,
     /// Sort keys, `true` = descending; empty = the list's default order.
     pub sort: Vec<(SortField, bool)>,
     /// 1-based page.
@@ -132,6 +183,7 @@ impl ListQuery {
             search: None,
             show_deleted: false,
             records: RecordFilter::default(),
+            facets: Vec::new(),
             sort: Vec::new(),
             page,
             per_page,

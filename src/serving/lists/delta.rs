@@ -210,6 +210,33 @@ impl View {
         Some(base_key(self.base.by_id[at].1))
     }
 
+    /// The interned categories, wholesaler categories and country codes and the status of the
+    /// partner at `key`.
+    pub(super) fn values(&self, key: Key) -> ([&[u32]; 3], PartnerStatus) {
+        match key & LOW {
+            0 => {
+                let entry = &self.base.partners[(key >> 32) as usize - 1];
+                let array = |i| self.base.array(entry, i);
+                ([array(0), array(1), array(2)], entry.status)
+            }
+            index => {
+                let e = &self.delta.entries[index as usize - 1];
+                let [c, w, cc] = &e.arrays;
+                ([&c[..], &w[..], &cc[..]], e.status)
+            }
+        }
+    }
+
+    /// Every interned value's spelling, by number (the snapshot's, then the changes' own).
+    pub(super) fn spellings(&self) -> Vec<&str> {
+        let mut words = self.base.words();
+        words.resize(words.len() + self.delta.extra_values.len(), "");
+        for (word, &n) in &self.delta.extra_values {
+            words[n as usize] = word;
+        }
+        words
+    }
+
     /// Whether the partner at `key` passes `filter` and, with a `needle` (a lowered search
     /// term), holds it in its lowered name.
     pub(super) fn holds(&self, key: Key, filter: &Filter, needle: Option<&[u8]>) -> bool {

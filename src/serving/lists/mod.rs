@@ -28,6 +28,7 @@
 pub mod copy;
 pub mod delta;
 pub mod exactness;
+pub mod facets;
 mod follower;
 pub mod paging;
 pub mod planner;

@@ -16,7 +16,7 @@ use super::trigram::MAX_ORDERED_BY_SQL;
 use super::{ListQuery, Lists};
 use crate::db::sql::Sql;
 use crate::error::Result;
-use crate::model::partner::{self, Includes, Loaded, PartnerRecord};
+use crate::model::partner::{self, Facets, Includes, Loaded, PartnerRecord};
 
 /// A page of records and the list's exact total.
 pub type Page = (Vec<PartnerRecord>, i64);
@@ -143,8 +143,12 @@ impl Lists {
     /// hand-off (the page as planned, then one query per relationship for the whole page). When
     /// a change since the copy touches the list, waits for the follower (at most
     /// [`super::WAIT_FOR_FOLLOWER`]) and tries once more in the same turn, with the SQL path as
-    /// the fallback.
-    pub async fn list(&self, query: ListQuery, includes: Includes) -> Result<(Loaded, i64)> {
+    /// the fallback. With the facets `query` asks for ([`Lists::facets`]).
+    pub async fn list(
+        &self,
+        query: ListQuery,
+        includes: Includes,
+    ) -> Result<(Loaded, i64, Facets)> {
         // One turn in the list lane for both tries: the second does not queue again.
         let _turn = self.db.list_turn().await?;
         let lists = self.clone();
@@ -155,7 +159,7 @@ impl Lists {
                 Answer::Page((records, total)) => {
                     let scope = q.scope.business_id;
                     let loaded = partner::with_includes(conn, records, scope, includes)?;
-                    Ok(Ok((loaded, total)))
+                    Ok(Ok((loaded, total, lists.facets(conn, &q)?)))
                 }
                 Answer::Behind(version) => Ok(Err(version)),
                 Answer::Sql => {
@@ -163,7 +167,7 @@ impl Lists {
                     let (records, total) = partner::list(conn, &q)?;
                     let scope = q.scope.business_id;
                     let loaded = partner::with_includes(conn, records, scope, includes)?;
-                    Ok(Ok((loaded, total)))
+                    Ok(Ok((loaded, total, lists.facets(conn, &q)?)))
                 }
             })
             .await?;
@@ -179,9 +183,38 @@ impl Lists {
                 let (records, total) = lists.run(conn, &query)?;
                 let loaded =
                     partner::with_includes(conn, records, query.scope.business_id, includes)?;
-                Ok((loaded, total))
+                Ok((loaded, total, lists.facets(conn, &query)?))
             })
             .await
+    }
+
+    /// `q`'s facets (none when it asks for none): counted in the copy while the database is at
+    /// the copy's search version (and the business's set at its preference version, where the
+    /// preference filters), which one more look at the versions tells; otherwise, or for what
+    /// the copy does not hold, by Postgres ([`partner::facets`]). Exact either way.
+    pub fn facets(&self, conn: &mut PgConnection, q: &ListQuery) -> Result<Facets> {
+        if q.facets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let covered = self.inner.enabled && !q.show_deleted && !q.records.is_set();
+        if let Some(view) = self.snapshot().filter(|_| covered) {
+            let business = q.scope.business_id.filter(|_| q.preferred.is_some());
+            let set = match business {
+                Some(b) => self.inner.preferences.get(conn, b)?,
+                None => None,
+            };
+            let now = partner::versions(conn, business)?;
+            let set_holds = set
+                .as_ref()
+                .map(|p| p.complete() && now.preferences == Some(p.version));
+            if now.search == Some(view.version)
+                && set_holds != Some(false)
+                && let Some(facets) = view.facets(q, set.as_deref())
+            {
+                return Ok(facets);
+            }
+        }
+        Ok(partner::facets(conn, q)?)
     }
 
     /// Runs a list on the caller's connection (in its blocking thread): as planned with the copy

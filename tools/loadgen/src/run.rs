@@ -437,6 +437,8 @@ fn read_scenarios(
     // Not a scenario of the issue: the directory's default list (no search, no filter, the
     // business's preferred partners first), page 1 of 25, as a client browsing it asks.
     runner.list_row(load, ListShape::Browse, lc);
+    // The same with three facets counted over every match (the facets' cost).
+    runner.list_row(load, ListShape::BrowseFacets, lc);
     // Not a scenario either: a list in an order the caller picks (newest first), which takes
     // the SQL path (Postgres orders and pages; the copy tells the total).
     runner.list_row(load, ListShape::Newest, lc);

@@ -44,6 +44,8 @@ pub enum ListShape {
     Browse,
     /// gRPC ListPartners, newest first ([`NEWEST_ROW`]).
     Newest,
+    /// [`ListShape::Browse`] with three facets (categories, country codes, status): quiet only.
+    BrowseFacets,
     /// gRPC ListAvailablePartners, page 1.
     Available,
     /// gRPC ListWholesalers at this page.
@@ -75,6 +77,7 @@ impl ListShape {
             ListShape::Search => "gRPC ListPartners".into(),
             ListShape::Browse => BROWSE_ROW.into(),
             ListShape::Newest => NEWEST_ROW.into(),
+            ListShape::BrowseFacets => format!("{BROWSE_ROW} + 3 facets"),
             ListShape::Available => "gRPC ListAvailablePartners".into(),
             ListShape::Wholesalers(page) => format!("gRPC ListWholesalers page {page}"),
             ListShape::RestSearch => "REST ListPartners".into(),
@@ -85,7 +88,11 @@ impl ListShape {
     pub fn at_list_concurrency(self) -> bool {
         matches!(
             self,
-            ListShape::Search | ListShape::Browse | ListShape::Newest | ListShape::RestSearch
+            ListShape::Search
+                | ListShape::Browse
+                | ListShape::BrowseFacets
+                | ListShape::Newest
+                | ListShape::RestSearch
         )
     }
 }
@@ -336,6 +343,7 @@ pub fn list_partners_request() -> pb::ListPartnersRequest {
         per_page: None,
         sort: String::new(),
         show_deleted: false,
+        facets: Vec::new(),
     }
 }
 
@@ -413,6 +421,14 @@ impl Load<'_> {
             ListShape::Search => self.list_partners(concurrency, list_partners_request),
             ListShape::Browse => self.list_partners(concurrency, pb::ListPartnersRequest::default),
             ListShape::Newest => self.list_partners(concurrency, newest_request),
+            ListShape::BrowseFacets => {
+                self.list_partners(concurrency, || pb::ListPartnersRequest {
+                    facets: ["categories", "country_codes", "status"]
+                        .map(String::from)
+                        .to_vec(),
+                    ..Default::default()
+                })
+            }
             ListShape::Available => self.list_available(concurrency),
             ListShape::Wholesalers(page) => self.list_wholesalers(concurrency, page),
             ListShape::RestSearch => self.rest_list_partners(concurrency),
