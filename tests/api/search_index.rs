@@ -215,6 +215,14 @@ fn requests() -> Vec<pb::ListPartnersRequest> {
                     } else {
                         Vec::new()
                     },
+                    // Facets counted in the copy (or by Postgres, with tags) on the first pages.
+                    facets: match (page, per_page) {
+                        (1, 25) => vec!["categories".into(), "status".into()],
+                        (1, 4) if sort.is_empty() || sort == "name" => {
+                            vec!["country_codes".into(), "tags".into()]
+                        }
+                        _ => Vec::new(),
+                    },
                     ..Default::default()
                 });
             }
