@@ -229,6 +229,24 @@ impl PartnerAdminService for AdminApi {
         Ok(Response::new(self.read_partner(id).await?))
     }
 
+    async fn batch_update_partners(
+        &self,
+        _request: Request<pb::BatchUpdatePartnersRequest>,
+    ) -> RpcResult<pb::BatchUpdatePartnersResponse> {
+        Err(Status::unimplemented(
+            "BatchUpdatePartners comes in a later commit",
+        ))
+    }
+
+    async fn batch_modify_partners(
+        &self,
+        _request: Request<pb::BatchModifyPartnersRequest>,
+    ) -> RpcResult<pb::BatchModifyPartnersResponse> {
+        Err(Status::unimplemented(
+            "BatchModifyPartners comes in a later commit",
+        ))
+    }
+
     async fn delete_partner(&self, request: Request<pb::DeletePartnerRequest>) -> RpcResult<()> {
         service_caller(&request)?;
         let id = partner_id(request.get_ref().id)?;

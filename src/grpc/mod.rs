@@ -6,6 +6,7 @@
 mod admin_service;
 pub mod convert;
 mod event_service;
+pub mod export;
 pub(crate) mod layer;
 mod partner_service;
 pub(crate) mod scope;

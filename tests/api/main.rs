@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod bulk;
 mod changes;
 mod cli;
 mod clicks;
@@ -12,6 +13,7 @@ mod events;
 mod floods;
 mod hang;
 mod hostile;
+mod includes;
 mod integration;
 mod isolation;
 mod limits;

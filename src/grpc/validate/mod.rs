@@ -19,7 +19,9 @@ pub use admin::{
 };
 pub use events::EventQuery;
 pub use lists::ListRequest;
-pub use partner::{BatchRead, ClickRequest, MAX_BATCH_KEYS, PartnerRead, partner_id};
+pub use partner::{
+    BatchRead, ClickRequest, MAX_BATCH_KEYS, PartnerRead, PartnerUsersRead, partner_id,
+};
 
 /// Most values in one array filter.
 pub const MAX_FILTER_VALUES: usize = 50;

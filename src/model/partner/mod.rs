@@ -1,7 +1,9 @@
 //! Partners: the row every read returns ([`record`]), the validated list query ([`query`]), the
 //! lists as SQL ([`list`]), the statements guarded by the in-memory copy's versions
-//! ([`guarded`]), point reads ([`point`]), includes ([`includes`]) and admin writes ([`write`]).
+//! ([`guarded`]), point reads ([`point`]), includes ([`includes`]), admin writes ([`write`]),
+//! and the export's keyset chunks ([`export`]).
 
+pub mod export;
 pub mod guarded;
 pub mod includes;
 pub mod list;
@@ -10,6 +12,7 @@ pub mod query;
 pub mod record;
 pub mod write;
 
+pub use export::*;
 pub use guarded::*;
 pub use includes::*;
 pub use list::*;
