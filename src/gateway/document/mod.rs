@@ -314,6 +314,23 @@ pub fn partner_document(p: &pb::Partner, included: Includes) -> PartnerDocument<
     }
 }
 
+/// `{"data": [partners]}` without included resources (the batch writes answer this).
+#[derive(Serialize)]
+pub struct PartnersDocument<'a> {
+    data: Vec<PartnerResource<'a>>,
+}
+
+/// The document of partners written by a batch, in order.
+pub fn partners_document(partners: &[pb::Partner]) -> PartnersDocument<'_> {
+    let mut set = IncludedSet::default();
+    PartnersDocument {
+        data: partners
+            .iter()
+            .map(|p| partner_resource(p, Includes::default(), &mut set))
+            .collect(),
+    }
+}
+
 /// Whether an upsert created its partner.
 #[derive(Serialize)]
 struct UpsertMeta {

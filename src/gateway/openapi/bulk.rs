@@ -1,14 +1,19 @@
-//! The schemas of the bulk routes: a partner's users page (listPartnerUsers). They describe what
-//! `document/users.rs` renders.
+//! The schemas of the bulk routes: a partner's users page (listPartnerUsers, rendered by
+//! `document/users.rs`), the batch writes' bodies and answers (`routes/bulk.rs`).
 
 use std::borrow::Cow;
 
 use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{
+    AllOfBuilder, ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type,
+};
 use utoipa::{PartialSchema, ToSchema};
 
+use super::bodies::PartnerWriteAttributes;
+use super::resources::Partner;
 use super::schemas::{
-    constant, count, date_time, format, nullable, object, reference, schema, string, uuid,
+    PartnerStatus, constant, count, data, date_time, format, label, nullable, numeric_id, object,
+    reference, schema, string, typed, uuid,
 };
 
 /// `links` of a page: self, first, last, prev and next.
@@ -67,6 +72,96 @@ schema!(
         ("meta", page_meta().into()),
         ("links", page_links().into()),
     ])
+    .into()
+);
+
+/// Most items of a batch write.
+const MAX_ITEMS: usize = crate::grpc::validate::MAX_BATCH_WRITES;
+
+schema!(
+    /// The body of `batchUpdatePartners`.
+    PartnerBatchUpdateRequest = data(
+        ArrayBuilder::new()
+            .min_items(Some(1))
+            .max_items(Some(MAX_ITEMS))
+            .description(Some(
+                "The updates, each naming another partner; only the attributes present are \
+                 updated.",
+            ))
+            .items(object([
+                ("type", constant("partner").into()),
+                ("id", numeric_id().into()),
+                (
+                    "attributes",
+                    AllOfBuilder::new()
+                        .item(reference::<PartnerWriteAttributes>())
+                        .item(
+                            ObjectBuilder::new()
+                                .min_properties(Some(1))
+                                .schema_type(SchemaType::AnyValue),
+                        )
+                        .into(),
+                ),
+            ])),
+    )
+    .into()
+);
+
+schema!(
+    /// The partners written by `batchUpdatePartners`, in request order.
+    PartnerBatchUpdateDocument = data(ArrayBuilder::new().items(reference::<Partner>())).into()
+);
+
+schema!(
+    /// The body of `batchModifyPartners`: at least one of the changes.
+    PartnerBatchModifyRequest = data(object([
+        ("type", constant("partner_batch_modification").into()),
+        (
+            "attributes",
+            object([(
+                "ids",
+                ArrayBuilder::new()
+                    .min_items(Some(1))
+                    .max_items(Some(MAX_ITEMS))
+                    .items(numeric_id())
+                    .description(Some("The partners (ids as strings)."))
+                    .into(),
+            )])
+            .property(
+                "add_tags",
+                ArrayBuilder::new().items(label()).max_items(Some(50)),
+            )
+            .property(
+                "remove_tags",
+                ArrayBuilder::new()
+                    .items(label())
+                    .max_items(Some(50))
+                    .description(Some("Removal wins over addition of the same tag.")),
+            )
+            .property("status", reference::<PartnerStatus>())
+            .property("active", typed(Type::Boolean))
+            .min_properties(Some(2))
+            .into(),
+        ),
+    ]))
+    .into()
+);
+
+schema!(
+    /// What `batchModifyPartners` changed.
+    PartnerBatchModifyDocument = object([(
+        "meta",
+        object([(
+            "changed_ids",
+            ArrayBuilder::new()
+                .items(numeric_id())
+                .description(Some(
+                    "The partners whose values changed, ascending (the others had them already).",
+                ))
+                .into(),
+        )])
+        .into(),
+    )])
     .into()
 );
 

@@ -1,8 +1,9 @@
 //! Partners: the row every read returns ([`record`]), the validated list query ([`query`]), the
 //! lists as SQL ([`list`]), the statements guarded by the in-memory copy's versions
 //! ([`guarded`]), point reads ([`point`]), includes ([`includes`]), admin writes ([`write`]),
-//! and the export's keyset chunks ([`export`]).
+//! batch writes ([`batch`]) and the export's keyset chunks ([`export`]).
 
+pub mod batch;
 pub mod export;
 pub mod guarded;
 pub mod includes;
@@ -12,6 +13,7 @@ pub mod query;
 pub mod record;
 pub mod write;
 
+pub use batch::*;
 pub use export::*;
 pub use guarded::*;
 pub use includes::*;
