@@ -261,13 +261,15 @@ impl Forward {
 /// Handlers sharing a path are registered together.
 fn api() -> OpenApiRouter<Gateway> {
     use routes::{
-        admin, batch, bulk, clicks, connect, events, health, lists, partner, users, webhooks,
+        admin, batch, bulk, clicks, connect, events, export, health, lists, partner, users,
+        webhooks,
     };
     OpenApiRouter::with_openapi(openapi::root())
         .routes(routes!(lists::list_partners, admin::create_partner))
         .routes(routes!(lists::list_available))
         .routes(routes!(lists::list_wholesalers))
         .routes(routes!(batch::batch_get_partners))
+        .routes(routes!(export::export_partners))
         .routes(routes!(bulk::batch_update))
         .routes(routes!(bulk::batch_modify))
         .routes(routes!(admin::restore_partner))

@@ -167,13 +167,14 @@ mod tests {
 
     use super::*;
 
-    const PATHS: [&str; 21] = [
+    const PATHS: [&str; 22] = [
         "/api/v1/partners",
         "/api/v1/partners/available",
         "/api/v1/partners/wholesalers",
         "/api/v1/partners/batch",
         "/api/v1/partners/batch_update",
         "/api/v1/partners/batch_modify",
+        "/api/v1/partners/export",
         "/api/v1/partners/{id}/restore",
         "/api/v1/partners/by_external_id/{external_id}",
         "/api/v1/partners/{id}",
@@ -239,7 +240,7 @@ mod tests {
         );
         assert_eq!(doc["openapi"], "3.1.0");
         assert_eq!(doc["info"]["title"], "Partners service REST gateway");
-        assert_eq!(operations().len(), 28);
+        assert_eq!(operations().len(), 29);
     }
 
     #[test]
@@ -278,10 +279,10 @@ mod tests {
             }
             ids.push(op["operationId"].as_str().expect("operationId").to_owned());
         }
-        assert_eq!(ids.len(), 28);
+        assert_eq!(ids.len(), 29);
         ids.sort();
         ids.dedup();
-        assert_eq!(ids.len(), 28, "operation ids must be unique");
+        assert_eq!(ids.len(), 29, "operation ids must be unique");
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod clicks;
 mod connect;
 mod conventions;
 mod events;
+mod export;
 mod floods;
 mod hang;
 mod hostile;

@@ -749,6 +749,7 @@ async fn openapi_lists_every_route_the_router_serves() {
         ("GET", "/api/v1/partners/batch"),
         ("POST", "/api/v1/partners/batch_update"),
         ("POST", "/api/v1/partners/batch_modify"),
+        ("GET", "/api/v1/partners/export"),
         ("GET", "/api/v1/partners/{id}"),
         ("PATCH", "/api/v1/partners/{id}"),
         ("DELETE", "/api/v1/partners/{id}"),

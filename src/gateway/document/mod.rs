@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 mod events;
+pub mod export;
 mod users;
 pub use events::{EventListDocument, event_list_document, event_resource_json};
 pub use users::{UserListDocument, user_list_document};
