@@ -515,5 +515,13 @@ async fn batch_writes_over_rest() {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    let empty = json!({"data": {"type": "partner_batch_modification",
+                                "attributes": {"ids": [a.to_string()], "add_tags": [], "active": true}}});
+    let (status, doc) = post("/api/v1/partners/batch_modify", empty, key.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{doc}");
+    assert_eq!(
+        doc["errors"][0]["source"],
+        json!({"pointer": "/data/attributes/add_tags"})
+    );
     t.stop().await;
 }

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{
-    AllOfBuilder, ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type,
+    AdditionalProperties, AllOfBuilder, ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type,
 };
 use utoipa::{PartialSchema, ToSchema};
 
@@ -78,6 +78,11 @@ schema!(
 /// Most items of a batch write.
 const MAX_ITEMS: usize = crate::grpc::validate::MAX_BATCH_WRITES;
 
+/// A partner id as a string of digits that fits a 64-bit integer.
+fn id() -> ObjectBuilder {
+    numeric_id().max_length(Some(18))
+}
+
 schema!(
     /// The body of `batchUpdatePartners`.
     PartnerBatchUpdateRequest = data(
@@ -90,7 +95,7 @@ schema!(
             ))
             .items(object([
                 ("type", constant("partner").into()),
-                ("id", numeric_id().into()),
+                ("id", id().into()),
                 (
                     "attributes",
                     AllOfBuilder::new()
@@ -123,23 +128,28 @@ schema!(
                 ArrayBuilder::new()
                     .min_items(Some(1))
                     .max_items(Some(MAX_ITEMS))
-                    .items(numeric_id())
+                    .items(id())
                     .description(Some("The partners (ids as strings)."))
                     .into(),
             )])
             .property(
                 "add_tags",
-                ArrayBuilder::new().items(label()).max_items(Some(50)),
+                ArrayBuilder::new()
+                    .items(label())
+                    .min_items(Some(1))
+                    .max_items(Some(50)),
             )
             .property(
                 "remove_tags",
                 ArrayBuilder::new()
                     .items(label())
+                    .min_items(Some(1))
                     .max_items(Some(50))
                     .description(Some("Removal wins over addition of the same tag.")),
             )
             .property("status", reference::<PartnerStatus>())
             .property("active", typed(Type::Boolean))
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
             .min_properties(Some(2))
             .into(),
         ),

@@ -184,10 +184,15 @@ fn modify_ids(attributes: &serde_json::Map<String, Value>) -> Result<Vec<i64>, A
         .collect()
 }
 
-/// The tags of `name`: absent is none, else an array of strings.
+/// The tags of `name`: absent is none, else a non-empty array of strings.
 fn tags(attributes: &serde_json::Map<String, Value>, name: &str) -> Result<Vec<String>, ApiErrors> {
     match attributes.get(name) {
-        None | Some(Value::Null) => Ok(Vec::new()),
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) if items.is_empty() => Err(ApiError::bad_pointer(
+            &format!("/data/attributes/{name}"),
+            "must not be empty: leave it out",
+        )
+        .into()),
         Some(Value::Array(items)) => items
             .iter()
             .map(|t| t.as_str().map(str::to_owned))
@@ -217,7 +222,7 @@ fn modify_request(
         .into());
     }
     let status = match attributes.get("status") {
-        None | Some(Value::Null) => None,
+        None => None,
         Some(Value::String(s)) => Some(document::partner_status_value(s)),
         Some(_) => {
             return Err(
@@ -226,7 +231,7 @@ fn modify_request(
         }
     };
     let active = match attributes.get("active") {
-        None | Some(Value::Null) => None,
+        None => None,
         Some(Value::Bool(b)) => Some(*b),
         Some(_) => {
             return Err(
