@@ -28,7 +28,7 @@ done
 
 spec="http://127.0.0.1:$http_port/api/v1/openapi.json"
 # Service keys only: the admin writes, the change events' feed and the webhooks.
-admin='^(POST /api/v1/partners|PATCH /api/v1/partners/\{id\}|DELETE /api/v1/partners/\{id\}|POST /api/v1/partners/\{id\}/restore|PUT /api/v1/partners/by_external_id/\{external_id\}|GET /api/v1/partner_events|[A-Z]+ /api/v1/webhook_endpoints.*)$'
+admin='^(POST /api/v1/partners|POST /api/v1/partners/batch_(update|modify)|GET /api/v1/partners/export|PATCH /api/v1/partners/\{id\}|DELETE /api/v1/partners/\{id\}|POST /api/v1/partners/\{id\}/restore|PUT /api/v1/partners/by_external_id/\{external_id\}|GET /api/v1/partner_events|[A-Z]+ /api/v1/webhook_endpoints.*)$'
 export PYTHONPATH="$PWD/scripts${PYTHONPATH:+:$PYTHONPATH}"
 export SCHEMATHESIS_HOOKS=schemathesis_hooks
 common=(--checks all --max-examples "${SCHEMATHESIS_EXAMPLES:-40}" --seed "${SCHEMATHESIS_SEED:-20261121}" --generation-deterministic --workers 2)

@@ -44,6 +44,14 @@ pub enum Error {
     /// The named resource does not exist (or is not visible to the caller).
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// Some resources a batch names do not exist: the batch did nothing.
+    #[error("{resource} not found: {}", keys.join(", "))]
+    NotFoundMany {
+        /// The kind of resource.
+        resource: &'static str,
+        /// Where the batch names each missing one, e.g. `requests[3] (id 42)`.
+        keys: Vec<String>,
+    },
     /// Missing, malformed, unknown or revoked API key.
     #[error("missing or invalid API key")]
     Unauthenticated,
@@ -109,7 +117,7 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Error::InvalidArgument(_) => "INVALID_ARGUMENT",
-            Error::NotFound(_) => "NOT_FOUND",
+            Error::NotFound(_) | Error::NotFoundMany { .. } => "NOT_FOUND",
             Error::Unauthenticated => "UNAUTHENTICATED",
             Error::PermissionDenied(_) => "PERMISSION_DENIED",
             Error::AlreadyExists { reason, .. } => reason,
@@ -126,7 +134,7 @@ impl Error {
     pub fn code(&self) -> Code {
         match self {
             Error::InvalidArgument(_) => Code::InvalidArgument,
-            Error::NotFound(_) => Code::NotFound,
+            Error::NotFound(_) | Error::NotFoundMany { .. } => Code::NotFound,
             Error::Unauthenticated => Code::Unauthenticated,
             Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::AlreadyExists { .. } => Code::AlreadyExists,
@@ -155,6 +163,10 @@ impl Error {
             }
             Error::NotFound(what) => {
                 metadata.insert("resource".to_owned(), (*what).to_owned());
+                self.to_string()
+            }
+            Error::NotFoundMany { resource, .. } => {
+                metadata.insert("resource".to_owned(), (*resource).to_owned());
                 self.to_string()
             }
             Error::Internal(text) => {

@@ -7,7 +7,8 @@
 //! an authenticated call, 429 included, copied from the call's metadata (`crate::auth::RateState`).
 //!
 //! The ETag is taken over the body as sent (after compression), so each encoding has its own
-//! strong validator, as RFC 9110 wants of a strong ETag.
+//! strong validator, as RFC 9110 wants of a strong ETag. Streamed answers (the export, marked
+//! [`Streamed`]) get neither: hashing them would hold the whole body.
 
 use axum::Router;
 use axum::body::Body;
@@ -58,6 +59,10 @@ async fn rate_limit(request: Request<Body>, next: Next) -> Response {
     }
     response
 }
+
+/// Marks a response whose body is streamed: no ETag (it would buffer the body).
+#[derive(Debug, Clone, Copy)]
+pub struct Streamed;
 
 /// Bodies smaller than this are sent as they are.
 const COMPRESS_ABOVE: u16 = 1024;
@@ -118,7 +123,7 @@ async fn etag(request: Request<Body>, next: Next) -> Response {
     let Some(if_none_match) = conditional else {
         return response;
     };
-    if response.status() != StatusCode::OK {
+    if response.status() != StatusCode::OK || response.extensions().get::<Streamed>().is_some() {
         return response;
     }
     let (mut parts, body) = response.into_parts();

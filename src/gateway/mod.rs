@@ -260,12 +260,18 @@ impl Forward {
 /// Every route with its OpenAPI operation: the one source of both the router and the document.
 /// Handlers sharing a path are registered together.
 fn api() -> OpenApiRouter<Gateway> {
-    use routes::{admin, batch, clicks, connect, events, health, lists, partner, webhooks};
+    use routes::{
+        admin, batch, bulk, clicks, connect, events, export, health, lists, partner, users,
+        webhooks,
+    };
     OpenApiRouter::with_openapi(openapi::root())
         .routes(routes!(lists::list_partners, admin::create_partner))
         .routes(routes!(lists::list_available))
         .routes(routes!(lists::list_wholesalers))
         .routes(routes!(batch::batch_get_partners))
+        .routes(routes!(export::export_partners))
+        .routes(routes!(bulk::batch_update))
+        .routes(routes!(bulk::batch_modify))
         .routes(routes!(admin::restore_partner))
         .routes(routes!(admin::upsert_partner))
         .routes(routes!(
@@ -273,6 +279,7 @@ fn api() -> OpenApiRouter<Gateway> {
             admin::update_partner,
             admin::delete_partner
         ))
+        .routes(routes!(users::list_partner_users))
         .routes(routes!(clicks::click_event))
         .routes(routes!(connect::connect, connect::disconnect))
         .routes(routes!(webhooks::create_endpoint, webhooks::list_endpoints))

@@ -9,6 +9,7 @@
 //! blocks, errors), [`resources`] (answered documents) and [`bodies`] (request bodies).
 
 pub mod bodies;
+pub mod bulk;
 pub mod parameters;
 pub mod resources;
 pub mod responses;
@@ -166,16 +167,20 @@ mod tests {
 
     use super::*;
 
-    const PATHS: [&str; 18] = [
+    const PATHS: [&str; 22] = [
         "/api/v1/partners",
         "/api/v1/partners/available",
         "/api/v1/partners/wholesalers",
         "/api/v1/partners/batch",
+        "/api/v1/partners/batch_update",
+        "/api/v1/partners/batch_modify",
+        "/api/v1/partners/export",
         "/api/v1/partners/{id}/restore",
         "/api/v1/partners/by_external_id/{external_id}",
         "/api/v1/partners/{id}",
         "/api/v1/partners/{id}/click_event",
         "/api/v1/partners/{id}/connect",
+        "/api/v1/partners/{id}/users",
         "/api/v1/webhook_endpoints",
         "/api/v1/webhook_endpoints/{id}",
         "/api/v1/webhook_endpoints/{id}/rotate_secret",
@@ -235,7 +240,7 @@ mod tests {
         );
         assert_eq!(doc["openapi"], "3.1.0");
         assert_eq!(doc["info"]["title"], "Partners service REST gateway");
-        assert_eq!(operations().len(), 25);
+        assert_eq!(operations().len(), 29);
     }
 
     #[test]
@@ -274,10 +279,10 @@ mod tests {
             }
             ids.push(op["operationId"].as_str().expect("operationId").to_owned());
         }
-        assert_eq!(ids.len(), 25);
+        assert_eq!(ids.len(), 29);
         ids.sort();
         ids.dedup();
-        assert_eq!(ids.len(), 25, "operation ids must be unique");
+        assert_eq!(ids.len(), 29, "operation ids must be unique");
     }
 
     #[test]

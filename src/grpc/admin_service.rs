@@ -10,12 +10,14 @@ use uuid::Uuid;
 use super::pb::partner_admin_service_server::PartnerAdminService;
 use super::scope::Caller;
 use super::validate::{
-    BusinessUpsert, IntegrationSet, PartnerCreate, PartnerUpdate, PartnerUpsert, PreferenceSet,
-    UserUpsert, partner_id,
+    BatchModify, BatchUpdate, BusinessUpsert, IntegrationSet, MAX_FILTER_VALUES, PartnerCreate,
+    PartnerUpdate, PartnerUpsert, PreferenceSet, UserUpsert, partner_id,
 };
 use super::{convert, pb};
 use crate::error::{Error, PreconditionViolation, Result};
-use crate::model::partner::{self, CreateOnce, NewPartner, Restored, Scope};
+use crate::model::partner::{
+    self, CreateOnce, Modification, NewPartner, PartnerChanges, PartnerKey, Restored, Scope,
+};
 use crate::model::{business, relation};
 use crate::serving::Services;
 
@@ -97,6 +99,22 @@ fn create_fingerprint(new: &NewPartner) -> String {
     ])
     .to_string();
     hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// NOT_FOUND naming the keys of `requested` that are not in `live` (ascending), each as
+/// `name(position, id)` says, the first 20 of them.
+fn missing(requested: &[i64], live: &[i64], name: impl Fn(usize, i64) -> String) -> Error {
+    let keys = requested
+        .iter()
+        .enumerate()
+        .filter(|(_, id)| live.binary_search(id).is_err())
+        .take(20)
+        .map(|(i, id)| name(i, *id))
+        .collect();
+    Error::NotFoundMany {
+        resource: "partner",
+        keys,
+    }
 }
 
 /// The error of a restore whose external id another partner holds (or took meanwhile).
@@ -227,6 +245,83 @@ impl PartnerAdminService for AdminApi {
             return Err(Error::NotFound("partner").into());
         }
         Ok(Response::new(self.read_partner(id).await?))
+    }
+
+    async fn batch_update_partners(
+        &self,
+        request: Request<pb::BatchUpdatePartnersRequest>,
+    ) -> RpcResult<pb::BatchUpdatePartnersResponse> {
+        service_caller(&request)?;
+        let batch = BatchUpdate::try_from(request.get_ref())?;
+        let records = self
+            .services
+            .db
+            .transaction(move |conn| {
+                let ids: Vec<i64> = batch.updates.iter().map(|u| u.id).collect();
+                let live = partner::lock_live(conn, &ids)?;
+                if live.len() < ids.len() {
+                    return Err(missing(&ids, &live, |i, id| {
+                        format!("requests[{i}] (id {id})")
+                    }));
+                }
+                let updates: Vec<(i64, &PartnerChanges)> =
+                    batch.updates.iter().map(|u| (u.id, &u.changes)).collect();
+                partner::update_many(conn, &updates).map_err(external_id_conflict)?;
+                let keys: Vec<PartnerKey> = ids.into_iter().map(PartnerKey::Id).collect();
+                let mut found = partner::find_batch(conn, &keys, Scope::default())?;
+                found.sort_by_key(|f| f.slot);
+                Ok(found)
+            })
+            .await?;
+        Ok(Response::new(pb::BatchUpdatePartnersResponse {
+            partners: records
+                .into_iter()
+                .map(|f| convert::partner(f.record, false, false))
+                .collect(),
+        }))
+    }
+
+    async fn batch_modify_partners(
+        &self,
+        request: Request<pb::BatchModifyPartnersRequest>,
+    ) -> RpcResult<pb::BatchModifyPartnersResponse> {
+        service_caller(&request)?;
+        let batch = BatchModify::try_from(request.get_ref())?;
+        let changed = self
+            .services
+            .db
+            .transaction(move |conn| {
+                let live = partner::lock_live(conn, &batch.ids)?;
+                if live.len() < batch.ids.len() {
+                    return Err(missing(&batch.ids, &live, |_, id| format!("id {id}")));
+                }
+                let modification = Modification {
+                    add_tags: batch.add_tags,
+                    remove_tags: batch.remove_tags,
+                    status: batch.status,
+                    active: batch.active,
+                };
+                let changed = partner::modify_many(conn, &batch.ids, &modification)?;
+                let over: Vec<String> = changed
+                    .iter()
+                    .filter(|m| m.tags as usize > MAX_FILTER_VALUES)
+                    .map(|m| m.id.to_string())
+                    .collect();
+                if !over.is_empty() {
+                    return Err(Error::invalid(
+                        "add_tags",
+                        format!(
+                            "would give partners {} more than {MAX_FILTER_VALUES} tags",
+                            over.join(", ")
+                        ),
+                    ));
+                }
+                Ok(changed)
+            })
+            .await?;
+        Ok(Response::new(pb::BatchModifyPartnersResponse {
+            changed_ids: changed.into_iter().map(|m| m.id).collect(),
+        }))
     }
 
     async fn delete_partner(&self, request: Request<pb::DeletePartnerRequest>) -> RpcResult<()> {

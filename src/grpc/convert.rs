@@ -111,25 +111,36 @@ pub fn partner(r: PartnerRecord, with_business: bool, with_user: bool) -> pb::Pa
         deleted_at: r.deleted_at.map(timestamp),
         users: Vec::new(),
         partner_integrations: Vec::new(),
+        users_total: None,
+        partner_integrations_total: None,
     }
 }
 
-/// A read's records → messages, each with its included users and integrations attached.
-/// `with_business` / `with_user` say which context fields are set.
+/// A read's records → messages, each with its included users and integrations attached and,
+/// for each relationship loaded, its total. `with_business` / `with_user` say which context
+/// fields are set.
 pub fn partners(loaded: Loaded, with_business: bool, with_user: bool) -> Vec<pb::Partner> {
+    let includes = loaded.includes;
     let mut partners: Vec<pb::Partner> = loaded
         .records
         .into_iter()
-        .map(|r| partner(r, with_business, with_user))
+        .map(|r| {
+            let mut p = partner(r, with_business, with_user);
+            p.users_total = includes.users.then_some(0);
+            p.partner_integrations_total = includes.partner_integrations.then_some(0);
+            p
+        })
         .collect();
     let position = |id: i64, partners: &[pb::Partner]| partners.iter().position(|p| p.id == id);
     for user in loaded.users {
         if let Some(i) = position(user.partner_id, &partners) {
+            partners[i].users_total = Some(user.total);
             partners[i].users.push(partner_user(user));
         }
     }
     for integration in loaded.integrations {
         if let Some(i) = position(integration.partner_id, &partners) {
+            partners[i].partner_integrations_total = Some(integration.total);
             partners[i]
                 .partner_integrations
                 .push(self::integration(integration));

@@ -1,11 +1,12 @@
 //! The gRPC API: generated code ([`pb`]), the middleware stack ([`layer`]), the three service
 //! implementations ([`partner_service`], [`admin_service`], [`event_service`]) with the caller's scope ([`scope`]),
-//! validation ([`validate`]) and conversions ([`convert`]), and the routes of the tonic server
-//! (health, reflection v1 + v1alpha, message size limits).
+//! validation ([`validate`]) and conversions ([`convert`]), ExportPartners' producer ([`export`]),
+//! and the routes of the tonic server (health, reflection v1 + v1alpha, message size limits).
 
 mod admin_service;
 pub mod convert;
 mod event_service;
+pub mod export;
 pub(crate) mod layer;
 mod partner_service;
 pub(crate) mod scope;

@@ -8,7 +8,9 @@ use tonic::{Request, Response, Status};
 
 use super::pb::partner_service_server::PartnerService;
 use super::scope::{CallScope, Caller};
-use super::validate::{BatchRead, ClickRequest, ListRequest, PartnerRead, partner_id};
+use super::validate::{
+    BatchRead, ClickRequest, ListRequest, PartnerRead, PartnerUsersRead, partner_id,
+};
 use super::{convert, pb};
 use crate::error::{Error, Result};
 use crate::model::click_event::{ClickOutcome, NewClickEvent};
@@ -214,6 +216,55 @@ impl PartnerService for PartnerApi {
             }
         }
         Ok(Response::new(response))
+    }
+
+    async fn list_partner_users(
+        &self,
+        request: Request<pb::ListPartnerUsersRequest>,
+    ) -> RpcResult<pb::ListPartnerUsersResponse> {
+        let caller = Caller::of(&request)?;
+        let read = PartnerUsersRead::try_from(request.get_ref())?;
+        let scope = caller
+            .scope(&self.services.context, read.business_uuid, false)
+            .await?;
+        let business_id = scope.scope.business_id;
+        let (users, total) = self
+            .services
+            .db
+            .run(move |conn| {
+                if !partner::exists(conn, read.id)? {
+                    return Err(Error::NotFound("partner"));
+                }
+                let page = partner::partner_users_page(
+                    conn,
+                    read.id,
+                    business_id,
+                    read.page,
+                    read.per_page,
+                )?;
+                Ok(page)
+            })
+            .await?;
+        let total_pages = (total + read.per_page - 1) / read.per_page;
+        Ok(Response::new(pb::ListPartnerUsersResponse {
+            users: users.into_iter().map(convert::partner_user).collect(),
+            meta: Some(pb::PageMeta {
+                page: read.page as i32,
+                per_page: read.per_page as i32,
+                total,
+                total_pages: total_pages.min(i64::from(i32::MAX)) as i32,
+                facets: Vec::new(),
+            }),
+        }))
+    }
+
+    type ExportPartnersStream = crate::grpc::export::ExportStream;
+
+    async fn export_partners(
+        &self,
+        request: Request<pb::ExportPartnersRequest>,
+    ) -> RpcResult<Self::ExportPartnersStream> {
+        crate::grpc::export::export(&self.services, request).await
     }
 
     async fn create_partner_click_event(

@@ -3,16 +3,19 @@
 
 mod admin;
 mod auth;
+mod bulk;
 mod changes;
 mod cli;
 mod clicks;
 mod connect;
 mod conventions;
 mod events;
+mod export;
 mod filters;
 mod floods;
 mod hang;
 mod hostile;
+mod includes;
 mod integration;
 mod isolation;
 mod limits;

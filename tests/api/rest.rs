@@ -126,8 +126,11 @@ async fn get_partner_document_is_complete() {
                 "created_at": "<time>", "updated_at": "<time>"
             },
             "relationships": {
-                "users": {"data": [{"type": "user", "id": t.world.user_a.to_string()}]},
-                "partner_integrations": {"data": [{"type": "partner_integration", "id": integration_id}]}
+                "users": {"data": [{"type": "user", "id": t.world.user_a.to_string()}],
+                          "links": {"related": format!("/api/v1/partners/{}/users", pos.id)},
+                          "meta": {"total": 1}},
+                "partner_integrations": {"data": [{"type": "partner_integration", "id": integration_id}],
+                                         "meta": {"total": 1}}
             }
         },
         "included": [
@@ -744,6 +747,9 @@ async fn openapi_lists_every_route_the_router_serves() {
         ("GET", "/api/v1/partners/available"),
         ("GET", "/api/v1/partners/wholesalers"),
         ("GET", "/api/v1/partners/batch"),
+        ("POST", "/api/v1/partners/batch_update"),
+        ("POST", "/api/v1/partners/batch_modify"),
+        ("GET", "/api/v1/partners/export"),
         ("GET", "/api/v1/partners/{id}"),
         ("PATCH", "/api/v1/partners/{id}"),
         ("DELETE", "/api/v1/partners/{id}"),
@@ -752,6 +758,7 @@ async fn openapi_lists_every_route_the_router_serves() {
         ("POST", "/api/v1/partners/{id}/click_event"),
         ("PATCH", "/api/v1/partners/{id}/connect"),
         ("DELETE", "/api/v1/partners/{id}/connect"),
+        ("GET", "/api/v1/partners/{id}/users"),
         ("GET", "/api/v1/webhook_endpoints"),
         ("POST", "/api/v1/webhook_endpoints"),
         ("GET", "/api/v1/webhook_endpoints/{id}"),

@@ -14,7 +14,10 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 mod events;
+pub mod export;
+mod users;
 pub use events::{EventListDocument, event_list_document, event_resource_json};
+pub use users::{UserListDocument, user_list_document};
 
 use crate::grpc::convert::{self, struct_to_json};
 use crate::grpc::pb;
@@ -60,9 +63,27 @@ pub(super) struct Linkage<'a> {
     kind: &'a str,
 }
 
+/// A to-many relationship: the first related resources (at most
+/// `crate::model::partner::MAX_INCLUDED_PER_PARTNER`), a link to all of them where one exists,
+/// and their total.
 #[derive(Serialize)]
 struct ToMany<'a> {
     data: Vec<Linkage<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    links: Option<RelatedLink>,
+    meta: RelationshipMeta,
+}
+
+/// `links.related` of a relationship: the paged list of all its resources.
+#[derive(Serialize)]
+struct RelatedLink {
+    related: String,
+}
+
+/// `meta` of a relationship: how many resources it holds in all.
+#[derive(Serialize)]
+struct RelationshipMeta {
+    total: i64,
 }
 
 #[derive(Serialize)]
@@ -233,6 +254,12 @@ pub(super) fn partner_resource<'a>(
                     }
                 })
                 .collect(),
+            links: Some(RelatedLink {
+                related: format!("/api/v1/partners/{}/users", p.id),
+            }),
+            meta: RelationshipMeta {
+                total: p.users_total.unwrap_or(p.users.len() as i64),
+            },
         }),
         partner_integrations: included.partner_integrations.then(|| ToMany {
             data: p
@@ -254,6 +281,12 @@ pub(super) fn partner_resource<'a>(
                     }
                 })
                 .collect(),
+            links: None,
+            meta: RelationshipMeta {
+                total: p
+                    .partner_integrations_total
+                    .unwrap_or(p.partner_integrations.len() as i64),
+            },
         }),
     });
     PartnerResource {
@@ -279,6 +312,23 @@ pub fn partner_document(p: &pb::Partner, included: Includes) -> PartnerDocument<
     PartnerDocument {
         data,
         included: included.any().then_some(set.items),
+    }
+}
+
+/// `{"data": [partners]}` without included resources (the batch writes answer this).
+#[derive(Serialize)]
+pub struct PartnersDocument<'a> {
+    data: Vec<PartnerResource<'a>>,
+}
+
+/// The document of partners written by a batch, in order.
+pub fn partners_document(partners: &[pb::Partner]) -> PartnersDocument<'_> {
+    let mut set = IncludedSet::default();
+    PartnersDocument {
+        data: partners
+            .iter()
+            .map(|p| partner_resource(p, Includes::default(), &mut set))
+            .collect(),
     }
 }
 
@@ -343,7 +393,7 @@ pub fn batch_document(
 }
 
 #[derive(Serialize)]
-struct Links {
+pub(super) struct Links {
     first: String,
     last: String,
     next: Option<String>,
@@ -353,7 +403,7 @@ struct Links {
 }
 
 #[derive(Serialize)]
-struct Meta {
+pub(super) struct Meta {
     page: i32,
     per_page: i32,
     total: i64,
@@ -390,34 +440,44 @@ pub fn list_document<'a>(
         .iter()
         .map(|p| partner_resource(p, included, &mut set))
         .collect();
-    let last = meta.total_pages.max(1);
     ListDocument {
         data,
         included: included.any().then_some(set.items),
-        links: Links {
-            first: link(1),
-            last: link(last),
-            next: (meta.page < last).then(|| link(meta.page + 1)),
-            prev: (meta.page > 1).then(|| link((meta.page - 1).min(last))),
-            this: link(meta.page),
-        },
-        meta: Meta {
-            page: meta.page,
-            per_page: meta.per_page,
-            total: meta.total,
-            total_pages: meta.total_pages,
-            facets: (meta.facets.iter())
-                .map(|f| {
-                    let values = (f.values.iter())
-                        .map(|v| FacetValue {
-                            value: v.value.clone(),
-                            count: v.count,
-                        })
-                        .collect();
-                    (f.field.clone(), values)
-                })
-                .collect(),
-        },
+        links: page_links(meta, link),
+        meta: page_meta(meta),
+    }
+}
+
+/// The `links` of a page: first, last, next, prev and self.
+pub(super) fn page_links(meta: &pb::PageMeta, link: &dyn Fn(i32) -> String) -> Links {
+    let last = meta.total_pages.max(1);
+    Links {
+        first: link(1),
+        last: link(last),
+        next: (meta.page < last).then(|| link(meta.page + 1)),
+        prev: (meta.page > 1).then(|| link((meta.page - 1).min(last))),
+        this: link(meta.page),
+    }
+}
+
+/// The `meta` of a page.
+pub(super) fn page_meta(meta: &pb::PageMeta) -> Meta {
+    Meta {
+        page: meta.page,
+        per_page: meta.per_page,
+        total: meta.total,
+        total_pages: meta.total_pages,
+        facets: (meta.facets.iter())
+            .map(|f| {
+                let values = (f.values.iter())
+                    .map(|v| FacetValue {
+                        value: v.value.clone(),
+                        count: v.count,
+                    })
+                    .collect();
+                (f.field.clone(), values)
+            })
+            .collect(),
     }
 }
 
@@ -445,75 +505,4 @@ pub fn click_event_document(e: &pb::ClickEvent) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn partner(id: i64, user: &str, integration: i64) -> pb::Partner {
-        let ts = Some(prost_types::Timestamp {
-            seconds: 1_700_000_000,
-            nanos: 5_000,
-        });
-        pb::Partner {
-            id,
-            name: format!("P\"{id}\u{e9}"),
-            categories: vec!["pos".into()],
-            status: pb::PartnerStatus::ComingSoon as i32,
-            external_id: Some("ext".into()),
-            preferred: Some(true),
-            created_at: ts,
-            users: vec![pb::User {
-                uuid: user.into(),
-                email: "a@b.example".into(),
-                name: "A".into(),
-                ..Default::default()
-            }],
-            partner_integrations: vec![pb::PartnerIntegration {
-                id: integration,
-                partner_id: id,
-                status: pb::IntegrationStatus::Active as i32,
-                created_at: ts,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }
-    }
-
-    /// The typed documents give what a `Value` object gives: the same members, keys sorted.
-    #[test]
-    fn documents_serialise_with_sorted_keys_and_included_once() {
-        let partners = [partner(1, "u1", 10), partner(2, "u1", 11)];
-        let meta = pb::PageMeta {
-            page: 2,
-            per_page: 2,
-            total: 5,
-            total_pages: 3,
-            facets: Vec::new(),
-        };
-        let all = Includes {
-            users: true,
-            partner_integrations: true,
-        };
-        let link = |page: i32| format!("/p?page={page}");
-        let text = serde_json::to_string(&list_document(&partners, &meta, all, &link)).unwrap();
-        let value: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(value.to_string(), text, "keys sorted at every level");
-        assert_eq!(value["included"].as_array().unwrap().len(), 3, "u1 once");
-        assert_eq!(value["links"]["prev"], "/p?page=1");
-        assert_eq!(value["links"]["next"], "/p?page=3");
-        assert_eq!(value["data"][0]["attributes"]["status"], "coming_soon");
-        assert_eq!(value["data"][0]["attributes"]["connected"], Value::Null);
-        assert_eq!(
-            value["data"][1]["relationships"]["partner_integrations"]["data"][0],
-            json!({"id": "11", "type": "partner_integration"})
-        );
-        assert_eq!(
-            value["data"][0]["attributes"]["created_at"],
-            "2023-11-14T22:13:20.000005Z"
-        );
-
-        let single = serde_json::to_value(partner_document(&partners[0], Includes::default()));
-        let single = single.unwrap();
-        assert!(single.get("included").is_none());
-        assert!(single["data"].get("relationships").is_none());
-    }
-}
+mod tests;

@@ -90,7 +90,8 @@ fn scalar(name: &str) -> Option<Parameter> {
         ),
         "include" => query(
             name,
-            "Comma-separated related resources to include: `users`, `partner_integrations`.",
+            "Comma-separated related resources to include: `users`, `partner_integrations` (at \
+             most 20 of each per partner; the relationship's `meta.total` counts them all).",
             string().pattern(Some(keys("(users|partner_integrations)"))),
         )
         .example(Some("users,partner_integrations".into())),

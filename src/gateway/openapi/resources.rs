@@ -108,14 +108,41 @@ schema!(
         .description(Some("Only the relationships named in `include`."))
         .property(
             "users",
-            data(ArrayBuilder::new().items(reference::<UserIdentifier>())),
+            to_many::<UserIdentifier>()
+                .property(
+                    "links",
+                    object([(
+                        "related",
+                        format(string(), "uri-reference")
+                            .description(Some("All the users, paged: listPartnerUsers."))
+                            .into(),
+                    )]),
+                )
+                .required("links"),
         )
         .property(
             "partner_integrations",
-            data(ArrayBuilder::new().items(reference::<PartnerIntegrationIdentifier>())),
+            to_many::<PartnerIntegrationIdentifier>(),
         )
         .into()
 );
+
+/// A to-many relationship: at most 20 identifiers and `meta.total`, the relationship's size.
+fn to_many<T: ToSchema>() -> ObjectBuilder {
+    data(ArrayBuilder::new().items(reference::<T>()).max_items(Some(
+        crate::model::partner::MAX_INCLUDED_PER_PARTNER as usize,
+    )))
+    .property(
+        "meta",
+        object([(
+            "total",
+            count()
+                .description(Some("How many resources the relationship holds in all."))
+                .into(),
+        )]),
+    )
+    .required("meta")
+}
 
 /// `{"type": kind, "id": id}`, both required.
 fn identifier(kind: &str, id: ObjectBuilder) -> RefOr<Schema> {

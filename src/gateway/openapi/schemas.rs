@@ -82,6 +82,7 @@ pub fn all() -> Vec<(String, RefOr<Schema>)> {
         ($($t:ty),* $(,)?) => { $( add(<$t as ToSchema>::name(), <$t as PartialSchema>::schema()); )* };
     }
     use super::bodies::*;
+    use super::bulk::*;
     use super::resources::*;
     add!(
         JsonValue,
@@ -111,6 +112,12 @@ pub fn all() -> Vec<(String, RefOr<Schema>)> {
         PartnerEventType,
         PartnerEvent,
         PartnerEventList,
+        PartnerUser,
+        PartnerUserList,
+        PartnerBatchUpdateRequest,
+        PartnerBatchUpdateDocument,
+        PartnerBatchModifyRequest,
+        PartnerBatchModifyDocument,
         Errors,
         Error,
         crate::gateway::routes::health::Health,

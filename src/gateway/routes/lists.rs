@@ -288,7 +288,7 @@ pub async fn list_wholesalers(
 }
 
 /// `filter[status][]` as the gRPC enum (an unknown name is left for the gRPC layer to reject).
-fn statuses(params: &Params) -> Vec<i32> {
+pub(super) fn statuses(params: &Params) -> Vec<i32> {
     let values = params.list("filter[status]");
     values
         .iter()
@@ -297,7 +297,10 @@ fn statuses(params: &Params) -> Vec<i32> {
 }
 
 /// The ids, external ids, tags and change times every list takes (`None` when none is given).
-fn record_filter(params: &Params, errors: &mut Vec<ApiError>) -> Option<pb::RecordFilter> {
+pub(super) fn record_filter(
+    params: &Params,
+    errors: &mut Vec<ApiError>,
+) -> Option<pb::RecordFilter> {
     let time =
         |name: &str, errors: &mut Vec<ApiError>| params.time(name, errors).map(convert::timestamp);
     let filter = pb::RecordFilter {

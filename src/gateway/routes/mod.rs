@@ -1,5 +1,5 @@
 //! The gateway's routes, one file per domain: the three lists, one partner, a batch of partners,
-//! click events, user connections, the admin writes, the change events' feed, the webhooks, and
+//! a partner's users, click events, user connections, the batch writes, the export, the admin writes, the change events' feed, the webhooks, and
 //! the operations endpoints. Each handler carries its `#[utoipa::path]`; `super::api` registers
 //! them with `routes!`, which adds each to the router and to the OpenAPI document at once. This
 //! file holds what the handlers share: the JSON:API response helpers, the documented-parameter
@@ -7,12 +7,15 @@
 
 pub mod admin;
 pub mod batch;
+pub mod bulk;
 pub mod clicks;
 pub mod connect;
 pub mod events;
+pub mod export;
 pub mod health;
 pub mod lists;
 pub mod partner;
+pub mod users;
 pub mod webhooks;
 
 use axum::http::{HeaderValue, StatusCode, header};

@@ -1,8 +1,9 @@
 //! Request validation: the one place where wire requests become domain values, each a named type
-//! built by `TryFrom<&pb::…>` ([`lists`], [`partner`], [`admin`], [`events`]). Every check reports a field
+//! built by `TryFrom<&pb::…>` ([`lists`], [`partner`], [`admin`], [`batch`], [`events`]). Every check reports a field
 //! violation naming the request field; all violations of a request are reported together.
 
 pub mod admin;
+pub mod batch;
 pub mod events;
 pub mod lists;
 pub mod partner;
@@ -18,9 +19,12 @@ pub use admin::{
     BusinessUpsert, IntegrationSet, PartnerCreate, PartnerUpdate, PartnerUpsert, PreferenceSet,
     UserUpsert,
 };
+pub use batch::{BatchModify, BatchUpdate, MAX_BATCH_WRITES};
 pub use events::EventQuery;
 pub use lists::ListRequest;
-pub use partner::{BatchRead, ClickRequest, MAX_BATCH_KEYS, PartnerRead, partner_id};
+pub use partner::{
+    BatchRead, ClickRequest, MAX_BATCH_KEYS, PartnerRead, PartnerUsersRead, partner_id,
+};
 
 /// Most values in one array filter.
 pub const MAX_FILTER_VALUES: usize = 50;

@@ -1,6 +1,7 @@
 //! PartnerService's point requests: GetPartner → [`PartnerRead`], BatchGetPartners →
-//! [`BatchRead`], CreatePartnerClickEvent → [`ClickRequest`], and the partner id of ConnectUser /
-//! DisconnectUser / DeletePartner / RestorePartner.
+//! [`BatchRead`], ListPartnerUsers → [`PartnerUsersRead`], CreatePartnerClickEvent →
+//! [`ClickRequest`], and the partner id of ConnectUser / DisconnectUser / DeletePartner /
+//! RestorePartner.
 
 use uuid::Uuid;
 
@@ -36,6 +37,36 @@ impl TryFrom<&pb::GetPartnerRequest> for PartnerRead {
             id,
             business_uuid,
             includes,
+        })
+    }
+}
+
+/// A validated ListPartnerUsers.
+#[derive(Debug, Clone, Copy)]
+pub struct PartnerUsersRead {
+    /// The partner.
+    pub id: i64,
+    /// The business named in the request, if any.
+    pub business_uuid: Option<Uuid>,
+    /// Page number (1-based).
+    pub page: i64,
+    /// Page size.
+    pub per_page: i64,
+}
+
+impl TryFrom<&pb::ListPartnerUsersRequest> for PartnerUsersRead {
+    type Error = Error;
+
+    fn try_from(req: &pb::ListPartnerUsersRequest) -> Result<Self> {
+        let mut c = Checker::default();
+        let id = c.positive_id("id", req.id);
+        let business_uuid = c.optional_uuid("business_uuid", &req.business_uuid);
+        let (page, per_page) = (c.page(req.page), c.per_page(req.per_page));
+        c.finish(PartnerUsersRead {
+            id,
+            business_uuid,
+            page,
+            per_page,
         })
     }
 }

@@ -1,7 +1,10 @@
 //! Partners: the row every read returns ([`record`]), the validated list query ([`query`]), the
 //! lists as SQL ([`list`]), the statements guarded by the in-memory copy's versions
-//! ([`guarded`]), point reads ([`point`]), includes ([`includes`]) and admin writes ([`write`]).
+//! ([`guarded`]), point reads ([`point`]), includes ([`includes`]), admin writes ([`write`]),
+//! batch writes ([`batch`]) and the export's keyset chunks ([`export`]).
 
+pub mod batch;
+pub mod export;
 pub mod facets;
 pub mod guarded;
 pub mod includes;
@@ -11,6 +14,8 @@ pub mod query;
 pub mod record;
 pub mod write;
 
+pub use batch::*;
+pub use export::*;
 pub use facets::*;
 pub use guarded::*;
 pub use includes::*;
