@@ -274,6 +274,7 @@ fn api() -> OpenApiRouter<Gateway> {
             admin::delete_partner
         ))
         .routes(routes!(clicks::click_event))
+        .routes(routes!(clicks::batch_click_events))
         .routes(routes!(connect::connect, connect::disconnect))
         .routes(routes!(webhooks::create_endpoint, webhooks::list_endpoints))
         .routes(routes!(

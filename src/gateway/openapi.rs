@@ -9,6 +9,7 @@
 //! blocks, errors), [`resources`] (answered documents) and [`bodies`] (request bodies).
 
 pub mod bodies;
+pub mod clicks;
 pub mod parameters;
 pub mod resources;
 pub mod responses;
@@ -166,7 +167,7 @@ mod tests {
 
     use super::*;
 
-    const PATHS: [&str; 18] = [
+    const PATHS: [&str; 19] = [
         "/api/v1/partners",
         "/api/v1/partners/available",
         "/api/v1/partners/wholesalers",
@@ -175,6 +176,7 @@ mod tests {
         "/api/v1/partners/by_external_id/{external_id}",
         "/api/v1/partners/{id}",
         "/api/v1/partners/{id}/click_event",
+        "/api/v1/partner_click_events/batch",
         "/api/v1/partners/{id}/connect",
         "/api/v1/webhook_endpoints",
         "/api/v1/webhook_endpoints/{id}",
@@ -235,7 +237,7 @@ mod tests {
         );
         assert_eq!(doc["openapi"], "3.1.0");
         assert_eq!(doc["info"]["title"], "Partners service REST gateway");
-        assert_eq!(operations().len(), 25);
+        assert_eq!(operations().len(), 26);
     }
 
     #[test]
@@ -274,10 +276,10 @@ mod tests {
             }
             ids.push(op["operationId"].as_str().expect("operationId").to_owned());
         }
-        assert_eq!(ids.len(), 25);
+        assert_eq!(ids.len(), 26);
         ids.sort();
         ids.dedup();
-        assert_eq!(ids.len(), 25, "operation ids must be unique");
+        assert_eq!(ids.len(), 26, "operation ids must be unique");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! (health, reflection v1 + v1alpha, message size limits).
 
 mod admin_service;
+mod click_batch;
 pub mod convert;
 mod event_service;
 pub(crate) mod layer;

@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod changes;
 mod cli;
+mod click_batch;
 mod clicks;
 mod connect;
 mod conventions;

@@ -750,6 +750,7 @@ async fn openapi_lists_every_route_the_router_serves() {
         ("POST", "/api/v1/partners/{id}/restore"),
         ("PUT", "/api/v1/partners/by_external_id/{external_id}"),
         ("POST", "/api/v1/partners/{id}/click_event"),
+        ("POST", "/api/v1/partner_click_events/batch"),
         ("PATCH", "/api/v1/partners/{id}/connect"),
         ("DELETE", "/api/v1/partners/{id}/connect"),
         ("GET", "/api/v1/webhook_endpoints"),

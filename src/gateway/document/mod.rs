@@ -13,7 +13,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
+mod clicks;
 mod events;
+pub use clicks::{click_batch_document, click_batch_request, click_batch_source};
 pub use events::{EventListDocument, event_list_document, event_resource_json};
 
 use crate::grpc::convert::{self, struct_to_json};
@@ -404,24 +406,27 @@ pub fn list_document<'a>(
 
 /// A click event resource document.
 pub fn click_event_document(e: &pb::ClickEvent) -> Value {
+    json!({ "data": click_event_resource(e) })
+}
+
+/// A click event resource.
+pub fn click_event_resource(e: &pb::ClickEvent) -> Value {
     let user = if e.user_uuid.is_empty() {
         Value::Null
     } else {
         json!({"type": "user", "id": e.user_uuid})
     };
     json!({
-        "data": {
-            "id": e.id.to_string(),
-            "type": "partner_click_events",
-            "attributes": {
-                "event_type": event_type_name(e.event_type),
-                "created_at": time(&e.created_at),
-            },
-            "relationships": {
-                "partner": {"data": {"type": "partner", "id": e.partner_id.to_string()}},
-                "user": {"data": user},
-            },
-        }
+        "id": e.id.to_string(),
+        "type": "partner_click_events",
+        "attributes": {
+            "event_type": event_type_name(e.event_type),
+            "created_at": time(&e.created_at),
+        },
+        "relationships": {
+            "partner": {"data": {"type": "partner", "id": e.partner_id.to_string()}},
+            "user": {"data": user},
+        },
     })
 }
 

@@ -266,8 +266,8 @@ schema!(
 );
 
 schema!(
-    /// A click event's document.
-    ClickEventDocument = data(object([
+    /// A click event resource.
+    ClickEventResource = object([
         ("id", string().into()),
         ("type", constant("partner_click_events").into()),
         (
@@ -294,8 +294,13 @@ schema!(
             ])
             .into(),
         ),
-    ]))
+    ])
     .into()
+);
+
+schema!(
+    /// A click event's document.
+    ClickEventDocument = data(reference::<ClickEventResource>()).into()
 );
 
 schema!(
