@@ -3,6 +3,7 @@
 //! and watch streams, and the cached lookups of who a call acts for. Handlers reach all of it through [`Services`].
 
 pub(crate) mod click_ingest;
+pub mod click_partitions;
 pub(crate) mod context;
 pub mod events;
 pub mod lists;
@@ -48,12 +49,16 @@ pub struct Services {
 }
 
 impl Services {
-    /// Starts the background tasks (list copy follower, change-log retention, point reader,
-    /// click writers, webhook dispatcher) on `db`.
+    /// Starts the background tasks (list copy follower, change-log retention, click partition
+    /// upkeep, point reader, click writers, webhook dispatcher) on `db`.
     pub fn start(db: Db, limits: &ServerLimits) -> Services {
         let retention = Duration::from_secs(u64::from(limits.change_log_retention_hours) * 3600);
         tokio::spawn(prune_changes(db.clone(), retention));
         tokio::spawn(prune_create_requests(db.clone()));
+        tokio::spawn(click_partitions::maintain(
+            db.clone(),
+            limits.click_retention_months,
+        ));
         if let Err(err) = crate::webhooks::dispatch::start(db.clone(), limits.webhooks.dispatch()) {
             tracing::error!(error.message = %err, "webhooks: no dispatcher");
         }

@@ -303,14 +303,30 @@ async fn concurrent_batch_and_single_calls_keep_counters_exact() {
     assert_click_totals_match(&t);
 }
 
-/// Counters = events = rollups, per partner and type (the rollups once they exist).
+/// Counters = events = rollups, per partner and event type (and rollups per hour and business).
 pub fn assert_click_totals_match(t: &TestApp) {
+    for (column, kind) in [("website_clicks", "website"), ("video_clicks", "video")] {
+        assert_eq!(
+            t.count(&format!(
+                "SELECT count(*) AS n FROM partners p WHERE {column} <> \
+                 (SELECT count(*) FROM partner_click_events e WHERE e.partner_id = p.id AND e.event_type = '{kind}') \
+                 OR {column} <> (SELECT coalesce(sum(clicks), 0) FROM partner_click_rollups r \
+                                 WHERE r.partner_id = p.id AND r.event_type = '{kind}')"
+            )),
+            0,
+            "{kind}: counters, events and rollups differ"
+        );
+    }
     assert_eq!(
         t.count(
-            "SELECT count(*) AS n FROM partners p WHERE website_clicks + video_clicks <> \
-             (SELECT count(*) FROM partner_click_events e WHERE e.partner_id = p.id)"
+            "SELECT count(*) AS n FROM (SELECT partner_id, coalesce(business_id, 0) AS b, event_type, \
+             date_trunc('hour', created_at, 'UTC') AS hour, count(*) AS clicks FROM partner_click_events \
+             GROUP BY 1, 2, 3, 4) e FULL JOIN partner_click_rollups r \
+             ON (r.partner_id, r.business_id, r.event_type, r.hour, r.clicks) = (e.partner_id, e.b, e.event_type, e.hour, e.clicks) \
+             WHERE r.partner_id IS NULL OR e.partner_id IS NULL"
         ),
-        0
+        0,
+        "rollups differ from the events' hourly counts"
     );
 }
 

@@ -6,6 +6,7 @@ mod auth;
 mod changes;
 mod cli;
 mod click_batch;
+mod click_storage;
 mod clicks;
 mod connect;
 mod conventions;

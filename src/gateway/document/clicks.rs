@@ -9,9 +9,11 @@ use super::{click_event_resource, event_type_value};
 use crate::gateway::errors::{ApiError, ApiErrors, Source, http_status};
 use crate::grpc::pb;
 
-/// The events of a batch document (`{"data": [event, …]}`). What gRPC checks (ids, uuids, event
-/// types, sizes) is passed on as it came, so that it fails the one event; a document whose shape
-/// is wrong (no array, an element that is no click event, ids that are not strings) is a 400.
+/// The events of a batch document (`{"data": [event, …]}`). What gRPC checks (the values of ids,
+/// uuids, event types, request ids; the number of events) is passed on as it came, so that it
+/// fails the one event; a document whose shape is wrong (no array, an element that is no click
+/// event, a value of the wrong JSON type, a wrong resource type) is a 400. The OpenAPI schema
+/// (`openapi::clicks`) describes exactly this shape.
 pub fn click_batch_request(body: &Option<Value>) -> Result<Vec<pb::ClickEventEntry>, ApiErrors> {
     let items = body
         .as_ref()
@@ -49,12 +51,12 @@ fn entry(i: usize, item: &Value) -> Result<pb::ClickEventEntry, (String, &'stati
         Some(_) => return Err((at("/attributes"), "must be an object")),
     };
     let event_type = match attributes.get("event_type") {
-        None | Some(Value::Null) => pb::EventType::Unspecified as i32,
+        None => pb::EventType::Unspecified as i32,
         Some(Value::String(s)) => event_type_value(s),
         Some(_) => return Err((at("/attributes/event_type"), "must be a string")),
     };
     let request_id = match attributes.get("request_id") {
-        None | Some(Value::Null) => String::new(),
+        None => String::new(),
         Some(Value::String(s)) => s.clone(),
         Some(_) => return Err((at("/attributes/request_id"), "must be a string")),
     };
@@ -68,13 +70,21 @@ fn entry(i: usize, item: &Value) -> Result<pb::ClickEventEntry, (String, &'stati
         };
         match link.get("data") {
             Some(Value::Null) => Ok(None),
-            Some(Value::Object(data)) => match data.get("id") {
-                Some(Value::String(id)) => Ok(Some(id.clone())),
-                _ => Err((
-                    at(&format!("/relationships/{name}/data/id")),
-                    "must be a string",
-                )),
-            },
+            Some(Value::Object(data)) => {
+                if data.get("type").and_then(Value::as_str) != Some(name) {
+                    return Err((
+                        at(&format!("/relationships/{name}/data/type")),
+                        "must be the relationship's resource type",
+                    ));
+                }
+                match data.get("id") {
+                    Some(Value::String(id)) => Ok(Some(id.clone())),
+                    _ => Err((
+                        at(&format!("/relationships/{name}/data/id")),
+                        "must be a string",
+                    )),
+                }
+            }
             _ => Err((
                 at(&format!("/relationships/{name}/data")),
                 "must be a resource identifier",

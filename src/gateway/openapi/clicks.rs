@@ -9,14 +9,18 @@ use utoipa::openapi::schema::{
 };
 use utoipa::{PartialSchema, ToSchema};
 
-use super::resources::{ClickEventResource, PartnerIdentifier, UserIdentifier};
-use super::schemas::{
-    Error, constant, data, event_type, null, object, reference, schema, single_line, uuid,
-};
+use super::resources::ClickEventResource;
+use super::schemas::{Error, constant, data, null, object, reference, schema, string};
 use crate::grpc::validate::MAX_BATCH_EVENTS;
 
-/// `{"data": identifier}`, or `{"data": null}` when `optional`.
-fn link(identifier: RefOr<Schema>, optional: bool) -> ObjectBuilder {
+/// `{"data": {"type": kind, "id": string}}`, or `{"data": null}` when `optional`. Ids are any
+/// string here: a wrong one fails its event, not the document.
+fn link(kind: &str, id: &str, optional: bool) -> ObjectBuilder {
+    let identifier: RefOr<Schema> = object([
+        ("type", constant(kind).into()),
+        ("id", string().description(Some(id)).into()),
+    ])
+    .into();
     if optional {
         data(OneOfBuilder::new().item(identifier).item(null()))
     } else {
@@ -25,41 +29,39 @@ fn link(identifier: RefOr<Schema>, optional: bool) -> ObjectBuilder {
 }
 
 schema!(
-    /// One event of `batchCreatePartnerClickEvents`.
+    /// One event of `batchCreatePartnerClickEvents`. The values are checked per event: a wrong one
+    /// fails that event (its error in `meta.errors`), not the document.
     ClickEventBatchEntry = object([
         ("type", constant("partner_click_events").into()),
         (
             "attributes",
-            object([("event_type", event_type().into())])
+            ObjectBuilder::new()
+                .property(
+                    "event_type",
+                    string().description(Some("`website` or `video` (required).")),
+                )
                 .property(
                     "request_id",
-                    single_line(1, 200).description(Some(
-                        "Idempotency key of this event, unique per caller: a replay answers the \
-                         first event.",
+                    string().description(Some(
+                        "Idempotency key of this event, 1..200 printable characters, unique per \
+                         caller: a replay answers the first event.",
                     )),
                 )
                 .into(),
         ),
         (
             "relationships",
-            object([("partner", link(reference::<PartnerIdentifier>(), false).into())])
+            object([("partner", link("partner", "The partner id (decimal).", false).into())])
                 .property(
                     "user",
-                    link(reference::<UserIdentifier>(), true).description(Some(
+                    link("user", "The user's uuid.", true).description(Some(
                         "The clicking user (service keys only; a user key's events are its own).",
                     )),
                 )
                 .property(
                     "business",
-                    link(
-                        object([
-                            ("type", constant("business").into()),
-                            ("id", uuid().into()),
-                        ])
-                        .into(),
-                        true,
-                    )
-                    .description(Some("The business in context of an event without a user.")),
+                    link("business", "The business's uuid.", true)
+                        .description(Some("The business in context of an event without a user.")),
                 )
                 .into(),
         ),
