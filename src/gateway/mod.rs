@@ -260,7 +260,9 @@ impl Forward {
 /// Every route with its OpenAPI operation: the one source of both the router and the document.
 /// Handlers sharing a path are registered together.
 fn api() -> OpenApiRouter<Gateway> {
-    use routes::{admin, batch, clicks, connect, events, health, lists, partner, webhooks};
+    use routes::{
+        admin, batch, click_reads, clicks, connect, events, health, lists, partner, webhooks,
+    };
     OpenApiRouter::with_openapi(openapi::root())
         .routes(routes!(lists::list_partners, admin::create_partner))
         .routes(routes!(lists::list_available))
@@ -275,6 +277,9 @@ fn api() -> OpenApiRouter<Gateway> {
         ))
         .routes(routes!(clicks::click_event))
         .routes(routes!(clicks::batch_click_events))
+        .routes(routes!(click_reads::click_stats))
+        .routes(routes!(click_reads::top_partners))
+        .routes(routes!(click_reads::click_events))
         .routes(routes!(connect::connect, connect::disconnect))
         .routes(routes!(webhooks::create_endpoint, webhooks::list_endpoints))
         .routes(routes!(

@@ -167,7 +167,7 @@ mod tests {
 
     use super::*;
 
-    const PATHS: [&str; 19] = [
+    const PATHS: [&str; 22] = [
         "/api/v1/partners",
         "/api/v1/partners/available",
         "/api/v1/partners/wholesalers",
@@ -177,6 +177,9 @@ mod tests {
         "/api/v1/partners/{id}",
         "/api/v1/partners/{id}/click_event",
         "/api/v1/partner_click_events/batch",
+        "/api/v1/partners/{id}/click_stats",
+        "/api/v1/partner_click_stats/top_partners",
+        "/api/v1/partner_click_events",
         "/api/v1/partners/{id}/connect",
         "/api/v1/webhook_endpoints",
         "/api/v1/webhook_endpoints/{id}",
@@ -237,7 +240,7 @@ mod tests {
         );
         assert_eq!(doc["openapi"], "3.1.0");
         assert_eq!(doc["info"]["title"], "Partners service REST gateway");
-        assert_eq!(operations().len(), 26);
+        assert_eq!(operations().len(), 29);
     }
 
     #[test]
@@ -276,10 +279,10 @@ mod tests {
             }
             ids.push(op["operationId"].as_str().expect("operationId").to_owned());
         }
-        assert_eq!(ids.len(), 26);
+        assert_eq!(ids.len(), 29);
         ids.sort();
         ids.dedup();
-        assert_eq!(ids.len(), 26, "operation ids must be unique");
+        assert_eq!(ids.len(), 29, "operation ids must be unique");
     }
 
     #[test]

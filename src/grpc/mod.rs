@@ -5,6 +5,7 @@
 
 mod admin_service;
 mod click_batch;
+mod click_reads;
 pub mod convert;
 mod event_service;
 pub(crate) mod layer;

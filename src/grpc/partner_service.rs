@@ -1,5 +1,6 @@
-//! `partners.v1.PartnerService`: the seven seed operations, BatchGetPartners and
-//! BatchCreatePartnerClickEvents (its logic in `super::click_batch`). Each handler
+//! `partners.v1.PartnerService`: the seven seed operations, BatchGetPartners,
+//! BatchCreatePartnerClickEvents (its logic in `super::click_batch`) and the click analytics
+//! reads (`super::click_reads`). Each handler
 //! takes the [`Caller`] the auth layer found, validates its request into a named type
 //! (`super::validate`), resolves the business and user in context, and calls the service logic
 //! (`crate::serving`) or, for the connections, the model directly.
@@ -9,7 +10,10 @@ use tonic::{Request, Response, Status};
 
 use super::pb::partner_service_server::PartnerService;
 use super::scope::{CallScope, Caller};
-use super::validate::{BatchRead, ClickBatch, ClickRequest, ListRequest, PartnerRead, partner_id};
+use super::validate::{
+    BatchRead, ClickBatch, ClickRequest, EventsQuery, ListRequest, PartnerRead, StatsQuery,
+    TopQuery, partner_id,
+};
 use super::{convert, pb};
 use crate::error::{Error, Result};
 use crate::model::click_event::{ClickOutcome, NewClickEvent};
@@ -245,6 +249,39 @@ impl PartnerService for PartnerApi {
             &scope,
             created_at,
         )))
+    }
+
+    async fn get_partner_click_stats(
+        &self,
+        request: Request<pb::GetPartnerClickStatsRequest>,
+    ) -> RpcResult<pb::GetPartnerClickStatsResponse> {
+        let caller = Caller::of(&request)?;
+        let query = StatsQuery::try_from(request.get_ref())?;
+        Ok(Response::new(
+            super::click_reads::stats(&self.services, &caller, query).await?,
+        ))
+    }
+
+    async fn list_top_partners_by_clicks(
+        &self,
+        request: Request<pb::ListTopPartnersByClicksRequest>,
+    ) -> RpcResult<pb::ListTopPartnersByClicksResponse> {
+        let caller = Caller::of(&request)?;
+        let query = TopQuery::try_from(request.get_ref())?;
+        Ok(Response::new(
+            super::click_reads::top(&self.services, &caller, query).await?,
+        ))
+    }
+
+    async fn list_partner_click_events(
+        &self,
+        request: Request<pb::ListPartnerClickEventsRequest>,
+    ) -> RpcResult<pb::ListPartnerClickEventsResponse> {
+        let caller = Caller::of(&request)?;
+        let query = EventsQuery::try_from(request.get_ref())?;
+        Ok(Response::new(
+            super::click_reads::events(&self.services, &caller, query).await?,
+        ))
     }
 
     async fn batch_create_partner_click_events(

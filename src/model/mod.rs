@@ -7,6 +7,7 @@ pub mod business;
 pub mod change;
 pub mod click_event;
 pub mod click_partition;
+pub mod click_stats;
 pub mod enums;
 pub mod partner;
 pub mod relation;

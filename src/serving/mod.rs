@@ -4,6 +4,7 @@
 
 pub(crate) mod click_ingest;
 pub mod click_partitions;
+pub(crate) mod click_reads;
 pub(crate) mod context;
 pub mod events;
 pub mod lists;
@@ -40,6 +41,8 @@ pub struct Services {
     pub(crate) reads: PointReads,
     /// Click events' group commit.
     pub(crate) clicks: ClickIngest,
+    /// The click analytics reads' zone names and page token key.
+    pub(crate) click_reads: click_reads::ClickReads,
     /// Businesses and users by uuid.
     pub(crate) context: Context,
     /// The webhooks' settings (the dispatcher runs on its own).
@@ -68,6 +71,7 @@ impl Services {
             lists,
             reads: PointReads::start(db.clone(), limits.read_batches(), READ_BATCH, READ_QUEUE),
             clicks: ClickIngest::start(db.clone(), limits.click_writers, CLICK_BATCH, CLICK_QUEUE),
+            click_reads: click_reads::ClickReads::new(db.clone()),
             context: Context::new(db.clone(), limits.key_cache_ttl()),
             webhooks: std::sync::Arc::new(limits.webhooks.clone()),
             db,

@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod changes;
 mod cli;
+mod click_analytics;
 mod click_batch;
 mod click_storage;
 mod clicks;

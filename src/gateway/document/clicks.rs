@@ -1,13 +1,39 @@
-//! Click event documents in bulk: the request document of `POST /api/v1/partner_click_events/batch`
+//! Click event documents: one event (`click_event_document`), and in bulk: the request document of `POST /api/v1/partner_click_events/batch`
 //! decoded into BatchCreatePartnerClickEvents, the REST source of each of its fields, and the
 //! answer (`data[i]` the event or null, `meta.errors` the errors of the events that failed).
 
 use serde_json::{Map, Value, json};
 use tonic::Code;
 
-use super::{click_event_resource, event_type_value};
+use super::{event_type_name, event_type_value, time};
 use crate::gateway::errors::{ApiError, ApiErrors, Source, http_status};
 use crate::grpc::pb;
+
+/// A click event resource document.
+pub fn click_event_document(e: &pb::ClickEvent) -> Value {
+    json!({ "data": click_event_resource(e) })
+}
+
+/// A click event resource.
+pub fn click_event_resource(e: &pb::ClickEvent) -> Value {
+    let user = if e.user_uuid.is_empty() {
+        Value::Null
+    } else {
+        json!({"type": "user", "id": e.user_uuid})
+    };
+    json!({
+        "id": e.id.to_string(),
+        "type": "partner_click_events",
+        "attributes": {
+            "event_type": event_type_name(e.event_type),
+            "created_at": time(&e.created_at),
+        },
+        "relationships": {
+            "partner": {"data": {"type": "partner", "id": e.partner_id.to_string()}},
+            "user": {"data": user},
+        },
+    })
+}
 
 /// The events of a batch document (`{"data": [event, …]}`). What gRPC checks (the values of ids,
 /// uuids, event types, request ids; the number of events) is passed on as it came, so that it

@@ -1,5 +1,6 @@
-//! The schemas of the click analytics routes: the batch of click events (request and answer).
-//! They describe what `crate::gateway::document::clicks` decodes and renders.
+//! The schemas of the click analytics routes: the batch of click events (request and answer,
+//! what `crate::gateway::document::clicks` decodes and renders) and the answers of the reads
+//! (`crate::gateway::routes::click_reads`).
 
 use std::borrow::Cow;
 
@@ -10,7 +11,9 @@ use utoipa::openapi::schema::{
 use utoipa::{PartialSchema, ToSchema};
 
 use super::resources::ClickEventResource;
-use super::schemas::{Error, constant, data, null, object, reference, schema, string};
+use super::schemas::{
+    Error, constant, count, data, date_time, null, nullable, object, reference, schema, string,
+};
 use crate::grpc::validate::MAX_BATCH_EVENTS;
 
 /// `{"data": {"type": kind, "id": string}}`, or `{"data": null}` when `optional`. Ids are any
@@ -34,22 +37,6 @@ schema!(
     ClickEventBatchEntry = object([
         ("type", constant("partner_click_events").into()),
         (
-            "attributes",
-            ObjectBuilder::new()
-                .property(
-                    "event_type",
-                    string().description(Some("`website` or `video` (required).")),
-                )
-                .property(
-                    "request_id",
-                    string().description(Some(
-                        "Idempotency key of this event, 1..200 printable characters, unique per \
-                         caller: a replay answers the first event.",
-                    )),
-                )
-                .into(),
-        ),
-        (
             "relationships",
             object([("partner", link("partner", "The partner id (decimal).", false).into())])
                 .property(
@@ -66,6 +53,21 @@ schema!(
                 .into(),
         ),
     ])
+    .property(
+        "attributes",
+        ObjectBuilder::new()
+                .property(
+                    "event_type",
+                    string().description(Some("`website` or `video` (required).")),
+                )
+                .property(
+                    "request_id",
+                    string().description(Some(
+                        "Idempotency key of this event, 1..200 printable characters, unique per \
+                         caller: a replay answers the first event.",
+                    )),
+                )
+    )
     .into()
 );
 
@@ -120,4 +122,98 @@ schema!(
         )]),
     )
     .into()
+);
+
+/// `{"clicks", "website_clicks", "video_clicks"}` plus `extra` properties.
+fn click_counts() -> ObjectBuilder {
+    object([
+        ("clicks", count().into()),
+        ("website_clicks", count().into()),
+        ("video_clicks", count().into()),
+    ])
+}
+
+schema!(
+    /// The answer of `getPartnerClickStats`.
+    ClickStatsDocument = data(object([
+        ("id", string().into()),
+        ("type", constant("partner_click_stats").into()),
+        (
+            "attributes",
+            object([
+                ("since", date_time().into()),
+                ("until", date_time().into()),
+                (
+                    "bucket",
+                    string()
+                        .enum_values(Some(["hour", "day", "week", "month"]))
+                        .into(),
+                ),
+                ("time_zone", string().into()),
+                (
+                    "business_uuid",
+                    ObjectBuilder::new()
+                        .schema_type(nullable(Type::String))
+                        .description(Some("The business whose clicks count; null: all."))
+                        .into(),
+                ),
+                (
+                    "buckets",
+                    ArrayBuilder::new()
+                        .items(click_counts().property("start", date_time()).required("start"))
+                        .into(),
+                ),
+                ("totals", click_counts().into()),
+            ])
+            .into(),
+        ),
+    ]))
+    .into()
+);
+
+/// A nullable link.
+fn link_or_null() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(nullable(Type::String))
+}
+
+schema!(
+    /// The answer of `listTopPartnersByClicks`.
+    TopPartnersDocument = data(
+        ArrayBuilder::new().items(object([
+            ("id", string().into()),
+            ("type", constant("partner_click_totals").into()),
+            (
+                "attributes",
+                click_counts().property("name", string()).required("name").into(),
+            ),
+        ])),
+    )
+    .property(
+        "meta",
+        object([
+            ("page", count().into()),
+            ("per_page", count().into()),
+            ("total", count().into()),
+            ("total_pages", count().into()),
+        ]),
+    )
+    .property(
+        "links",
+        object([
+            ("self", string().into()),
+            ("first", string().into()),
+            ("prev", link_or_null().into()),
+            ("next", link_or_null().into()),
+            ("last", string().into()),
+        ]),
+    )
+    .into()
+);
+
+schema!(
+    /// The answer of `listPartnerClickEvents`.
+    ClickEventPage = data(ArrayBuilder::new().items(reference::<ClickEventResource>()))
+        .property("meta", object([("next_page_token", link_or_null().into())]))
+        .property("links", object([("next", link_or_null().into())]))
+        .into()
 );

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod batch;
+pub mod click_reads;
 pub mod clicks;
 pub mod connect;
 pub mod events;

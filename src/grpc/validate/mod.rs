@@ -1,8 +1,9 @@
 //! Request validation: the one place where wire requests become domain values, each a named type
-//! built by `TryFrom<&pb::…>` ([`lists`], [`partner`], [`clicks`], [`admin`], [`events`]). Every check reports a field
+//! built by `TryFrom<&pb::…>` ([`lists`], [`partner`], [`clicks`], [`click_stats`], [`admin`], [`events`]). Every check reports a field
 //! violation naming the request field; all violations of a request are reported together.
 
 pub mod admin;
+pub mod click_stats;
 pub mod clicks;
 pub mod events;
 pub mod lists;
@@ -18,6 +19,7 @@ pub use admin::{
     BusinessUpsert, IntegrationSet, PartnerCreate, PartnerUpdate, PartnerUpsert, PreferenceSet,
     UserUpsert,
 };
+pub use click_stats::{Bucket, EventsQuery, StatsQuery, TopQuery};
 pub use clicks::{BatchEvent, ClickBatch, MAX_BATCH_EVENTS};
 pub use events::EventQuery;
 pub use lists::ListRequest;
