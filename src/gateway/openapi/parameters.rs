@@ -127,11 +127,14 @@ fn scalar(name: &str) -> Option<Parameter> {
         "since" | "until" => query(
             name,
             if name == "since" {
-                "Start of the range (inclusive), RFC 3339; default `until` minus 30 days."
+                "Start of the range (inclusive), RFC 3339 (1970 to 9999); default (or empty) \
+                 `until` minus 30 days."
             } else {
-                "End of the range (exclusive), RFC 3339; default now."
+                "End of the range (exclusive), RFC 3339 (1970 to 9999); default (or empty) now."
             },
-            string().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+            AnyOfBuilder::new()
+                .item(string().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))))
+                .item(string().max_length(Some(0))),
         ),
         "bucket" => query(
             name,

@@ -291,7 +291,12 @@ pub async fn click_events(
     let params = query_params(query, &EVENTS)?;
     let mut errors = Vec::new();
     let request = pb::ListPartnerClickEventsRequest {
-        partner_id: params.int64("partner_id", &mut errors).unwrap_or(0),
+        // gRPC reads 0 as "no partner"; a REST `partner_id=0` names none and is rejected there.
+        partner_id: match params.int64("partner_id", &mut errors) {
+            None => 0,
+            Some(0) => -1,
+            Some(id) => id,
+        },
         business_uuid: params.string("business_uuid"),
         since: time_param(&params, "since", &mut errors),
         until: time_param(&params, "until", &mut errors),
