@@ -133,12 +133,13 @@ pub async fn click_stats(
     let mut errors = Vec::new();
     let since = time_param(&params, "since", &mut errors);
     let until = time_param(&params, "until", &mut errors);
-    let bucket = match params.string("bucket").as_str() {
-        "" | "day" => pb::ClickBucket::Day as i32,
-        "hour" => pb::ClickBucket::Hour as i32,
-        "week" => pb::ClickBucket::Week as i32,
-        "month" => pb::ClickBucket::Month as i32,
-        _ => -1,
+    let bucket = match params.list("bucket").first().map(String::as_str) {
+        None => pb::ClickBucket::Unspecified as i32,
+        Some("day") => pb::ClickBucket::Day as i32,
+        Some("hour") => pb::ClickBucket::Hour as i32,
+        Some("week") => pb::ClickBucket::Week as i32,
+        Some("month") => pb::ClickBucket::Month as i32,
+        Some(_) => -1,
     };
     check(errors)?;
     let request = pb::GetPartnerClickStatsRequest {
@@ -300,7 +301,11 @@ pub async fn click_events(
         business_uuid: params.string("business_uuid"),
         since: time_param(&params, "since", &mut errors),
         until: time_param(&params, "until", &mut errors),
-        page_size: params.int("page_size", &mut errors).unwrap_or(0),
+        page_size: match params.int("page_size", &mut errors) {
+            None => 0,
+            Some(0) => -1, // 0 is gRPC's default; a REST page_size=0 is out of range
+            Some(n) => n,
+        },
         page_token: params.string("page_token"),
     };
     check(errors)?;
