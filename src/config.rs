@@ -210,6 +210,10 @@ pub struct ServerLimits {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub change_log_retention_hours: u32,
+    /// How many months click events are kept (0: all): a month's partition is dropped once all
+    /// of it is older than that. Counters and rollups are never touched.
+    #[arg(long, env = "PARTNERS_CLICK_RETENTION_MONTHS", default_value_t = 0)]
+    pub click_retention_months: u32,
     /// How long a WatchPartnerEvents stream may stay silent before it sends a heartbeat, in
     /// milliseconds (idle streams survive proxies that close quiet connections).
     #[arg(long, env = "PARTNERS_EVENTS_HEARTBEAT_MS", default_value_t = 15_000)]
@@ -312,6 +316,7 @@ impl Default for ServerLimits {
             read_batches: 0,
             search_index_max_partners: 1_000_000,
             change_log_retention_hours: 72,
+            click_retention_months: 0,
             events_heartbeat_ms: 15_000,
             http_header_timeout_ms: 10_000,
             http_max_connections: 10_000,

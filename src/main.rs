@@ -1,5 +1,5 @@
 //! `partners`: the CLI. `serve` runs the service, `gateway` the REST gateway alone; `migrate`,
-//! `seed-demo` and `keys` manage the database. The subcommands live in `src/cli/`.
+//! `seed-demo`, `keys` and `rebuild-click-rollups` manage the database. The subcommands live in `src/cli/`.
 
 mod cli;
 
@@ -36,6 +36,9 @@ enum Command {
     /// Create or revoke API keys.
     #[command(subcommand)]
     Keys(cli::keys::KeysCommand),
+    /// Recompute the hourly click rollups from the click events kept (repair); ingest waits
+    /// meanwhile. Prints `rollup_rows=N`.
+    RebuildClickRollups,
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Command::Migrate => cli::prepare_database(&cli.db),
         Command::SeedDemo => cli::demo::run(&cli.db),
         Command::Keys(command) => cli::keys::run(&cli.db, command),
+        Command::RebuildClickRollups => cli::rebuild_click_rollups(&cli.db),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -64,7 +64,8 @@ impl ApiError {
         }
     }
 
-    fn to_json(&self) -> Value {
+    /// The error object.
+    pub fn to_json(&self) -> Value {
         let mut object = json!({
             "status": self.status.as_u16().to_string(),
             "code": self.code,

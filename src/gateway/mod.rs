@@ -261,8 +261,8 @@ impl Forward {
 /// Handlers sharing a path are registered together.
 fn api() -> OpenApiRouter<Gateway> {
     use routes::{
-        admin, batch, bulk, clicks, connect, events, export, health, lists, partner, users,
-        webhooks,
+        admin, batch, bulk, click_reads, clicks, connect, events, export, health, lists, partner,
+        users, webhooks,
     };
     OpenApiRouter::with_openapi(openapi::root())
         .routes(routes!(lists::list_partners, admin::create_partner))
@@ -281,6 +281,10 @@ fn api() -> OpenApiRouter<Gateway> {
         ))
         .routes(routes!(users::list_partner_users))
         .routes(routes!(clicks::click_event))
+        .routes(routes!(clicks::batch_click_events))
+        .routes(routes!(click_reads::click_stats))
+        .routes(routes!(click_reads::top_partners))
+        .routes(routes!(click_reads::click_events))
         .routes(routes!(connect::connect, connect::disconnect))
         .routes(routes!(webhooks::create_endpoint, webhooks::list_endpoints))
         .routes(routes!(

@@ -10,6 +10,7 @@
 
 pub mod bodies;
 pub mod bulk;
+pub mod clicks;
 pub mod parameters;
 pub mod resources;
 pub mod responses;
@@ -167,7 +168,7 @@ mod tests {
 
     use super::*;
 
-    const PATHS: [&str; 22] = [
+    const PATHS: [&str; 26] = [
         "/api/v1/partners",
         "/api/v1/partners/available",
         "/api/v1/partners/wholesalers",
@@ -179,6 +180,10 @@ mod tests {
         "/api/v1/partners/by_external_id/{external_id}",
         "/api/v1/partners/{id}",
         "/api/v1/partners/{id}/click_event",
+        "/api/v1/partner_click_events/batch",
+        "/api/v1/partners/{id}/click_stats",
+        "/api/v1/partner_click_stats/top_partners",
+        "/api/v1/partner_click_events",
         "/api/v1/partners/{id}/connect",
         "/api/v1/partners/{id}/users",
         "/api/v1/webhook_endpoints",
@@ -240,7 +245,7 @@ mod tests {
         );
         assert_eq!(doc["openapi"], "3.1.0");
         assert_eq!(doc["info"]["title"], "Partners service REST gateway");
-        assert_eq!(operations().len(), 29);
+        assert_eq!(operations().len(), 33);
     }
 
     #[test]
@@ -279,10 +284,10 @@ mod tests {
             }
             ids.push(op["operationId"].as_str().expect("operationId").to_owned());
         }
-        assert_eq!(ids.len(), 29);
+        assert_eq!(ids.len(), 33);
         ids.sort();
         ids.dedup();
-        assert_eq!(ids.len(), 29, "operation ids must be unique");
+        assert_eq!(ids.len(), 33, "operation ids must be unique");
     }
 
     #[test]

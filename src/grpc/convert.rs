@@ -22,6 +22,27 @@ pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     }
 }
 
+/// A recorded click event → message, with the uuids of the scope it was recorded in.
+pub fn click_event(
+    id: i64,
+    partner_id: i64,
+    event_type: EventType,
+    scope: &super::scope::CallScope,
+    created_at: DateTime<Utc>,
+) -> pb::ClickEvent {
+    pb::ClickEvent {
+        id,
+        partner_id,
+        event_type: pb::EventType::from(event_type) as i32,
+        user_uuid: scope.user_uuid.map(|u| u.to_string()).unwrap_or_default(),
+        business_uuid: scope
+            .business_uuid
+            .map(|u| u.to_string())
+            .unwrap_or_default(),
+        created_at: Some(timestamp(created_at)),
+    }
+}
+
 impl From<PartnerStatus> for pb::PartnerStatus {
     fn from(status: PartnerStatus) -> Self {
         match status {

@@ -4,6 +4,8 @@
 //! and the routes of the tonic server (health, reflection v1 + v1alpha, message size limits).
 
 mod admin_service;
+mod click_batch;
+mod click_reads;
 pub mod convert;
 mod event_service;
 pub mod export;

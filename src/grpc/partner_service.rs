@@ -1,4 +1,6 @@
-//! `partners.v1.PartnerService`: the seven seed operations and BatchGetPartners. Each handler
+//! `partners.v1.PartnerService`: the seven seed operations, BatchGetPartners,
+//! BatchCreatePartnerClickEvents (its logic in `super::click_batch`) and the click analytics
+//! reads (`super::click_reads`). Each handler
 //! takes the [`Caller`] the auth layer found, validates its request into a named type
 //! (`super::validate`), resolves the business and user in context, and calls the service logic
 //! (`crate::serving`) or, for the connections, the model directly.
@@ -9,7 +11,8 @@ use tonic::{Request, Response, Status};
 use super::pb::partner_service_server::PartnerService;
 use super::scope::{CallScope, Caller};
 use super::validate::{
-    BatchRead, ClickRequest, ListRequest, PartnerRead, PartnerUsersRead, partner_id,
+    BatchRead, ClickBatch, ClickRequest, EventsQuery, ListRequest, PartnerRead, PartnerUsersRead,
+    StatsQuery, TopQuery, partner_id,
 };
 use super::{convert, pb};
 use crate::error::{Error, Result};
@@ -123,7 +126,7 @@ fn partners(loaded: Loaded, scope: CallScope) -> Vec<pb::Partner> {
 /// an id written `Some(<decimal id>)` and an absent one `None` (the spelling of the first stored
 /// events, kept so that their replays still match); the digest is the lowercase hex of that
 /// text's SHA-256.
-fn fingerprint(event: &NewClickEvent) -> String {
+pub(super) fn fingerprint(event: &NewClickEvent) -> String {
     let id = |id: Option<i64>| id.map_or_else(|| "None".to_owned(), |id| format!("Some({id})"));
     let text = format!(
         "{}|{}|{}|{}",
@@ -298,17 +301,57 @@ impl PartnerService for PartnerApi {
             }
             ClickOutcome::PartnerNotFound => return Err(Error::NotFound("partner").into()),
         };
-        Ok(Response::new(pb::ClickEvent {
+        Ok(Response::new(convert::click_event(
             id,
-            partner_id: click.partner_id,
-            event_type: pb::EventType::from(click.event_type) as i32,
-            user_uuid: scope.user_uuid.map(|u| u.to_string()).unwrap_or_default(),
-            business_uuid: scope
-                .business_uuid
-                .map(|u| u.to_string())
-                .unwrap_or_default(),
-            created_at: Some(convert::timestamp(created_at)),
-        }))
+            click.partner_id,
+            click.event_type,
+            &scope,
+            created_at,
+        )))
+    }
+
+    async fn get_partner_click_stats(
+        &self,
+        request: Request<pb::GetPartnerClickStatsRequest>,
+    ) -> RpcResult<pb::GetPartnerClickStatsResponse> {
+        let caller = Caller::of(&request)?;
+        let query = StatsQuery::try_from(request.get_ref())?;
+        Ok(Response::new(
+            super::click_reads::stats(&self.services, &caller, query).await?,
+        ))
+    }
+
+    async fn list_top_partners_by_clicks(
+        &self,
+        request: Request<pb::ListTopPartnersByClicksRequest>,
+    ) -> RpcResult<pb::ListTopPartnersByClicksResponse> {
+        let caller = Caller::of(&request)?;
+        let query = TopQuery::try_from(request.get_ref())?;
+        Ok(Response::new(
+            super::click_reads::top(&self.services, &caller, query).await?,
+        ))
+    }
+
+    async fn list_partner_click_events(
+        &self,
+        request: Request<pb::ListPartnerClickEventsRequest>,
+    ) -> RpcResult<pb::ListPartnerClickEventsResponse> {
+        let caller = Caller::of(&request)?;
+        let query = EventsQuery::try_from(request.get_ref())?;
+        Ok(Response::new(
+            super::click_reads::events(&self.services, &caller, query).await?,
+        ))
+    }
+
+    async fn batch_create_partner_click_events(
+        &self,
+        request: Request<pb::BatchCreatePartnerClickEventsRequest>,
+    ) -> RpcResult<pb::BatchCreatePartnerClickEventsResponse> {
+        let caller = Caller::of(&request)?;
+        let batch = ClickBatch::try_from(request.get_ref())?;
+        Ok(Response::new(
+            super::click_batch::record(&self.services, &caller, batch).await?,
+        ))
     }
 
     async fn connect_user(

@@ -1,6 +1,6 @@
 //! Click events, written in batches: one statement inserts a whole batch, skips events whose
-//! partner is gone or whose idempotency key is taken, and bumps the partners' counters, all
-//! committed together (group commit).
+//! partner is gone or whose idempotency key is taken, and bumps the partners' counters and the
+//! hourly rollups, all committed together (group commit).
 
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
@@ -66,16 +66,22 @@ struct Existing {
 /// user ids, business ids, event types, principals, idempotency keys, fingerprints). Public for
 /// the load generator, which runs it under pgbench to measure the database's own ceiling.
 ///
+/// One statement writes everything of the batch, so it commits as a whole even in autocommit:
+/// the idempotency keys (`partner_click_requests`, unique across the events' monthly
+/// partitions; migration 17), the events of live partners whose key is new or absent, the
+/// partners' counters, and the hourly rollups (`partner_click_rollups`, migration 18).
+///
 /// Lock order, so that batches written at the same time by several writers or replicas never
 /// deadlock: first a transaction-scoped advisory lock per partner of the batch (class
 /// 1667329088, the partner id's `hashint8`), taken in sorted order before anything else (`guard`
-/// is a one-time filter of the insert, read in full: `count`, not `EXISTS`, which would stop at
-/// the first row), so two batches sharing a partner run one after the other and never wait for
-/// each other's rows; then the events are inserted in (principal, idempotency key) order, so
-/// batches that share keys wait for them in one order. (Locking the partner rows in id order
-/// with `FOR NO KEY UPDATE` instead was not enough: Postgres still reported a deadlock between
-/// two batches on a partner row's tuple lock in about every other run of `replicas::`, ~1,000
-/// clicks with connects on the same partners; with the advisory locks, none so far.)
+/// is a one-time filter of `live`, read in full: `count`, not `EXISTS`, which would stop at the
+/// first row), so two batches sharing a partner run one after the other and never wait for each
+/// other's rows (partner rows and rollup rows are the partner's); then the keys are inserted in
+/// (principal, idempotency key) order, so batches that share keys wait for them in one order.
+/// (Locking the partner rows in id order with `FOR NO KEY UPDATE` instead was not enough:
+/// Postgres still reported a deadlock between two batches on a partner row's tuple lock in about
+/// every other run of `replicas::`, ~1,000 clicks with connects on the same partners; with the
+/// advisory locks, none so far.)
 pub const INSERT_BATCH: [&str; 8] = [
     "WITH input AS (
     SELECT nextval('partner_click_events_id_seq') AS id, t.*
@@ -91,15 +97,24 @@ pub const INSERT_BATCH: [&str; 8] = [
     SELECT pg_advisory_xact_lock(1667329088, x.h) FROM (
         SELECT DISTINCT hashint8(partner_id) AS h FROM input ORDER BY h
     ) x
+), live AS MATERIALIZED (
+    SELECT i.* FROM input i JOIN partners p ON p.id = i.partner_id AND p.deleted_at IS NULL
+    WHERE (SELECT count(*) FROM guard) >= 0
+), keyed AS (
+    INSERT INTO partner_click_requests (principal, idempotency_key, event_id, fingerprint, created_at)
+    SELECT l.principal, l.idempotency_key, l.id, l.fingerprint, now()
+    FROM live l
+    WHERE l.idempotency_key IS NOT NULL
+    ORDER BY l.principal, l.idempotency_key, l.ord
+    ON CONFLICT (principal, idempotency_key) DO NOTHING
+    RETURNING event_id
 ), ins AS (
     INSERT INTO partner_click_events
-        (id, partner_id, user_id, business_id, event_type, principal, idempotency_key, fingerprint)
-    SELECT i.id, i.partner_id, i.user_id, i.business_id, i.event_type, i.principal, i.idempotency_key, i.fingerprint
-    FROM input i JOIN partners p ON p.id = i.partner_id AND p.deleted_at IS NULL
-    WHERE (SELECT count(*) FROM guard) >= 0
-    ORDER BY i.principal, i.idempotency_key, i.ord
-    ON CONFLICT (principal, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, partner_id, event_type, created_at
+        (id, partner_id, user_id, business_id, event_type, principal, idempotency_key, fingerprint, created_at)
+    SELECT l.id, l.partner_id, l.user_id, l.business_id, l.event_type, l.principal, l.idempotency_key, l.fingerprint, now()
+    FROM live l
+    WHERE l.idempotency_key IS NULL OR l.id IN (SELECT event_id FROM keyed)
+    RETURNING id, partner_id, business_id, event_type, created_at
 ), bump AS (
     UPDATE partners p
     SET website_clicks = p.website_clicks + c.website, video_clicks = p.video_clicks + c.video
@@ -109,6 +124,12 @@ pub const INSERT_BATCH: [&str; 8] = [
           FROM ins GROUP BY partner_id ORDER BY partner_id) c
     WHERE p.id = c.partner_id
     RETURNING p.id
+), roll AS (
+    INSERT INTO partner_click_rollups AS r (partner_id, business_id, event_type, hour, clicks)
+    SELECT partner_id, coalesce(business_id, 0), event_type, date_trunc('hour', created_at, 'UTC'), count(*)
+    FROM ins GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (partner_id, hour, business_id, event_type) DO UPDATE SET clicks = r.clicks + excluded.clicks
+    RETURNING r.partner_id
 )
 SELECT i.ord, ins.id AS event_id, ins.created_at
 FROM input i LEFT JOIN ins ON ins.id = i.id
@@ -139,8 +160,8 @@ fn insert_batch_sql(events: &[NewClickEvent]) -> Sql {
 
 fn find_by_keys_sql(keys: &[(usize, String, String)]) -> Sql {
     let mut sql = Sql::new(
-        "SELECT e.principal, e.idempotency_key, e.id, e.fingerprint, e.created_at \
-         FROM partner_click_events e JOIN unnest(",
+        "SELECT e.principal, e.idempotency_key, e.event_id AS id, e.fingerprint, e.created_at \
+         FROM partner_click_requests e JOIN unnest(",
     );
     sql.bind(Bind::TextArray(keys.iter().map(|k| k.1.clone()).collect()))
         .push(", ")
@@ -152,9 +173,10 @@ fn find_by_keys_sql(keys: &[(usize, String, String)]) -> Sql {
     sql
 }
 
-/// Inserts a batch whose idempotency keys are distinct per principal; outcomes in input order.
-/// The events and the counters are written by one statement, so they commit together even in
-/// autocommit; the follow-up lookup of skipped keys only reads committed events.
+/// Inserts a batch; outcomes in input order. The events, keys, counters and rollups are written
+/// by one statement, so they commit together even in autocommit; the follow-up lookup of skipped
+/// keys only reads committed keys. A key repeated within the batch stores its first event; the
+/// others are answered as replays of it (or conflicts, for another body).
 pub fn insert_batch(
     conn: &mut PgConnection,
     events: &[NewClickEvent],

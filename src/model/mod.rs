@@ -6,6 +6,8 @@ pub mod api_key;
 pub mod business;
 pub mod change;
 pub mod click_event;
+pub mod click_partition;
+pub mod click_stats;
 pub mod enums;
 pub mod partner;
 pub mod relation;

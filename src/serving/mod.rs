@@ -3,6 +3,8 @@
 //! and watch streams, and the cached lookups of who a call acts for. Handlers reach all of it through [`Services`].
 
 pub(crate) mod click_ingest;
+pub mod click_partitions;
+pub(crate) mod click_reads;
 pub(crate) mod context;
 pub mod events;
 pub mod lists;
@@ -39,6 +41,8 @@ pub struct Services {
     pub(crate) reads: PointReads,
     /// Click events' group commit.
     pub(crate) clicks: ClickIngest,
+    /// The click analytics reads' zone names and page token key.
+    pub(crate) click_reads: click_reads::ClickReads,
     /// Businesses and users by uuid.
     pub(crate) context: Context,
     /// The webhooks' settings (the dispatcher runs on its own).
@@ -48,12 +52,16 @@ pub struct Services {
 }
 
 impl Services {
-    /// Starts the background tasks (list copy follower, change-log retention, point reader,
-    /// click writers, webhook dispatcher) on `db`.
+    /// Starts the background tasks (list copy follower, change-log retention, click partition
+    /// upkeep, point reader, click writers, webhook dispatcher) on `db`.
     pub fn start(db: Db, limits: &ServerLimits) -> Services {
         let retention = Duration::from_secs(u64::from(limits.change_log_retention_hours) * 3600);
         tokio::spawn(prune_changes(db.clone(), retention));
         tokio::spawn(prune_create_requests(db.clone()));
+        tokio::spawn(click_partitions::maintain(
+            db.clone(),
+            limits.click_retention_months,
+        ));
         if let Err(err) = crate::webhooks::dispatch::start(db.clone(), limits.webhooks.dispatch()) {
             tracing::error!(error.message = %err, "webhooks: no dispatcher");
         }
@@ -63,6 +71,7 @@ impl Services {
             lists,
             reads: PointReads::start(db.clone(), limits.read_batches(), READ_BATCH, READ_QUEUE),
             clicks: ClickIngest::start(db.clone(), limits.click_writers, CLICK_BATCH, CLICK_QUEUE),
+            click_reads: click_reads::ClickReads::new(db.clone()),
             context: Context::new(db.clone(), limits.key_cache_ttl()),
             webhooks: std::sync::Arc::new(limits.webhooks.clone()),
             db,

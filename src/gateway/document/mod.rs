@@ -13,9 +13,14 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
+mod clicks;
 mod events;
 pub mod export;
 mod users;
+pub use clicks::{
+    click_batch_document, click_batch_request, click_batch_source, click_event_document,
+    click_event_resource,
+};
 pub use events::{EventListDocument, event_list_document, event_resource_json};
 pub use users::{UserListDocument, user_list_document};
 
@@ -24,7 +29,7 @@ use crate::grpc::pb;
 use crate::model::partner::Includes;
 use crate::model::{EventType, IntegrationStatus, PartnerStatus};
 
-pub(super) fn time(ts: &Option<prost_types::Timestamp>) -> Option<String> {
+pub(crate) fn time(ts: &Option<prost_types::Timestamp>) -> Option<String> {
     ts.as_ref()
         .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
@@ -479,29 +484,6 @@ pub(super) fn page_meta(meta: &pb::PageMeta) -> Meta {
             })
             .collect(),
     }
-}
-
-/// A click event resource document.
-pub fn click_event_document(e: &pb::ClickEvent) -> Value {
-    let user = if e.user_uuid.is_empty() {
-        Value::Null
-    } else {
-        json!({"type": "user", "id": e.user_uuid})
-    };
-    json!({
-        "data": {
-            "id": e.id.to_string(),
-            "type": "partner_click_events",
-            "attributes": {
-                "event_type": event_type_name(e.event_type),
-                "created_at": time(&e.created_at),
-            },
-            "relationships": {
-                "partner": {"data": {"type": "partner", "id": e.partner_id.to_string()}},
-                "user": {"data": user},
-            },
-        }
-    })
 }
 
 #[cfg(test)]

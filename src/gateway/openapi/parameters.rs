@@ -2,7 +2,9 @@
 //! accept (with its schema, pattern, limits, style and explode), and the request headers.
 
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn, ParameterStyle};
-use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::schema::{
+    AnyOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type,
+};
 use utoipa::openapi::{RefOr, Required, Schema};
 
 use super::schemas::{NO_CONTROLS, label, uuid};
@@ -142,6 +144,49 @@ fn scalar(name: &str) -> Option<Parameter> {
             ))),
         )
         .example(Some("2026-12-01T00:00:00Z".into())),
+        "since" | "until" => query(
+            name,
+            if name == "since" {
+                "Start of the range (inclusive), RFC 3339 (1970 to 9999); default (or empty) \
+                 `until` minus 30 days."
+            } else {
+                "End of the range (exclusive), RFC 3339 (1970 to 9999); default (or empty) now."
+            },
+            AnyOfBuilder::new()
+                .item(string().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))))
+                .item(string().max_length(Some(0))),
+        ),
+        "bucket" => query(
+            name,
+            "Bucket width (default `day`): ranges up to 31 days for `hour`, 366 for `day`, 1830 \
+             for `week` and `month`.",
+            string().enum_values(Some(["hour", "day", "week", "month"])),
+        ),
+        "time_zone" => query(
+            name,
+            "IANA time zone of the buckets (default `UTC`), e.g. `Europe/Berlin`.",
+            string()
+                .max_length(Some(64))
+                .pattern(Some("^[A-Za-z0-9_+/-]*$")),
+        ),
+        "partner_id" => query(
+            name,
+            "Only this partner's events (without it, a business is needed).",
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::Custom("int64".into())))
+                .minimum(Some(1)),
+        ),
+        "page_size" => query(
+            name,
+            "Events per page (default 100).",
+            int32(1, 100).maximum(Some(1000)),
+        ),
+        "page_token" => query(
+            name,
+            "`meta.next_page_token` of the previous page (`links.next` carries it).",
+            string(),
+        ),
         "after" => query(
             name,
             "Events with a larger sequence: 0 (the default) for the oldest retained event, \

@@ -303,8 +303,8 @@ schema!(
 );
 
 schema!(
-    /// A click event's document.
-    ClickEventDocument = data(object([
+    /// A click event resource.
+    ClickEventResource = object([
         ("id", string().into()),
         ("type", constant("partner_click_events").into()),
         (
@@ -331,8 +331,13 @@ schema!(
             ])
             .into(),
         ),
-    ]))
+    ])
     .into()
+);
+
+schema!(
+    /// A click event's document.
+    ClickEventDocument = data(reference::<ClickEventResource>()).into()
 );
 
 schema!(

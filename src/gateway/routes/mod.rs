@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod batch;
 pub mod bulk;
+pub mod click_reads;
 pub mod clicks;
 pub mod connect;
 pub mod events;

@@ -1,9 +1,12 @@
 //! Request validation: the one place where wire requests become domain values, each a named type
-//! built by `TryFrom<&pb::…>` ([`lists`], [`partner`], [`admin`], [`batch`], [`events`]). Every check reports a field
-//! violation naming the request field; all violations of a request are reported together.
+//! built by `TryFrom<&pb::…>` ([`lists`], [`partner`], [`clicks`], [`click_stats`], [`admin`],
+//! [`batch`], [`events`]). Every check reports a field violation naming the request field; all
+//! violations of a request are reported together.
 
 pub mod admin;
 pub mod batch;
+pub mod click_stats;
+pub mod clicks;
 pub mod events;
 pub mod lists;
 pub mod partner;
@@ -20,6 +23,8 @@ pub use admin::{
     UserUpsert,
 };
 pub use batch::{BatchModify, BatchUpdate, MAX_BATCH_WRITES};
+pub use click_stats::{Bucket, EventsQuery, StatsQuery, TopQuery};
+pub use clicks::{BatchEvent, ClickBatch, MAX_BATCH_EVENTS};
 pub use events::EventQuery;
 pub use lists::ListRequest;
 pub use partner::{

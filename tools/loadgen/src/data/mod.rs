@@ -301,7 +301,8 @@ pub fn seed(conn: &mut PgConnection, scale: &Scale) -> Result<Vec<(String, Strin
         step(
             conn,
             "truncate",
-            "TRUNCATE partner_click_events, partner_users, partner_preferences, \
+            "TRUNCATE partner_click_events, partner_click_requests, partner_click_rollups, \
+             partner_users, partner_preferences, \
              partner_integrations, api_keys, partners, users, businesses RESTART IDENTITY CASCADE;",
         )?;
         for (name, sql) in &steps {
@@ -320,7 +321,7 @@ pub fn seed(conn: &mut PgConnection, scale: &Scale) -> Result<Vec<(String, Strin
         conn,
         "vacuum analyze",
         "VACUUM (ANALYZE) businesses, users, partners, partner_users, partner_integrations, \
-         partner_preferences, partner_click_events, api_keys;",
+         partner_preferences, partner_click_events, partner_click_rollups, api_keys;",
     )?;
 
     let mut out = create_keys(conn)?;

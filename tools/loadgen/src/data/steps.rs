@@ -252,6 +252,14 @@ pub(super) fn generation_steps(scale: &Scale) -> Vec<(String, String)> {
         ),
     ));
 
+    // The click events' monthly partitions of the past year (migration 17).
+    steps.push((
+        "click partitions".to_owned(),
+        "SELECT partner_click_events_create_partition(m::date)
+         FROM generate_series(date_trunc('month', now() - interval '366 days'),
+                              date_trunc('month', now()), interval '1 month') AS m;"
+            .to_owned(),
+    ));
     // Click events in chunks of one million (progress in the log), ids in time order.
     const CHUNK: i64 = 1_000_000;
     let mut from = 1;
@@ -274,6 +282,16 @@ pub(super) fn generation_steps(scale: &Scale) -> Vec<(String, String)> {
         ));
         from = to + 1;
     }
+
+    // Their hourly rollups (migration 18), as the service writes them.
+    steps.push((
+        "click rollups".to_owned(),
+        "INSERT INTO partner_click_rollups (partner_id, business_id, event_type, hour, clicks)
+         SELECT partner_id, coalesce(business_id, 0), event_type,
+                date_trunc('hour', created_at, 'UTC'), count(*)
+         FROM partner_click_events GROUP BY 1, 2, 3, 4;"
+            .to_owned(),
+    ));
 
     // Serial columns continue after the generated ids.
     steps.push((

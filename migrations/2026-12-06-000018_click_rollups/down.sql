@@ -1,0 +1,2 @@
+DROP TABLE partner_click_token_key;
+DROP TABLE partner_click_rollups;
