@@ -2,7 +2,10 @@
 //! of categories, country codes and status, in memory. Tags are not in the copy; a list asking for
 //! them, or one the copy does not answer, is counted by Postgres ([`partner::facets`]).
 
-use super::delta::View;
+use std::sync::Arc;
+
+use super::delta::{Key, View};
+use super::paging::count_key;
 use super::preferences::Preferred;
 use crate::model::PartnerStatus;
 use crate::model::partner::{self, FacetField, Facets, ListQuery};
@@ -12,8 +15,17 @@ impl View {
     /// where `q` filters on the preference; `None` when the copy cannot count them (tags, a
     /// search it does not answer, a preference filter without the set).
     pub fn facets(&self, q: &ListQuery, preferred: Option<&Preferred>) -> Option<Facets> {
-        if q.facets.contains(&FacetField::Tags) || (q.preferred.is_some() && preferred.is_none()) {
+        if q.facets.contains(&FacetField::Tags) || (q.preferred.is_some() && preferred.is_none())
+        {
             return None;
+        }
+        if q.search.is_none() && q.preferred.is_none() {
+            // Counted once per version of the copy and filter: every page of the list asks alike.
+            let matches = self.matches(q)?;
+            let key = (count_key(q), q.facets.clone());
+            let counted = (self.matches.facets)
+                .get_with(key, || Arc::new(self.tally(q, matches.iter().copied())));
+            return Some(counted.as_ref().clone());
         }
         let keys: Vec<_> = match &q.search {
             Some(_) => (self.candidates(q)?.into_iter())
@@ -21,16 +33,21 @@ impl View {
                 .collect(),
             None => self.matches(q)?.to_vec(),
         };
-        let kept = |key| {
+        let kept = |key: &Key| {
             let prefers = |id| preferred.is_some_and(|p| p.contains(id));
             q.preferred
-                .is_none_or(|wanted| prefers(self.id(key)) == wanted)
+                .is_none_or(|wanted| prefers(self.id(*key)) == wanted)
         };
+        Some(self.tally(q, keys.into_iter().filter(kept)))
+    }
+
+    /// `q`'s facet fields counted over the partners at `keys`.
+    fn tally(&self, q: &ListQuery, keys: impl Iterator<Item = Key>) -> Facets {
         let words = self.spellings();
         let mut categories = vec![0i64; words.len()];
         let mut countries = vec![0i64; words.len()];
         let mut statuses = [0i64; 3];
-        for key in keys.into_iter().filter(|&k| kept(k)) {
+        for key in keys {
             let ([c, _, cc], status) = self.values(key);
             c.iter().for_each(|&v| categories[v as usize] += 1);
             cc.iter().for_each(|&v| countries[v as usize] += 1);
@@ -55,7 +72,7 @@ impl View {
             FacetField::Status => (field, by_status()),
             FacetField::Tags => (field, Vec::new()), // not reached: checked above
         });
-        Some(counted.collect())
+        counted.collect()
     }
 }
 

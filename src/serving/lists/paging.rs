@@ -10,7 +10,7 @@ use super::copy::Snapshot;
 use super::delta::{Key, View};
 use super::preferences::Preferred;
 use crate::model::PartnerStatus;
-use crate::model::partner::{self, ListKind, ListQuery, SortField};
+use crate::model::partner::{self, FacetField, Facets, ListKind, ListQuery, SortField};
 
 fn weight<T>(values: &[T]) -> u32 {
     u32::try_from(values.len() + 1).unwrap_or(u32::MAX)
@@ -43,6 +43,8 @@ pub(crate) struct Matches {
     /// The indices (into the matches of a key) of a business's preferred partners, by key and
     /// preference version (versions are unique over all businesses: migration 10).
     preferred: Cache<(CountKey, i64), Arc<Vec<usize>>>,
+    /// The facets of an unsearched list without a preference filter, by key and fields.
+    pub(super) facets: Cache<(CountKey, Vec<FacetField>), Arc<Facets>>,
 }
 
 impl Default for Matches {
@@ -56,13 +58,17 @@ impl Default for Matches {
                 .max_capacity(MAX_HELD_MATCHES / 2)
                 .weigher(|_, found: &Arc<Vec<usize>>| weight(found))
                 .build(),
+            facets: Cache::new(MAX_HELD_FACETS),
         }
     }
 }
 
 /// A list's kind and filters (categories, excluded categories, wholesaler categories, country
 /// codes, statuses; active), as the key of a count.
-type CountKey = (ListKind, [Vec<String>; 4], Vec<PartnerStatus>, Option<bool>);
+pub(super) type CountKey = (ListKind, [Vec<String>; 4], Vec<PartnerStatus>, Option<bool>);
+
+/// Most lists' facets kept per version of the copy.
+const MAX_HELD_FACETS: u64 = 256;
 
 /// Most match positions kept per snapshot over all filters (4 bytes each; as many keys per
 /// version, 8 bytes each, and half as many preferred indices).
