@@ -15,8 +15,7 @@ impl View {
     /// where `q` filters on the preference; `None` when the copy cannot count them (tags, a
     /// search it does not answer, a preference filter without the set).
     pub fn facets(&self, q: &ListQuery, preferred: Option<&Preferred>) -> Option<Facets> {
-        if q.facets.contains(&FacetField::Tags) || (q.preferred.is_some() && preferred.is_none())
-        {
+        if q.facets.contains(&FacetField::Tags) || (q.preferred.is_some() && preferred.is_none()) {
             return None;
         }
         if q.search.is_none() && q.preferred.is_none() {
