@@ -40,13 +40,14 @@ impl View {
         }
         let prefers = |id: i64| answered.preferred.is_some_and(|p| p.contains(id));
         let end_key = answered.end.map(|end| (end, self.key_of(end)));
+        let matching_key = self.matcher(q);
         moved.changed.iter().all(|&id| {
             match (q.preferred, answered.preferred) {
                 (Some(_), None) => return false, // the preference filters, its set is unknown
                 (Some(wanted), Some(_)) if prefers(id) != wanted => return true, // never listed
                 _ => {}
             }
-            let before = self.matching_key(q, id);
+            let before = matching_key(id);
             let now = moved.matching.contains(&id);
             match (before, now) {
                 (None, false) => true,
@@ -69,14 +70,16 @@ impl View {
         })
     }
 
-    /// The key of partner `id` if it is live in this copy and matches `q`'s kind, filters and
-    /// search (the preference aside).
-    fn matching_key(&self, q: &ListQuery, id: i64) -> Option<Key> {
-        let key = self.key_of(id)?;
+    /// For `q`, the key of a partner if it is live in this copy and matches `q`'s kind, filters
+    /// and search (the preference aside); the filter and the lowered term are made once.
+    fn matcher(&self, q: &ListQuery) -> impl Fn(i64) -> Option<Key> + '_ {
         let filter = self.filter(q);
         let needle = q.search.as_deref().map(str::to_ascii_lowercase);
-        self.holds(key, &filter, needle.as_deref().map(str::as_bytes))
-            .then_some(key)
+        move |id| {
+            let key = self.key_of(id)?;
+            self.holds(key, &filter, needle.as_deref().map(str::as_bytes))
+                .then_some(key)
+        }
     }
 }
 
@@ -106,7 +109,7 @@ mod tests {
         let view = snapshot();
         let q = ListQuery::new(ListKind::Wholesalers, Scope::default(), 1, 25);
         let outside = (1..=6)
-            .find(|&id| view.matching_key(&q, id).is_none())
+            .find(|&id| view.matcher(&q)(id).is_none())
             .expect("a partner outside the wholesalers");
         let answered = Answered {
             end: None,
@@ -159,7 +162,7 @@ mod tests {
         let members = view.candidates(&q).expect("a search the copy answers");
         for id in 1..=6 {
             assert_eq!(
-                view.matching_key(&q, id).is_some(),
+                view.matcher(&q)(id).is_some(),
                 members.contains(&id),
                 "partner {id}"
             );
