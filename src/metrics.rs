@@ -105,6 +105,8 @@ async fn render(State(scraped): State<Scraped>) -> impl IntoResponse {
     let lists = scraped.services.lists.stats();
     metrics::counter!("partners_lists_total", "answered_by" => "copy").absolute(lists.served);
     metrics::counter!("partners_lists_total", "answered_by" => "sql").absolute(lists.fell_back);
+    metrics::counter!("partners_lists_total", "answered_by" => "cursor")
+        .absolute(lists.cursor_pages);
     metrics::counter!("partners_lists_waited_for_copy_total").absolute(lists.waited);
     metrics::counter!("partners_lists_unaffected_by_changes_total").absolute(lists.unaffected);
     metrics::counter!("partners_lists_copy_loads_total").absolute(lists.loads);

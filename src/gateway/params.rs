@@ -290,11 +290,11 @@ impl Params {
         }
     }
 
-    /// Pairs for building links, in a stable order, with `page` left out.
+    /// Pairs for building links, in a stable order, with `page` and `page_token` left out.
     pub fn link_pairs(&self) -> Vec<(String, String)> {
         let mut pairs = Vec::new();
         for (name, param) in &self.map {
-            if name == "page" {
+            if name == "page" || name == "page_token" {
                 continue;
             }
             if name.starts_with("filter[") && param.values.len() != 1 {

@@ -112,9 +112,10 @@ pub async fn top(
         meta: Some(pb::PageMeta {
             page: i32::try_from(page).unwrap_or(i32::MAX),
             per_page: i32::try_from(per_page).unwrap_or(i32::MAX),
-            total,
-            total_pages: i32::try_from(total_pages).unwrap_or(i32::MAX),
+            total: Some(total),
+            total_pages: Some(i32::try_from(total_pages).unwrap_or(i32::MAX)),
             facets: Vec::new(),
+            next_page_token: String::new(),
         }),
     })
 }

@@ -5,6 +5,8 @@
 //! (`super::validate`), resolves the business and user in context, and calls the service logic
 //! (`crate::serving`) or, for the connections, the model directly.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
@@ -17,7 +19,7 @@ use super::validate::{
 use super::{convert, pb};
 use crate::error::{Error, Result};
 use crate::model::click_event::{ClickOutcome, NewClickEvent};
-use crate::model::partner::{self, Includes, Loaded, PartnerKey};
+use crate::model::partner::{self, After, Includes, Loaded, PartnerKey};
 use crate::model::relation;
 use crate::serving::Services;
 
@@ -49,17 +51,36 @@ impl PartnerApi {
             .await?;
         let mut query = request.query;
         query.scope = scope.scope;
+        let binding = query.binding();
+        if let Some(token) = &request.page_token {
+            let cursor = self.services.tokens.open(LIST_TOKENS, &binding, token).await?;
+            let (page, after) = page_cursor(cursor)
+                .filter(|(_, after)| after.fits(&query))
+                .ok_or_else(|| Error::invalid("page_token", "is not a token of this list"))?;
+            query.page = page;
+            query.after = Some(after);
+        }
         let (page, per_page) = (query.page, query.per_page);
-        let (loaded, total, facets) = self.services.lists.list(query, request.includes).await?;
-        let total_pages = (total + per_page - 1) / per_page;
+        let answer = self.services.lists.list(query, request.includes).await?;
+        let next_page_token = match &answer.next {
+            Some(after) => {
+                let mut cursor = u32::try_from(page + 1).unwrap_or(u32::MAX).to_be_bytes().to_vec();
+                cursor.extend(after.encode());
+                let token = self.services.tokens.sign(LIST_TOKENS, &binding, &cursor).await?;
+                URL_SAFE_NO_PAD.encode(token)
+            }
+            None => String::new(),
+        };
+        let to_i32 = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
         Ok((
-            partners(loaded, scope),
+            partners(answer.loaded, scope),
             pb::PageMeta {
-                page: page as i32,
-                per_page: per_page as i32,
-                total,
-                total_pages: total_pages.min(i64::from(i32::MAX)) as i32,
-                facets: facets
+                page: to_i32(page),
+                per_page: to_i32(per_page),
+                total: answer.total,
+                total_pages: answer.total.map(|t| to_i32((t + per_page - 1) / per_page)),
+                facets: answer
+                    .facets
                     .into_iter()
                     .map(|(field, values)| pb::Facet {
                         field: field.as_str().to_owned(),
@@ -69,6 +90,7 @@ impl PartnerApi {
                             .collect(),
                     })
                     .collect(),
+                next_page_token,
             },
         ))
     }
@@ -119,6 +141,16 @@ type RpcResult<T> = Result<Response<T>, Status>;
 /// A read's records as messages, with the context fields of `scope`.
 fn partners(loaded: Loaded, scope: CallScope) -> Vec<pb::Partner> {
     convert::partners(loaded, scope.with_business(), scope.with_user())
+}
+
+/// The name the lists' page tokens are signed under.
+const LIST_TOKENS: &str = "partners|v1|";
+
+/// The page number and cursor of a list token's signed bytes (the number, 4 bytes, then
+/// [`After::encode`]'s bytes).
+fn page_cursor(cursor: &[u8]) -> Option<(i64, After)> {
+    let (page, after) = cursor.split_first_chunk::<4>()?;
+    Some((i64::from(u32::from_be_bytes(*page)), After::decode(after)?))
 }
 
 /// The digest stored with an event that has an idempotency key, telling a replay (same digest)
@@ -254,9 +286,10 @@ impl PartnerService for PartnerApi {
             meta: Some(pb::PageMeta {
                 page: read.page as i32,
                 per_page: read.per_page as i32,
-                total,
-                total_pages: total_pages.min(i64::from(i32::MAX)) as i32,
+                total: Some(total),
+                total_pages: Some(total_pages.min(i64::from(i32::MAX)) as i32),
                 facets: Vec::new(),
+                next_page_token: String::new(),
             }),
         }))
     }

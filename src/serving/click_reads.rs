@@ -1,38 +1,36 @@
 //! What the click analytics reads keep per process: the time zone names Postgres knows (loaded
 //! once; the buckets are computed by Postgres, so its zone data decides what a zone is) and the
-//! key of the events' page tokens (loaded once from the database, where all replicas share it),
-//! with the tokens' signing and checking.
+//! events' page tokens (signed by [`PageTokens`]).
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use tokio::sync::OnceCell;
 
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::grpc::validate::click_stats::TOKEN_BYTES;
 use crate::model::click_stats;
+use crate::serving::tokens::PageTokens;
 
-/// Bytes of a token's signature (HMAC-SHA256, truncated).
-const MAC_BYTES: usize = 16;
+/// The name the events' tokens are signed under.
+const LIST: &str = "partner_click_events|v1|";
 
 /// The per-process state of the click reads; cheap to clone.
 #[derive(Clone)]
 pub struct ClickReads {
     db: Db,
     zones: Arc<OnceCell<HashSet<String>>>,
-    key: Arc<OnceCell<Vec<u8>>>,
+    tokens: PageTokens,
 }
 
 impl ClickReads {
-    /// State on `db`, loaded on first use.
-    pub fn new(db: Db) -> ClickReads {
+    /// State on `db` (zones loaded on first use), signing with `tokens`.
+    pub fn new(db: Db, tokens: PageTokens) -> ClickReads {
         ClickReads {
             db,
             zones: Arc::default(),
-            key: Arc::default(),
+            tokens,
         }
     }
 
@@ -58,51 +56,22 @@ impl ClickReads {
         }
     }
 
-    async fn key(&self) -> Result<&[u8]> {
-        let key = self
-            .key
-            .get_or_try_init(|| async {
-                let secret = self
-                    .db
-                    .run(|conn| Ok(click_stats::token_key(conn)?))
-                    .await?;
-                Ok::<_, Error>(secret.into_bytes())
-            })
-            .await?;
-        Ok(key)
-    }
-
-    fn mac(key: &[u8], filters: &str, at_micros: i64, id: i64) -> Result<Hmac<Sha256>> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(key)
-            .map_err(|_| Error::Internal("click token key unusable".into()))?;
-        mac.update(b"partner_click_events|v1|");
-        mac.update(filters.as_bytes());
-        mac.update(&at_micros.to_be_bytes());
-        mac.update(&id.to_be_bytes());
-        Ok(mac)
-    }
-
     /// The token continuing after the event (`at_micros`, `id`) of the list named by `filters`.
     pub async fn sign(&self, filters: &str, at_micros: i64, id: i64) -> Result<[u8; TOKEN_BYTES]> {
-        let mac = Self::mac(self.key().await?, filters, at_micros, id)?;
-        let mut token = [0u8; TOKEN_BYTES];
-        token[..8].copy_from_slice(&at_micros.to_be_bytes());
-        token[8..16].copy_from_slice(&id.to_be_bytes());
-        token[16..].copy_from_slice(&mac.finalize().into_bytes()[..MAC_BYTES]);
-        Ok(token)
+        let mut cursor = [0u8; 16];
+        cursor[..8].copy_from_slice(&at_micros.to_be_bytes());
+        cursor[8..].copy_from_slice(&id.to_be_bytes());
+        let signed = self.tokens.sign(LIST, filters, &cursor).await?;
+        <[u8; TOKEN_BYTES]>::try_from(signed)
+            .map_err(|_| Error::Internal("click token of another length".into()))
     }
 
     /// The cursor of a token signed for the list named by `filters`; INVALID_ARGUMENT on
     /// `page_token` for one that was altered or belongs to other filters.
     pub async fn open(&self, filters: &str, token: &[u8; TOKEN_BYTES]) -> Result<(i64, i64)> {
-        let mut at = [0u8; 8];
-        let mut id = [0u8; 8];
-        at.copy_from_slice(&token[..8]);
-        id.copy_from_slice(&token[8..16]);
-        let (at, id) = (i64::from_be_bytes(at), i64::from_be_bytes(id));
-        Self::mac(self.key().await?, filters, at, id)?
-            .verify_truncated_left(&token[16..])
-            .map_err(|_| Error::invalid("page_token", "is not a token of this list"))?;
+        let cursor = self.tokens.open(LIST, filters, token).await?;
+        let at = i64::from_be_bytes(cursor[..8].try_into().unwrap_or_default());
+        let id = i64::from_be_bytes(cursor[8..16].try_into().unwrap_or_default());
         Ok((at, id))
     }
 }

@@ -1,6 +1,6 @@
 //! Service logic between the gRPC handlers and the model: the lists (planner and in-memory copy),
 //! GetPartner's coalesced point reads, the click events' group commit, the change events' feed
-//! and watch streams, and the cached lookups of who a call acts for. Handlers reach all of it through [`Services`].
+//! and watch streams, the page tokens, and the cached lookups of who a call acts for. Handlers reach all of it through [`Services`].
 
 pub(crate) mod click_ingest;
 pub mod click_partitions;
@@ -9,6 +9,7 @@ pub(crate) mod context;
 pub mod events;
 pub mod lists;
 pub(crate) mod point_reads;
+pub mod tokens;
 
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use context::Context;
 use events::Events;
 use lists::Lists;
 use point_reads::PointReads;
+use tokens::PageTokens;
 
 /// Largest number of click events written in one transaction.
 pub const CLICK_BATCH: usize = 256;
@@ -41,8 +43,10 @@ pub struct Services {
     pub(crate) reads: PointReads,
     /// Click events' group commit.
     pub(crate) clicks: ClickIngest,
-    /// The click analytics reads' zone names and page token key.
+    /// The click analytics reads' zone names and page tokens.
     pub(crate) click_reads: click_reads::ClickReads,
+    /// The page tokens of the lists (and of the click events' list).
+    pub(crate) tokens: PageTokens,
     /// Businesses and users by uuid.
     pub(crate) context: Context,
     /// The webhooks' settings (the dispatcher runs on its own).
@@ -66,12 +70,14 @@ impl Services {
             tracing::error!(error.message = %err, "webhooks: no dispatcher");
         }
         let lists = Lists::start(db.clone(), limits.search_index_max_partners);
+        let tokens = PageTokens::new(db.clone());
         Services {
             events: Events::start(db.clone(), lists.log_moved(), limits.events_heartbeat()),
             lists,
             reads: PointReads::start(db.clone(), limits.read_batches(), READ_BATCH, READ_QUEUE),
             clicks: ClickIngest::start(db.clone(), limits.click_writers, CLICK_BATCH, CLICK_QUEUE),
-            click_reads: click_reads::ClickReads::new(db.clone()),
+            click_reads: click_reads::ClickReads::new(db.clone(), tokens.clone()),
+            tokens,
             context: Context::new(db.clone(), limits.key_cache_ttl()),
             webhooks: std::sync::Arc::new(limits.webhooks.clone()),
             db,

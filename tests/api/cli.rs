@@ -54,7 +54,7 @@ async fn seed_demo_and_keys_commands_work_end_to_end() {
         .await
         .expect("demo user key works")
         .into_inner();
-    assert_eq!(page.meta.expect("meta").total, 12);
+    assert_eq!(page.meta.expect("meta").total.expect("total"), 12);
     assert!(page.partners[0].preferred == Some(true));
     let available = t
         .client()
@@ -80,7 +80,7 @@ async fn seed_demo_and_keys_commands_work_end_to_end() {
         .await
         .expect("wholesalers")
         .into_inner();
-    assert_eq!(wholesalers.meta.expect("meta").total, 4);
+    assert_eq!(wholesalers.meta.expect("meta").total.expect("total"), 4);
 
     let key = partners_cli(&t.db.url, &["keys", "create", "--service", "billing"]);
     let key = key.trim();

@@ -1,6 +1,6 @@
 //! Bounded includes (issue 22, part 8): `include=users` and `include=partner_integrations` carry
 //! at most 20 resources per partner with the relationship's total (gRPC `*_total`, REST
-//! relationship `meta.total`), and ListPartnerUsers / `GET /api/v1/partners/{id}/users` page
+//! relationship `meta.total.expect("total")`), and ListPartnerUsers / `GET /api/v1/partners/{id}/users` page
 //! through all of them with the include's business isolation.
 
 use diesel::PgConnection;
@@ -165,7 +165,7 @@ async fn includes_carry_at_most_twenty_with_the_total_and_list_partner_users_pag
             .expect("users page")
             .into_inner();
         let meta = page.meta.expect("meta");
-        assert_eq!((meta.page, meta.total, meta.total_pages), (n, 28, 3));
+        assert_eq!((meta.page, meta.total.expect("total"), meta.total_pages.expect("total pages")), (n, 28, 3));
         walked.extend(uuids(&page.users));
     }
     assert_eq!(walked, every);
@@ -179,7 +179,7 @@ async fn includes_carry_at_most_twenty_with_the_total_and_list_partner_users_pag
         .expect("past the end")
         .into_inner();
     assert!(past.users.is_empty());
-    assert_eq!(past.meta.expect("meta").total, 28);
+    assert_eq!(past.meta.expect("meta").total.expect("total"), 28);
     let own = t
         .client()
         .list_partner_users(with_key(
@@ -200,7 +200,7 @@ async fn includes_carry_at_most_twenty_with_the_total_and_list_partner_users_pag
         .expect("scoped")
         .into_inner();
     assert_eq!(uuids(&scoped.users), a_users[..5]);
-    assert_eq!(scoped.meta.expect("meta").total, 25);
+    assert_eq!(scoped.meta.expect("meta").total.expect("total"), 25);
     // Another business's uuid with a user key, a missing partner, bad paging.
     let other = t
         .client()
@@ -224,7 +224,7 @@ async fn includes_carry_at_most_twenty_with_the_total_and_list_partner_users_pag
         .expect_err("bad paging");
     assert_invalid(&bad, &["id", "page", "per_page"]);
 
-    // REST: the relationship's meta.total and related link, the users' page.
+    // REST: the relationship's meta.total.expect("total") and related link, the users' page.
     let (status, doc) = rest(
         &t,
         Method::GET,

@@ -318,7 +318,7 @@ async fn restore_undeletes_with_the_external_id_and_the_lists_follow() {
         .into_inner();
     assert_eq!(ids_of(&shown.partners), [p.id]);
     assert!(shown.partners[0].deleted_at.is_some());
-    assert_eq!(shown.meta.expect("meta").total, 1);
+    assert_eq!(shown.meta.expect("meta").total.expect("total"), 1);
     // Unsearched, in the default order (the business's preferred first): every partner, exact.
     t.prefer(t.world.business_a, taker.id).await;
     let all = client
@@ -335,7 +335,7 @@ async fn restore_undeletes_with_the_external_id_and_the_lists_follow() {
     assert_eq!(ids_of(&all.partners), [taker.id, p.id]);
     assert_eq!(all.partners[0].preferred, Some(true));
     assert_eq!(
-        all.meta.expect("meta").total,
+        all.meta.expect("meta").total.expect("total"),
         t.count("SELECT count(*) AS n FROM partners")
     );
     let hidden = client

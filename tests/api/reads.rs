@@ -54,7 +54,7 @@ async fn list_partners_puts_preferred_first_and_carries_business_context() {
     assert_eq!(p[2].stats.as_ref().expect("stats").users_count, 1);
     let meta = page.meta.expect("meta");
     assert_eq!(
-        (meta.page, meta.per_page, meta.total, meta.total_pages),
+        (meta.page, meta.per_page, meta.total.expect("total"), meta.total_pages.expect("total pages")),
         (1, 25, 3, 1)
     );
 
@@ -174,7 +174,7 @@ async fn list_partners_filters_combine_as_documented() {
             .expect("list")
             .into_inner();
         assert_eq!(names(&page.partners), expected, "filter {filter:?}");
-        assert_eq!(page.meta.expect("meta").total, expected.len() as i64);
+        assert_eq!(page.meta.expect("meta").total.expect("total"), expected.len() as i64);
     }
 }
 
@@ -215,7 +215,7 @@ async fn categories_and_countries_together_match_pairs_and_follow_updates() {
                 .await
                 .expect("list")
                 .into_inner();
-            let total = page.meta.expect("meta").total;
+            let total = page.meta.expect("meta").total.expect("total");
             let names: Vec<String> = page.partners.into_iter().map(|p| p.name).collect();
             assert_eq!(total, names.len() as i64, "total matches the page");
             names
@@ -306,7 +306,7 @@ async fn paging_has_exact_totals_and_stable_order() {
             .into_inner();
         let meta = page.meta.expect("meta");
         assert_eq!(
-            (meta.page, meta.per_page, meta.total, meta.total_pages),
+            (meta.page, meta.per_page, meta.total.expect("total"), meta.total_pages.expect("total pages")),
             (page_no, 3, 7, 3)
         );
         let expected_len = match page_no {
@@ -708,7 +708,7 @@ async fn wholesalers_lists_only_wholesalers_with_paging() {
         .expect("list")
         .into_inner();
     assert_eq!(names(&page.partners), ["W3"]);
-    assert_eq!(page.meta.expect("meta").total, 3);
+    assert_eq!(page.meta.expect("meta").total.expect("total"), 3);
     let status = t
         .client()
         .list_wholesalers(with_key(

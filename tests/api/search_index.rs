@@ -362,7 +362,7 @@ async fn index_answers_lists_exactly_as_sql_does() {
             sql.list_wholesalers(with_key(req.clone(), &t.world.user_key_a)),
         )
         .await;
-        assert!(indexed.meta.expect("meta").total > 5);
+        assert!(indexed.meta.expect("meta").total.expect("total") > 5);
     }
     other.shutdown().await.expect("stop sql-only app");
 }
@@ -376,7 +376,7 @@ async fn writes_are_seen_by_the_next_list() {
     let served = stats(&t).served;
     let first = list("harbor").await;
     assert_eq!(stats(&t).served, served + 1);
-    let total = first.meta.expect("meta").total;
+    let total = first.meta.expect("meta").total.expect("total");
     assert!(total > 0);
 
     // Renamed through the admin API: found at once (the copy is trusted only once it holds the
@@ -388,7 +388,7 @@ async fn writes_are_seen_by_the_next_list() {
         .expect("a partner without the word");
     t.rename(renamed.id, "Zz New Harbor Co").await;
     let page = list("harbor").await;
-    assert_eq!(page.meta.expect("meta").total, total + 1);
+    assert_eq!(page.meta.expect("meta").total.expect("total"), total + 1);
     assert!(names(&page.partners).contains(&"Zz New Harbor Co".to_owned()));
     until_index_is_current(&t).await;
     let page = list("harbor").await;
@@ -405,7 +405,7 @@ async fn writes_are_seen_by_the_next_list() {
         .await
         .expect("delete");
     let page = list("harbor").await;
-    assert_eq!(page.meta.expect("meta").total, total);
+    assert_eq!(page.meta.expect("meta").total.expect("total"), total);
     assert!(!page.partners.iter().any(|p| p.id == gone.id));
 
     // Written by another process straight to the table: seen at once as well.
@@ -463,6 +463,7 @@ async fn writes_are_seen_by_the_next_list() {
                 .meta
                 .expect("meta")
                 .total
+                .expect("total")
         }
     };
     until_index_is_current(&t).await;
@@ -525,9 +526,9 @@ async fn a_directory_larger_than_the_limit_is_served_by_sql() {
     }
     let before = search.stats();
     let page = search_as(&t, "harbor", &t.world.user_key_a).await;
-    assert_eq!(page.meta.expect("meta").total, 11);
+    assert_eq!(page.meta.expect("meta").total.expect("total"), 11);
     let page = search_as(&t, "harbor", &t.world.user_key_a).await;
-    assert_eq!(page.meta.expect("meta").total, 11);
+    assert_eq!(page.meta.expect("meta").total.expect("total"), 11);
     assert_eq!(search.version(), None);
     assert_eq!(search.stats().loads, 1);
     assert_eq!(search.stats().served, before.served);
@@ -570,7 +571,7 @@ async fn preference_writes_are_seen_by_the_next_list() {
             .expect("list (sql)")
             .into_inner();
         assert_eq!(indexed, by_sql, "{req:?}");
-        let total = indexed.meta.expect("meta").total;
+        let total = indexed.meta.expect("meta").total.expect("total");
         (
             names(&indexed.partners),
             total,
@@ -707,7 +708,7 @@ async fn seed_bench_tells_running_indexes() {
     until_current_with(&t, &user_key).await;
     let served = stats(&t).served;
     let page = search_as(&t, "Harbor", &user_key).await;
-    assert_eq!(page.meta.expect("meta").total, expected);
+    assert_eq!(page.meta.expect("meta").total.expect("total"), expected);
     assert!(expected > 0);
     assert_eq!(stats(&t).served, served + 1);
 }
@@ -909,7 +910,7 @@ async fn lists_no_change_touches_are_answered_by_a_copy_behind_the_database() {
     // A partner on the last page by name that business A does not prefer and whose name lacks
     // the search term: renamed so that it keeps its place, it touches none of the lists above.
     let by_name = compare(&mut sql, list("name", "", not_preferred.clone())).await;
-    let all = by_name.meta.expect("meta").total;
+    let all = by_name.meta.expect("meta").total.expect("total");
     let last_page = i32::try_from((all + 9) / 10).expect("pages");
     let mut last = list("name", "", not_preferred);
     last.page = Some(last_page);
@@ -973,7 +974,7 @@ async fn a_partner_deleted_outright_reloads_the_copy() {
     let made = seed(&t).await;
     until_index_is_current(&t).await;
     let loads = stats(&t).loads;
-    let total = |page: pb::ListPartnersResponse| page.meta.expect("meta").total;
+    let total = |page: pb::ListPartnersResponse| page.meta.expect("meta").total.expect("total");
     let before = total(search_as(&t, "", &t.world.user_key_a).await);
     let gone = made.last().expect("partners").id;
     t.db.conn()

@@ -400,7 +400,8 @@ pub fn batch_document(
 #[derive(Serialize)]
 pub(super) struct Links {
     first: String,
-    last: String,
+    /// Unknown on a page reached by `page_token` (no total).
+    last: Option<String>,
     next: Option<String>,
     prev: Option<String>,
     #[serde(rename = "self")]
@@ -409,12 +410,17 @@ pub(super) struct Links {
 
 #[derive(Serialize)]
 pub(super) struct Meta {
-    page: i32,
-    per_page: i32,
-    total: i64,
-    total_pages: i32,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     facets: BTreeMap<String, Vec<FacetValue>>,
+    /// The next page's token (null on the last page).
+    next_page_token: Option<String>,
+    page: i32,
+    per_page: i32,
+    /// Left out on a page reached by `page_token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_pages: Option<i32>,
 }
 
 #[derive(Serialize)]
@@ -433,12 +439,23 @@ pub struct ListDocument<'a> {
     meta: Meta,
 }
 
-/// A page of partners with meta and links. `link` builds the URL of a page number.
+/// A page a link leads to.
+#[derive(Debug, Clone, Copy)]
+pub enum PageRef<'a> {
+    /// By number.
+    Number(i32),
+    /// By page token.
+    Token(&'a str),
+    /// The page asked for, as it was asked for (by number, or by its token).
+    This(i32),
+}
+
+/// A page of partners with meta and links. `link` builds the URL of a page.
 pub fn list_document<'a>(
     partners: &'a [pb::Partner],
     meta: &pb::PageMeta,
     included: Includes,
-    link: &dyn Fn(i32) -> String,
+    link: &dyn Fn(PageRef<'_>) -> String,
 ) -> ListDocument<'a> {
     let mut set = IncludedSet::default();
     let data = partners
@@ -453,15 +470,21 @@ pub fn list_document<'a>(
     }
 }
 
-/// The `links` of a page: first, last, next, prev and self.
-pub(super) fn page_links(meta: &pb::PageMeta, link: &dyn Fn(i32) -> String) -> Links {
-    let last = meta.total_pages.max(1);
+/// The `links` of a page: first, last (when the total is known), next (by the page token: a walk
+/// along `next` neither skips nor repeats a partner while others change), prev and self.
+pub(super) fn page_links(meta: &pb::PageMeta, link: &dyn Fn(PageRef<'_>) -> String) -> Links {
+    let last = meta.total_pages.map(|pages| pages.max(1));
+    let next = match meta.next_page_token.as_str() {
+        "" => None,
+        token => Some(link(PageRef::Token(token))),
+    };
     Links {
-        first: link(1),
-        last: link(last),
-        next: (meta.page < last).then(|| link(meta.page + 1)),
-        prev: (meta.page > 1).then(|| link((meta.page - 1).min(last))),
-        this: link(meta.page),
+        first: link(PageRef::Number(1)),
+        last: last.map(|last| link(PageRef::Number(last))),
+        next,
+        prev: (meta.page > 1)
+            .then(|| link(PageRef::Number((meta.page - 1).min(last.unwrap_or(i32::MAX))))),
+        this: link(PageRef::This(meta.page)),
     }
 }
 
@@ -472,6 +495,7 @@ pub(super) fn page_meta(meta: &pb::PageMeta) -> Meta {
         per_page: meta.per_page,
         total: meta.total,
         total_pages: meta.total_pages,
+        next_page_token: Some(meta.next_page_token.clone()).filter(|t| !t.is_empty()),
         facets: (meta.facets.iter())
             .map(|f| {
                 let values = (f.values.iter())

@@ -39,21 +39,27 @@ fn documents_serialise_with_sorted_keys_and_included_once() {
     let meta = pb::PageMeta {
         page: 2,
         per_page: 2,
-        total: 5,
-        total_pages: 3,
+        total: Some(5),
+        total_pages: Some(3),
         facets: Vec::new(),
+        next_page_token: "tok".into(),
     };
     let all = Includes {
         users: true,
         partner_integrations: true,
     };
-    let link = |page: i32| format!("/p?page={page}");
+    let link = |page: PageRef<'_>| match page {
+        PageRef::Number(n) | PageRef::This(n) => format!("/p?page={n}"),
+        PageRef::Token(t) => format!("/p?page_token={t}"),
+    };
     let text = serde_json::to_string(&list_document(&partners, &meta, all, &link)).unwrap();
     let value: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(value.to_string(), text, "keys sorted at every level");
     assert_eq!(value["included"].as_array().unwrap().len(), 3, "u1 once");
     assert_eq!(value["links"]["prev"], "/p?page=1");
-    assert_eq!(value["links"]["next"], "/p?page=3");
+    assert_eq!(value["links"]["next"], "/p?page_token=tok");
+    assert_eq!(value["links"]["last"], "/p?page=3");
+    assert_eq!(value["meta"]["next_page_token"], "tok");
     assert_eq!(value["data"][0]["attributes"]["status"], "coming_soon");
     assert_eq!(value["data"][0]["attributes"]["connected"], Value::Null);
     assert_eq!(

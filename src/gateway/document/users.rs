@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{Links, Meta, page_links, page_meta, time};
+use super::{Links, Meta, PageRef, page_links, page_meta, time};
 use crate::grpc::pb;
 
 #[derive(Serialize)]
@@ -31,11 +31,11 @@ pub struct UserListDocument<'a> {
     meta: Meta,
 }
 
-/// The document of a ListPartnerUsers answer; `link` builds the URL of a page number.
+/// The document of a ListPartnerUsers answer; `link` builds the URL of a page.
 pub fn user_list_document<'a>(
     users: &'a [pb::User],
     meta: &pb::PageMeta,
-    link: &dyn Fn(i32) -> String,
+    link: &dyn Fn(PageRef<'_>) -> String,
 ) -> UserListDocument<'a> {
     UserListDocument {
         data: users

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::{Reply, json_api, page_link, route_params};
 use crate::gateway::Gateway;
-use crate::gateway::document::{click_event_resource, time};
+use crate::gateway::document::{PageRef, click_event_resource, time};
 use crate::gateway::errors::{ApiError, Source, query_source};
 use crate::gateway::extract::{check, partner_id, query_params};
 use crate::gateway::openapi::clicks::{ClickEventPage, ClickStatsDocument, TopPartnersDocument};
@@ -249,7 +249,7 @@ pub async fn top_partners(
             json!({"id": p.partner_id.to_string(), "type": "partner_click_totals", "attributes": attributes})
         })
         .collect();
-    let last = meta.total_pages.max(1);
+    let last = meta.total_pages.unwrap_or(1).max(1);
     Ok(json_api(
         StatusCode::OK,
         &json!({
@@ -257,11 +257,11 @@ pub async fn top_partners(
             "meta": {"page": meta.page, "per_page": meta.per_page, "total": meta.total,
                      "total_pages": meta.total_pages},
             "links": {
-                "self": link(meta.page),
-                "first": link(1),
-                "prev": (meta.page > 1).then(|| link(meta.page - 1)),
-                "next": (meta.page < last).then(|| link(meta.page + 1)),
-                "last": link(last),
+                "self": link(PageRef::This(meta.page)),
+                "first": link(PageRef::Number(1)),
+                "prev": (meta.page > 1).then(|| link(PageRef::Number(meta.page - 1))),
+                "next": (meta.page < last).then(|| link(PageRef::Number(meta.page + 1))),
+                "last": link(PageRef::Number(last)),
             },
         }),
     ))

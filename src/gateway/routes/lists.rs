@@ -23,6 +23,7 @@ const LIST_PARTNERS: Accepts = Accepts {
         "include",
         "search",
         "page",
+        "page_token",
         "per_page",
         "sort",
         "facets",
@@ -88,6 +89,7 @@ pub async fn list_partners(
         page: params.int("page", &mut errors),
         per_page: params.int("per_page", &mut errors),
         sort: params.string("sort"),
+        page_token: params.string("page_token"),
         show_deleted: params
             .boolean("filter[show_deleted]", &mut errors)
             .unwrap_or(false),
@@ -128,6 +130,7 @@ const LIST_AVAILABLE: Accepts = Accepts {
         "include",
         "search",
         "page",
+        "page_token",
         "per_page",
         "sort",
         "facets",
@@ -186,6 +189,7 @@ pub async fn list_available(
         page: params.int("page", &mut errors),
         per_page: params.int("per_page", &mut errors),
         sort: params.string("sort"),
+        page_token: params.string("page_token"),
         filter: Some(pb::ListAvailablePartnersFilter {
             categories: params.list("filter[categories]"),
             status: statuses(&params),
@@ -217,6 +221,7 @@ const LIST_WHOLESALERS: Accepts = Accepts {
         "business_uuid",
         "include",
         "page",
+        "page_token",
         "per_page",
         "sort",
         "filter[updated_since]",
@@ -265,6 +270,7 @@ pub async fn list_wholesalers(
         page: params.int("page", &mut errors),
         per_page: params.int("per_page", &mut errors),
         sort: params.string("sort"),
+        page_token: params.string("page_token"),
         filter: record_filter(&params, &mut errors),
     };
     check(errors)?;

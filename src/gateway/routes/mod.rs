@@ -22,7 +22,7 @@ pub mod webhooks;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::document;
+use super::document::{self, PageRef};
 use super::errors::{ApiError, ApiErrors, JSON_API, Source};
 use super::params::Params;
 use crate::grpc::pb;
@@ -93,15 +93,22 @@ fn partner_response(partner: &pb::Partner) -> Response {
     )
 }
 
-fn page_link(path: &str, params: &Params) -> impl Fn(i32) -> String {
+/// The URLs of a list's pages: the request's parameters but its page (number or token), then
+/// the page's number or token.
+fn page_link(path: &str, params: &Params) -> impl Fn(PageRef<'_>) -> String {
     let pairs = params.link_pairs();
+    let asked = params.string("page_token");
     let path = path.to_owned();
     move |page| {
         let mut query = form_urlencoded::Serializer::new(String::new());
         for (k, v) in &pairs {
             query.append_pair(k, v);
         }
-        query.append_pair("page", &page.to_string());
+        match page {
+            PageRef::This(_) if !asked.is_empty() => query.append_pair("page_token", &asked),
+            PageRef::Number(n) | PageRef::This(n) => query.append_pair("page", &n.to_string()),
+            PageRef::Token(token) => query.append_pair("page_token", token),
+        };
         format!("{path}?{}", query.finish())
     }
 }

@@ -19,6 +19,9 @@ pub struct ListRequest {
     pub includes: Includes,
     /// The business named in the request, if any.
     pub business_uuid: Option<Uuid>,
+    /// The decoded page token, if any (its signature is checked by the handler, which knows
+    /// the query it must be bound to).
+    pub page_token: Option<Vec<u8>>,
 }
 
 /// The parts every list request has (`search`: the term, for the lists that take one), checked in
@@ -30,6 +33,7 @@ struct Common<'a> {
     per_page: Option<i32>,
     search: Option<&'a str>,
     sort: &'a str,
+    page_token: &'a str,
 }
 
 /// The [`Common`] parts of a list request message `$req`, with the search term `$search`.
@@ -42,6 +46,7 @@ macro_rules! parts {
             per_page: $req.per_page,
             search: $search,
             sort: &$req.sort,
+            page_token: &$req.page_token,
         }
     };
 }
@@ -53,10 +58,18 @@ fn common(c: &mut Checker, kind: ListKind, parts: Common<'_>) -> ListRequest {
     let mut query = ListQuery::new(kind, Scope::default(), page, per_page);
     query.search = parts.search.and_then(|term| c.search(term));
     query.sort = c.sort(parts.sort);
+    let page_token = c.list_page_token(parts.page_token);
+    if page_token.is_some() && parts.page.is_some() {
+        c.add(
+            "page",
+            "cannot be combined with page_token (the token carries its place in the walk)",
+        );
+    }
     ListRequest {
         query,
         includes,
         business_uuid,
+        page_token,
     }
 }
 
@@ -212,6 +225,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_page_token_carries_its_page() {
+        let req = pb::ListWholesalersRequest {
+            page: Some(2),
+            page_token: "AAAA".into(),
+            ..Default::default()
+        };
+        let Err(Error::InvalidArgument(v)) = ListRequest::try_from(&req) else {
+            panic!("expected invalid argument");
+        };
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].field, "page");
+        let req = pb::ListWholesalersRequest {
+            page_token: "AAAA".into(),
+            ..Default::default()
+        };
+        let valid = ListRequest::try_from(&req).expect("a token alone");
+        assert_eq!(valid.page_token, Some(vec![0, 0, 0]));
+        let long = pb::ListWholesalersRequest {
+            page_token: "A".repeat(crate::grpc::validate::MAX_PAGE_TOKEN + 4),
+            ..Default::default()
+        };
+        assert!(ListRequest::try_from(&long).is_err());
+    }
+
+    #[test]
     fn list_partners_reports_every_bad_field() {
         let req = pb::ListPartnersRequest {
             business_uuid: "nope".into(),
@@ -222,6 +260,7 @@ mod tests {
             sort: "-clicks,colour".into(),
             show_deleted: false,
             facets: vec!["colour".into()],
+            page_token: "not base64!".into(),
             filter: Some(pb::ListPartnersFilter {
                 country_codes: vec!["DEU".into()],
                 categories: vec!["x".repeat(65)],
@@ -241,6 +280,7 @@ mod tests {
                 "per_page",
                 "search",
                 "sort",
+                "page_token",
                 "filter.categories",
                 "filter.country_codes",
                 "facets"

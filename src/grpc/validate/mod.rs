@@ -18,6 +18,10 @@ use uuid::Uuid;
 use crate::error::{Error, Result, Violation};
 use crate::model::partner::{Includes, SortField};
 
+/// Longest page token accepted (a list's token is far shorter: a name of at most 200
+/// characters, four more keys, the id and the signature).
+pub const MAX_PAGE_TOKEN: usize = 2048;
+
 pub use admin::{
     BusinessUpsert, IntegrationSet, PartnerCreate, PartnerUpdate, PartnerUpsert, PreferenceSet,
     UserUpsert,
@@ -103,6 +107,25 @@ impl Checker {
                 1
             }
         }
+    }
+
+    /// A list's page token (empty = none): URL-safe base64 of at most [`MAX_PAGE_TOKEN`]
+    /// characters. Its signature is checked by the handler, which knows the list's query.
+    pub(super) fn list_page_token(&mut self, token: &str) -> Option<Vec<u8>> {
+        use base64::Engine as _;
+        if token.is_empty() {
+            return None;
+        }
+        let decoded = (token.len() <= MAX_PAGE_TOKEN)
+            .then(|| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok())
+            .flatten();
+        if decoded.is_none() {
+            self.add(
+                "page_token",
+                "is not a token of this list: pass meta.next_page_token as it came",
+            );
+        }
+        decoded
     }
 
     pub(super) fn per_page(&mut self, per_page: Option<i32>) -> i64 {

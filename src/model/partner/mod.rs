@@ -1,6 +1,6 @@
 //! Partners: the row every read returns ([`record`]), the validated list query ([`query`]), the
 //! lists as SQL ([`list`]), the statements guarded by the in-memory copy's versions
-//! ([`guarded`]), point reads ([`point`]), includes ([`includes`]), admin writes ([`write`]),
+//! ([`guarded`]), cursor pages ([`keyset`]), point reads ([`point`]), includes ([`includes`]), admin writes ([`write`]),
 //! batch writes ([`batch`]) and the export's keyset chunks ([`export`]).
 
 pub mod batch;
@@ -8,6 +8,7 @@ pub mod export;
 pub mod facets;
 pub mod guarded;
 pub mod includes;
+pub mod keyset;
 pub mod list;
 pub mod point;
 pub mod query;
@@ -19,6 +20,7 @@ pub use export::*;
 pub use facets::*;
 pub use guarded::*;
 pub use includes::*;
+pub use keyset::*;
 pub use list::*;
 pub use point::*;
 pub use query::*;

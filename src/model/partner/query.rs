@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::keyset::After;
 use super::record::Scope;
 use crate::model::PartnerStatus;
 
@@ -161,13 +162,45 @@ pub struct ListQuery {
     pub facets: Vec<FacetField>,
     /// Sort keys, `true` = descending; empty = the list's default order.
     pub sort: Vec<(SortField, bool)>,
-    /// 1-based page.
+    /// 1-based page (with `after`: the page's number in the walk, for its `meta`).
     pub page: i64,
+    /// The cursor of a page token: the page is the rows after it (keyset, no offset).
+    pub after: Option<After>,
     /// Page size.
     pub per_page: i64,
 }
 
 impl ListQuery {
+    /// What a page token of this list is bound to: the list, the business in scope (its
+    /// preferences order ListPartners), the filters, the search and the order; not the page, the
+    /// page size or the facets, which may change during a walk.
+    pub fn binding(&self) -> String {
+        let sorted = |values: &[String]| {
+            let mut values = values.to_vec();
+            values.sort();
+            values.dedup();
+            values
+        };
+        format!(
+            "{:?}",
+            (
+                self.kind,
+                self.scope.business_id,
+                [
+                    sorted(&self.categories),
+                    sorted(&self.excluded_categories),
+                    sorted(&self.wholesaler_categories),
+                    sorted(&self.country_codes),
+                ],
+                &self.statuses,
+                (self.preferred, self.active, self.show_deleted),
+                &self.search,
+                &self.records,
+                &self.sort,
+            )
+        )
+    }
+
     /// A list of `kind` in `scope` with no filter, no search and the default order.
     pub fn new(kind: ListKind, scope: Scope, page: i64, per_page: i64) -> Self {
         ListQuery {
@@ -186,6 +219,7 @@ impl ListQuery {
             facets: Vec::new(),
             sort: Vec::new(),
             page,
+            after: None,
             per_page,
         }
     }

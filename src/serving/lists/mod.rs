@@ -44,7 +44,7 @@ use tokio::sync::watch;
 use crate::db::Db;
 pub use crate::model::partner::{ListKind, ListQuery, SortField};
 pub use delta::View;
-pub use planner::Plan;
+pub use planner::{ListPage, Plan};
 use preferences::PreferenceCache;
 
 /// Longest a list waits for the follower to bring the copy up to the database before it takes
@@ -64,6 +64,9 @@ pub struct ListStats {
     /// Lists answered with the copy although the database had moved past it: no change since
     /// touched their answer ([`exactness`]).
     pub unaffected: u64,
+    /// Pages after a page token's cursor (keyset pages: always Postgres, never counted in
+    /// `served` or `fell_back`).
+    pub cursor_pages: u64,
     /// Full loads of the copy.
     pub loads: u64,
     /// How long the last full load took, in ms.
@@ -111,6 +114,7 @@ struct Inner {
     fell_back: AtomicU64,
     waited: AtomicU64,
     unaffected: AtomicU64,
+    cursor_pages: AtomicU64,
     stats: FollowStats,
     /// The businesses' preferred partners, for the pages cut from the copy.
     preferences: PreferenceCache,
@@ -164,6 +168,7 @@ impl Lists {
             fell_back: AtomicU64::new(0),
             waited: AtomicU64::new(0),
             unaffected: AtomicU64::new(0),
+            cursor_pages: AtomicU64::new(0),
             stats: FollowStats::default(),
             preferences: PreferenceCache::default(),
             attempts: watch::Sender::new(0),
@@ -199,6 +204,7 @@ impl Lists {
             fell_back: self.inner.fell_back.load(Ordering::Relaxed),
             waited: self.inner.waited.load(Ordering::Relaxed),
             unaffected: self.inner.unaffected.load(Ordering::Relaxed),
+            cursor_pages: self.inner.cursor_pages.load(Ordering::Relaxed),
             loads: f.loads.load(Ordering::Relaxed),
             load_ms_last: f.load_ms_last.load(Ordering::Relaxed),
             deltas: f.deltas.load(Ordering::Relaxed),

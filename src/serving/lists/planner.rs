@@ -16,10 +16,40 @@ use super::trigram::MAX_ORDERED_BY_SQL;
 use super::{ListQuery, Lists};
 use crate::db::sql::Sql;
 use crate::error::Result;
-use crate::model::partner::{self, Facets, Includes, Loaded, PartnerRecord};
+use crate::model::partner::{self, After, Facets, Includes, Loaded, PartnerRecord};
 
 /// A page of records and the list's exact total.
 pub type Page = (Vec<PartnerRecord>, i64);
+
+/// A list's answer: the page with its includes, the exact total (`None` on a page after a
+/// cursor), the facets asked for, and where the next page starts (`None` on the last page).
+#[derive(Debug)]
+pub struct ListPage {
+    /// The page's partners and their includes.
+    pub loaded: Loaded,
+    /// The list's exact total (pages reached by `page` number only).
+    pub total: Option<i64>,
+    /// The counts `facets` asked for.
+    pub facets: Facets,
+    /// The cursor after the page's last row, when more rows follow.
+    pub next: Option<After>,
+}
+
+impl ListPage {
+    /// A page reached by number, whose total tells whether more follow.
+    fn numbered(q: &ListQuery, loaded: Loaded, total: i64, facets: Facets) -> ListPage {
+        let more = q.page.saturating_mul(q.per_page) < total;
+        let next = (loaded.records.last())
+            .filter(|_| more)
+            .map(|r| After::of(q, r));
+        ListPage {
+            loaded,
+            total: Some(total),
+            facets,
+            next,
+        }
+    }
+}
 
 /// How a list is answered, with the statements it runs.
 #[derive(Debug)]
@@ -143,14 +173,14 @@ impl Lists {
     /// hand-off (the page as planned, then one query per relationship for the whole page). When
     /// a change since the copy touches the list, waits for the follower (at most
     /// [`super::WAIT_FOR_FOLLOWER`]) and tries once more in the same turn, with the SQL path as
-    /// the fallback. With the facets `query` asks for ([`Lists::facets`]).
-    pub async fn list(
-        &self,
-        query: ListQuery,
-        includes: Includes,
-    ) -> Result<(Loaded, i64, Facets)> {
+    /// the fallback. With the facets `query` asks for ([`Lists::facets`]). A page after a page
+    /// token's cursor takes [`Lists::after_cursor`].
+    pub async fn list(&self, query: ListQuery, includes: Includes) -> Result<ListPage> {
         // One turn in the list lane for both tries: the second does not queue again.
         let _turn = self.db.list_turn().await?;
+        if query.after.is_some() {
+            return self.after_cursor(query, includes).await;
+        }
         let lists = self.clone();
         let q = query.clone();
         let first = self
@@ -159,7 +189,7 @@ impl Lists {
                 Answer::Page((records, total)) => {
                     let scope = q.scope.business_id;
                     let loaded = partner::with_includes(conn, records, scope, includes)?;
-                    Ok(Ok((loaded, total, lists.facets(conn, &q)?)))
+                    Ok(Ok(ListPage::numbered(&q, loaded, total, lists.facets(conn, &q)?)))
                 }
                 Answer::Behind(version) => Ok(Err(version)),
                 Answer::Sql => {
@@ -167,7 +197,7 @@ impl Lists {
                     let (records, total) = partner::list(conn, &q)?;
                     let scope = q.scope.business_id;
                     let loaded = partner::with_includes(conn, records, scope, includes)?;
-                    Ok(Ok((loaded, total, lists.facets(conn, &q)?)))
+                    Ok(Ok(ListPage::numbered(&q, loaded, total, lists.facets(conn, &q)?)))
                 }
             })
             .await?;
@@ -183,7 +213,33 @@ impl Lists {
                 let (records, total) = lists.run(conn, &query)?;
                 let loaded =
                     partner::with_includes(conn, records, query.scope.business_id, includes)?;
-                Ok((loaded, total, lists.facets(conn, &query)?))
+                let facets = lists.facets(conn, &query)?;
+                Ok(ListPage::numbered(&query, loaded, total, facets))
+            })
+            .await
+    }
+
+    /// The page after a page token's cursor: always Postgres ([`partner::keyset_page_sql`]), one
+    /// statement that walks at most a page of the order's index whatever the depth; no total.
+    async fn after_cursor(&self, query: ListQuery, includes: Includes) -> Result<ListPage> {
+        self.inner.cursor_pages.fetch_add(1, Ordering::Relaxed);
+        let lists = self.clone();
+        self.db
+            .run(move |conn| {
+                let after = query.after.as_ref().expect("a cursor page has a cursor");
+                let per_page = usize::try_from(query.per_page).unwrap_or(0);
+                let mut records = partner::keyset_page(conn, &query, after, query.per_page + 1)?;
+                let more = records.len() > per_page;
+                records.truncate(per_page);
+                let next = records.last().filter(|_| more).map(|r| After::of(&query, r));
+                let loaded =
+                    partner::with_includes(conn, records, query.scope.business_id, includes)?;
+                Ok(ListPage {
+                    loaded,
+                    total: None,
+                    facets: lists.facets(conn, &query)?,
+                    next,
+                })
             })
             .await
     }
