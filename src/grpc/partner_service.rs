@@ -53,7 +53,11 @@ impl PartnerApi {
         query.scope = scope.scope;
         let binding = query.binding();
         if let Some(token) = &request.page_token {
-            let cursor = self.services.tokens.open(LIST_TOKENS, &binding, token).await?;
+            let cursor = self
+                .services
+                .tokens
+                .open(LIST_TOKENS, &binding, token)
+                .await?;
             let (page, after) = page_cursor(cursor)
                 .filter(|(_, after)| after.fits(&query))
                 .ok_or_else(|| Error::invalid("page_token", "is not a token of this list"))?;
@@ -64,9 +68,16 @@ impl PartnerApi {
         let answer = self.services.lists.list(query, request.includes).await?;
         let next_page_token = match &answer.next {
             Some(after) => {
-                let mut cursor = u32::try_from(page + 1).unwrap_or(u32::MAX).to_be_bytes().to_vec();
+                let mut cursor = u32::try_from(page + 1)
+                    .unwrap_or(u32::MAX)
+                    .to_be_bytes()
+                    .to_vec();
                 cursor.extend(after.encode());
-                let token = self.services.tokens.sign(LIST_TOKENS, &binding, &cursor).await?;
+                let token = self
+                    .services
+                    .tokens
+                    .sign(LIST_TOKENS, &binding, &cursor)
+                    .await?;
                 URL_SAFE_NO_PAD.encode(token)
             }
             None => String::new(),

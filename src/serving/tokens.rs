@@ -18,7 +18,8 @@ use crate::model::click_stats;
 pub const MAC_BYTES: usize = 16;
 
 /// The message of a token that does not open.
-const NOT_OURS: &str = "is not a token of this list (or the list's filters, search or sort changed)";
+const NOT_OURS: &str =
+    "is not a token of this list (or the list's filters, search or sort changed)";
 
 /// The signing key, loaded on first use; cheap to clone.
 #[derive(Clone)]

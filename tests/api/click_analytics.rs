@@ -292,7 +292,13 @@ async fn top_partners_come_most_clicked_first_per_business_and_paged() {
     // y has 5; x and z 3 each, x first by id.
     assert_eq!(rows(&first), [(y.id, 5, 2, 3), (x.id, 3, 3, 0)]);
     let meta = first.meta.expect("meta");
-    assert_eq!((meta.total.expect("total"), meta.total_pages.expect("total pages")), (3, 2));
+    assert_eq!(
+        (
+            meta.total.expect("total"),
+            meta.total_pages.expect("total pages")
+        ),
+        (3, 2)
+    );
     let second = top(&t.world.user_key_a, 2, "").await;
     assert_eq!(rows(&second), [(z.id, 3, 0, 3)]);
     assert_eq!(second.partners[0].name, "Z");

@@ -69,7 +69,10 @@ async fn list_ids(t: &TestApp, req: pb::ListPartnersRequest) -> (Vec<i64>, i64) 
         .await
         .expect("list")
         .into_inner();
-    (ids(&page.partners), page.meta.expect("meta").total.expect("total"))
+    (
+        ids(&page.partners),
+        page.meta.expect("meta").total.expect("total"),
+    )
 }
 
 /// The ids of a REST list page and its total.

@@ -165,7 +165,14 @@ async fn includes_carry_at_most_twenty_with_the_total_and_list_partner_users_pag
             .expect("users page")
             .into_inner();
         let meta = page.meta.expect("meta");
-        assert_eq!((meta.page, meta.total.expect("total"), meta.total_pages.expect("total pages")), (n, 28, 3));
+        assert_eq!(
+            (
+                meta.page,
+                meta.total.expect("total"),
+                meta.total_pages.expect("total pages")
+            ),
+            (n, 28, 3)
+        );
         walked.extend(uuids(&page.users));
     }
     assert_eq!(walked, every);

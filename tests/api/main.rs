@@ -12,6 +12,7 @@ mod click_storage;
 mod clicks;
 mod connect;
 mod conventions;
+mod cursors;
 mod events;
 mod export;
 mod filters;

@@ -54,7 +54,12 @@ async fn list_partners_puts_preferred_first_and_carries_business_context() {
     assert_eq!(p[2].stats.as_ref().expect("stats").users_count, 1);
     let meta = page.meta.expect("meta");
     assert_eq!(
-        (meta.page, meta.per_page, meta.total.expect("total"), meta.total_pages.expect("total pages")),
+        (
+            meta.page,
+            meta.per_page,
+            meta.total.expect("total"),
+            meta.total_pages.expect("total pages")
+        ),
         (1, 25, 3, 1)
     );
 
@@ -174,7 +179,10 @@ async fn list_partners_filters_combine_as_documented() {
             .expect("list")
             .into_inner();
         assert_eq!(names(&page.partners), expected, "filter {filter:?}");
-        assert_eq!(page.meta.expect("meta").total.expect("total"), expected.len() as i64);
+        assert_eq!(
+            page.meta.expect("meta").total.expect("total"),
+            expected.len() as i64
+        );
     }
 }
 
@@ -306,7 +314,12 @@ async fn paging_has_exact_totals_and_stable_order() {
             .into_inner();
         let meta = page.meta.expect("meta");
         assert_eq!(
-            (meta.page, meta.per_page, meta.total.expect("total"), meta.total_pages.expect("total pages")),
+            (
+                meta.page,
+                meta.per_page,
+                meta.total.expect("total"),
+                meta.total_pages.expect("total pages")
+            ),
             (page_no, 3, 7, 3)
         );
         let expected_len = match page_no {

@@ -250,7 +250,10 @@ async fn assert_pages_match_reference(t: &TestApp) {
         .await
         .expect("available")
         .into_inner();
-    assert_eq!(answer.meta.expect("meta").total.expect("total"), available.len() as i64);
+    assert_eq!(
+        answer.meta.expect("meta").total.expect("total"),
+        available.len() as i64
+    );
     assert_eq!(
         answer.partners.iter().map(|p| p.id).collect::<Vec<_>>(),
         available
@@ -274,7 +277,10 @@ async fn assert_pages_match_reference(t: &TestApp) {
         .await
         .expect("wholesalers")
         .into_inner();
-    assert_eq!(answer.meta.expect("meta").total.expect("total"), wholesalers.len() as i64);
+    assert_eq!(
+        answer.meta.expect("meta").total.expect("total"),
+        wholesalers.len() as i64
+    );
     assert_eq!(
         answer.partners.iter().map(|p| p.id).collect::<Vec<_>>(),
         wholesalers[2..4]

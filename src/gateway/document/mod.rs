@@ -482,8 +482,11 @@ pub(super) fn page_links(meta: &pb::PageMeta, link: &dyn Fn(PageRef<'_>) -> Stri
         first: link(PageRef::Number(1)),
         last: last.map(|last| link(PageRef::Number(last))),
         next,
-        prev: (meta.page > 1)
-            .then(|| link(PageRef::Number((meta.page - 1).min(last.unwrap_or(i32::MAX))))),
+        prev: (meta.page > 1).then(|| {
+            link(PageRef::Number(
+                (meta.page - 1).min(last.unwrap_or(i32::MAX)),
+            ))
+        }),
         this: link(PageRef::This(meta.page)),
     }
 }

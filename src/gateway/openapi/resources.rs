@@ -235,9 +235,24 @@ schema!(
                 object([
                     ("page", count().into()),
                     ("per_page", count().into()),
-                    ("total", count().into()),
-                    ("total_pages", count().into()),
+                    (
+                        "next_page_token",
+                        ObjectBuilder::new()
+                            .schema_type(nullable(Type::String))
+                            .description(Some(
+                                "The next page's `page_token` (`links.next` carries it); \
+                                 null on the last page.",
+                            ))
+                            .into(),
+                    ),
                 ])
+                .property(
+                    "total",
+                    count().description(Some(
+                        "Exact number of matches; left out on a page reached by `page_token`.",
+                    )),
+                )
+                .property("total_pages", count())
                 .property("facets", facets())
                 .into(),
             ),
@@ -246,7 +261,7 @@ schema!(
                 object([
                     ("self", link().into()),
                     ("first", link().into()),
-                    ("last", link().into()),
+                    ("last", optional_link().into()),
                     ("prev", optional_link().into()),
                     ("next", optional_link().into()),
                 ])

@@ -117,7 +117,11 @@ impl Checker {
             return None;
         }
         let decoded = (token.len() <= MAX_PAGE_TOKEN)
-            .then(|| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok())
+            .then(|| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(token)
+                    .ok()
+            })
             .flatten();
         if decoded.is_none() {
             self.add(

@@ -88,7 +88,10 @@ impl After {
                 matches!(
                     (field, value),
                     (SortField::Name, KeyValue::Text(_))
-                        | (SortField::CreatedAt | SortField::UpdatedAt, KeyValue::Time(_))
+                        | (
+                            SortField::CreatedAt | SortField::UpdatedAt,
+                            KeyValue::Time(_)
+                        )
                         | (SortField::Clicks | SortField::UsersCount, KeyValue::Int(_))
                 )
             })
@@ -210,7 +213,8 @@ impl Term {
             }
             Term::Column(column, desc, value) => {
                 let op = if *desc { "<" } else { ">" };
-                sql.push(&format!(" AND {column} {op} ")).bind(value.clone());
+                sql.push(&format!(" AND {column} {op} "))
+                    .bind(value.clone());
             }
         }
     }
@@ -354,7 +358,10 @@ mod tests {
         };
         assert!(by_name.fits(&query(vec![], None)));
         assert!(by_name.fits(&query(vec![(SortField::Name, true)], Some(1))));
-        assert!(!by_name.fits(&query(vec![], Some(1))), "grouped by preference");
+        assert!(
+            !by_name.fits(&query(vec![], Some(1))),
+            "grouped by preference"
+        );
         assert!(!by_name.fits(&query(vec![(SortField::Clicks, false)], None)));
         assert!(!by_name.fits(&query(
             vec![(SortField::Name, false), (SortField::Clicks, false)],
@@ -386,6 +393,10 @@ mod tests {
         };
         let text = keyset_page_sql(&grouped, &after, 11).text();
         assert_eq!(text.matches("(SELECT p.id, ").count(), 2, "{text}");
-        assert_eq!(text.matches("AND pp.partner_id IS NULL").count(), 2, "{text}");
+        assert_eq!(
+            text.matches("AND pp.partner_id IS NULL").count(),
+            2,
+            "{text}"
+        );
     }
 }

@@ -189,7 +189,12 @@ impl Lists {
                 Answer::Page((records, total)) => {
                     let scope = q.scope.business_id;
                     let loaded = partner::with_includes(conn, records, scope, includes)?;
-                    Ok(Ok(ListPage::numbered(&q, loaded, total, lists.facets(conn, &q)?)))
+                    Ok(Ok(ListPage::numbered(
+                        &q,
+                        loaded,
+                        total,
+                        lists.facets(conn, &q)?,
+                    )))
                 }
                 Answer::Behind(version) => Ok(Err(version)),
                 Answer::Sql => {
@@ -197,7 +202,12 @@ impl Lists {
                     let (records, total) = partner::list(conn, &q)?;
                     let scope = q.scope.business_id;
                     let loaded = partner::with_includes(conn, records, scope, includes)?;
-                    Ok(Ok(ListPage::numbered(&q, loaded, total, lists.facets(conn, &q)?)))
+                    Ok(Ok(ListPage::numbered(
+                        &q,
+                        loaded,
+                        total,
+                        lists.facets(conn, &q)?,
+                    )))
                 }
             })
             .await?;
@@ -231,7 +241,10 @@ impl Lists {
                 let mut records = partner::keyset_page(conn, &query, after, query.per_page + 1)?;
                 let more = records.len() > per_page;
                 records.truncate(per_page);
-                let next = records.last().filter(|_| more).map(|r| After::of(&query, r));
+                let next = records
+                    .last()
+                    .filter(|_| more)
+                    .map(|r| After::of(&query, r));
                 let loaded =
                     partner::with_includes(conn, records, query.scope.business_id, includes)?;
                 Ok(ListPage {
