@@ -412,8 +412,9 @@ pub(super) struct Links {
 pub(super) struct Meta {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     facets: BTreeMap<String, Vec<FacetValue>>,
-    /// The next page's token (null on the last page).
-    next_page_token: Option<String>,
+    /// The next page's token (null on the last page); left out of lists without cursors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<Option<String>>,
     page: i32,
     per_page: i32,
     /// Left out on a page reached by `page_token`.
@@ -466,16 +467,17 @@ pub fn list_document<'a>(
         data,
         included: included.any().then_some(set.items),
         links: page_links(meta, link),
-        meta: page_meta(meta),
+        meta: page_meta(meta, true),
     }
 }
 
-/// The `links` of a page: first, last (when the total is known), next (by the page token: a walk
-/// along `next` neither skips nor repeats a partner while others change), prev and self.
+/// The `links` of a page: first, last (when the total is known), next (by the page token where
+/// the list has one: a walk along `next` neither skips nor repeats a partner while others change;
+/// else by number), prev and self.
 pub(super) fn page_links(meta: &pb::PageMeta, link: &dyn Fn(PageRef<'_>) -> String) -> Links {
     let last = meta.total_pages.map(|pages| pages.max(1));
     let next = match meta.next_page_token.as_str() {
-        "" => None,
+        "" => (meta.page < last.unwrap_or(0)).then(|| link(PageRef::Number(meta.page + 1))),
         token => Some(link(PageRef::Token(token))),
     };
     Links {
@@ -491,14 +493,15 @@ pub(super) fn page_links(meta: &pb::PageMeta, link: &dyn Fn(PageRef<'_>) -> Stri
     }
 }
 
-/// The `meta` of a page.
-pub(super) fn page_meta(meta: &pb::PageMeta) -> Meta {
+/// The `meta` of a page; with `next_page_token` where the list walks by cursor (`cursors`).
+pub(super) fn page_meta(meta: &pb::PageMeta, cursors: bool) -> Meta {
     Meta {
         page: meta.page,
         per_page: meta.per_page,
         total: meta.total,
         total_pages: meta.total_pages,
-        next_page_token: Some(meta.next_page_token.clone()).filter(|t| !t.is_empty()),
+        next_page_token: cursors
+            .then(|| Some(meta.next_page_token.clone()).filter(|t| !t.is_empty())),
         facets: (meta.facets.iter())
             .map(|f| {
                 let values = (f.values.iter())

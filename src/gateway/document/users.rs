@@ -53,6 +53,6 @@ pub fn user_list_document<'a>(
             })
             .collect(),
         links: page_links(meta, link),
-        meta: page_meta(meta),
+        meta: page_meta(meta, false),
     }
 }

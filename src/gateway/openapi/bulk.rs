@@ -30,19 +30,13 @@ fn page_links() -> ObjectBuilder {
     ])
 }
 
-/// `meta` of a page: page, per_page, total, total_pages, next_page_token (always null here).
+/// `meta` of a page: page, per_page, total, total_pages.
 fn page_meta() -> ObjectBuilder {
     object([
         ("page", count().into()),
         ("per_page", count().into()),
         ("total", count().into()),
         ("total_pages", count().into()),
-        (
-            "next_page_token",
-            ObjectBuilder::new()
-                .schema_type(nullable(Type::String))
-                .into(),
-        ),
     ])
 }
 

@@ -15,7 +15,9 @@ use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 
-use super::list::{preference_decides, preferred_first, push_filters, push_order};
+use super::list::{
+    preference_decides, preferred_first, push_filters, push_order, push_preferred_rows,
+};
 use super::query::{ListQuery, SortField};
 use super::record::{
     CONTEXT_COLUMNS, PARTNER_COLUMNS, PartnerRecord, push_context_joins, push_preference_join,
@@ -190,9 +192,10 @@ impl Term {
         !matches!(self, Term::Group(false))
     }
 
-    /// `AND` the key equal to the cursor's.
-    fn push_equal(&self, sql: &mut Sql) {
+    /// `AND` the key equal to the cursor's (`rows`: on `partner_preferred_rows n`).
+    fn push_equal(&self, sql: &mut Sql, rows: bool) {
         match self {
+            Term::Group(true) if rows => {}
             Term::Group(true) => {
                 sql.push(" AND pp.partner_id IS NOT NULL");
             }
@@ -200,23 +203,34 @@ impl Term {
                 sql.push(" AND pp.partner_id IS NULL");
             }
             Term::Column(column, _, value) => {
-                sql.push(&format!(" AND {column} = ")).bind(value.clone());
+                sql.push(&format!(" AND {} = ", on(column, rows)))
+                    .bind(value.clone());
             }
         }
     }
 
     /// `AND` the key strictly after the cursor's (see [`Term::passable`]).
-    fn push_after(&self, sql: &mut Sql) {
+    fn push_after(&self, sql: &mut Sql, rows: bool) {
         match self {
             Term::Group(_) => {
                 sql.push(" AND pp.partner_id IS NULL");
             }
             Term::Column(column, desc, value) => {
                 let op = if *desc { "<" } else { ">" };
-                sql.push(&format!(" AND {column} {op} "))
+                sql.push(&format!(" AND {} {op} ", on(column, rows)))
                     .bind(value.clone());
             }
         }
+    }
+}
+
+/// `column` of `partners p`, or its copy in `partner_preferred_rows n` (`rows`; the default order's
+/// keys only: name and id).
+fn on(column: &'static str, rows: bool) -> &'static str {
+    match column {
+        "p.name" if rows => "n.name",
+        "p.id" if rows => "n.partner_id",
+        other => other,
     }
 }
 
@@ -247,23 +261,50 @@ pub fn keyset_page_sql(q: &ListQuery, after: &After, limit: i64) -> Sql {
         .push(", NULL::bigint AS total_count FROM (SELECT u.id FROM (");
     // The id can always be passed, so there is at least one part.
     let parts = (0..terms.len()).filter(|&j| terms[j].passable());
+    // The preferred group's parts read the business's preferred partners by name
+    // (`partner_preferred_rows`, migration 13) where it holds what the list filters on, rather
+    // than walking every partner by name for the few preferred ones.
+    let rows_hold = q.search.is_none() && !q.show_deleted && !q.records.is_set();
     for (n, j) in parts.enumerate() {
         if n > 0 {
             sql.push(" UNION ALL ");
         }
-        sql.push("(SELECT p.id, ");
-        push_key_columns(&mut sql, q, grouped);
-        sql.push(" FROM partners p");
-        if preference_decides(q) {
-            push_preference_join(&mut sql, q.scope);
+        let rows = rows_hold && matches!(terms[0], Term::Group(true)) && j > 0;
+        if rows {
+            sql.push("(SELECT n.partner_id AS id, TRUE AS g, n.name AS k0, n.partner_id AS kid");
+            push_preferred_rows(&mut sql, q, q.scope.business_id);
+        } else {
+            sql.push("(SELECT p.id, ");
+            push_key_columns(&mut sql, q, grouped);
+            sql.push(" FROM partners p");
+            if preference_decides(q) {
+                push_preference_join(&mut sql, q.scope);
+            }
+            push_filters(&mut sql, q);
         }
-        push_filters(&mut sql, q);
         for term in &terms[..j] {
-            term.push_equal(&mut sql);
+            term.push_equal(&mut sql, rows);
         }
-        terms[j].push_after(&mut sql);
-        push_order(&mut sql, q);
-        sql.push(" LIMIT ").bind(Bind::I64(limit)).push(")");
+        terms[j].push_after(&mut sql, rows);
+        // Ordered by the keys the part leaves free only: a key fixed by an equality (or the
+        // group, fixed in every part) in the ORDER BY would keep Postgres from walking the
+        // index of the others and make it sort every match.
+        let free: Vec<String> = terms[j..]
+            .iter()
+            .filter_map(|term| match term {
+                Term::Group(_) => None,
+                Term::Column(column, desc, _) => Some(format!(
+                    "{}{}",
+                    on(column, rows),
+                    if *desc { " DESC" } else { "" }
+                )),
+            })
+            .collect();
+        sql.push(" ORDER BY ")
+            .push(&free.join(", "))
+            .push(" LIMIT ")
+            .bind(Bind::I64(limit))
+            .push(")");
     }
     sql.push(") u ORDER BY ");
     push_union_order(&mut sql, q, grouped);

@@ -300,7 +300,7 @@ fn preferred_page_sql(q: &ListQuery, business: i64) -> Sql {
 /// `FROM` the preferred live partners of `business` (`partner_preferred_rows n`, migration 13)
 /// matching the filters of `q` but the preference and the search. The table has the partners'
 /// own columns, so the countries are filtered on as they are (`facets` holds the same pairs).
-fn push_preferred_rows(sql: &mut Sql, q: &ListQuery, business: Option<i64>) {
+pub(super) fn push_preferred_rows(sql: &mut Sql, q: &ListQuery, business: Option<i64>) {
     sql.push(" FROM partner_preferred_rows n WHERE n.business_id = ")
         .bind(Bind::OptI64(business));
     push_kind(sql, q, "n");
