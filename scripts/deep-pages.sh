@@ -12,30 +12,7 @@ set -euo pipefail
 bin=${1:?usage: $0 BINARY [PAGE] [SECONDS]}
 page=${2:-2000}
 secs=${3:-10}
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
-export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1/partners_bench}
-work=$(mktemp -d)
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-grpc=$(port); http=$(port)
-user=$(psql "$DATABASE_URL" -Atc "SELECT uuid FROM users ORDER BY id LIMIT 1")
-user_key=$("$bin" keys create --user "$user" 2>/dev/null | tail -1)
-RUST_LOG=${RUST_LOG:-warn,partners::serving=info} PARTNERS_METRICS_ADDR=off "$bin" serve --no-migrate \
-  --grpc-addr "127.0.0.1:$grpc" --http-addr "127.0.0.1:$http" 2>"$work/server.log" &
-pid=$!
-trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 1 300); do curl -fs "127.0.0.1:$http/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
-for _ in $(seq 1 300); do grep -q "search index loaded" "$work/server.log" && break; sleep 0.2; done
-
-measure() { # name path -> "p50 p99 rps" (after a 2 s warm-up)
-  wrk -t2 -c8 -d2s -H "authorization: Bearer $user_key" "http://127.0.0.1:$http$2" >/dev/null 2>&1
-  wrk -t2 -c8 -d"${secs}s" --latency -H "authorization: Bearer $user_key" "http://127.0.0.1:$http$2" >"$work/wrk" 2>&1
-  local p50 p99 rps non2xx
-  p50=$(awk '/^ +50%/{print $2}' "$work/wrk"); p99=$(awk '/^ +99%/{print $2}' "$work/wrk")
-  rps=$(awk '/^Requests\/sec/{print $2}' "$work/wrk")
-  non2xx=$(awk '/Non-2xx/{print $NF}' "$work/wrk"); [ -z "$non2xx" ] || { echo "$1: $non2xx non-2xx answers" >&2; exit 1; }
-  echo "$p50 $p99 $rps"
-}
-ms() { python3 -c "import sys; v=sys.argv[1]; print(float(v[:-2]) if v.endswith('ms') else float(v[:-1])*1000 if v.endswith('s') else float(v[:-2])/1000)" "$1"; }
+. "$(dirname "$0")/wrk-server.sh"
 next_of() { # path -> the path of its links.next
   curl -fsS -H "authorization: Bearer $user_key" "http://127.0.0.1:$http$1" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["links"]["next"])'

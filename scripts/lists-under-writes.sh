@@ -13,22 +13,7 @@ set -euo pipefail
 bin=${1:?usage: $0 BINARY [RATE] [SECONDS]}
 rate=${2:-20}
 secs=${3:-10}
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
-export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1/partners_bench}
-work=$(mktemp -d)
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-grpc=$(port); http=$(port)
-user=$(psql "$DATABASE_URL" -Atc "SELECT uuid FROM users ORDER BY id LIMIT 1")
-service_key=$("$bin" keys create --service lists-under-writes 2>/dev/null | tail -1)
-user_key=$("$bin" keys create --user "$user" 2>/dev/null | tail -1)
-RUST_LOG=${RUST_LOG:-warn,partners::serving=info} PARTNERS_METRICS_ADDR=off "$bin" serve --no-migrate \
-  --grpc-addr "127.0.0.1:$grpc" --http-addr "127.0.0.1:$http" 2>"$work/server.log" &
-pid=$!
-trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 1 300); do curl -fs "127.0.0.1:$http/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
-if [ "${PARTNERS_SEARCH_INDEX_MAX_PARTNERS:-1}" != 0 ]; then # the copy's first load
-  for _ in $(seq 1 300); do grep -q "search index loaded" "$work/server.log" && break; sleep 0.2; done
-fi
+. "$(dirname "$0")/wrk-server.sh"
 
 # Renames random live partners at a fixed rate (open loop) until killed; prints writes and errors.
 cat >"$work/writer.py" <<'EOF'
@@ -52,17 +37,6 @@ while True:
     time.sleep(max(0.0, start + (done + errors) / rate - time.monotonic()))
 EOF
 ids=$(psql "$DATABASE_URL" -Atc "SELECT string_agg(id::text, ',') FROM (SELECT id FROM partners WHERE deleted_at IS NULL ORDER BY random() LIMIT 2000) s")
-
-measure() { # name path -> "p50 p99 rps" (after a 2 s warm-up)
-  wrk -t2 -c8 -d2s -H "authorization: Bearer $user_key" "http://127.0.0.1:$http$2" >/dev/null 2>&1
-  wrk -t2 -c8 -d"${secs}s" --latency -H "authorization: Bearer $user_key" "http://127.0.0.1:$http$2" >"$work/wrk" 2>&1
-  local p50 p99 rps non2xx
-  p50=$(awk '/^ +50%/{print $2}' "$work/wrk"); p99=$(awk '/^ +99%/{print $2}' "$work/wrk")
-  rps=$(awk '/^Requests\/sec/{print $2}' "$work/wrk")
-  non2xx=$(awk '/Non-2xx/{print $NF}' "$work/wrk"); [ -z "$non2xx" ] || { echo "$1: $non2xx non-2xx answers" >&2; exit 1; }
-  echo "$p50 $p99 $rps"
-}
-ms() { python3 -c "import sys; v=sys.argv[1]; print(float(v[:-2]) if v.endswith('ms') else float(v[:-1])*1000 if v.endswith('s') else float(v[:-2])/1000)" "$1"; }
 
 printf '%-8s | %-22s | %-22s | %-13s | %s\n' list "quiet p50/p99, req/s" "${rate} writes/s p50/p99, req/s" "p99 ratio" "throughput ratio"
 for row in "browse|/api/v1/partners?filter%5Bcategories%5D%5B%5D=accounting" \

@@ -7,7 +7,7 @@
 //! quarter of the server's CPU on REST lists (BENCHMARKS.md). Fields are declared in
 //! alphabetical order, so the output is the one a `Value` object (sorted keys) gave.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -16,12 +16,15 @@ use utoipa::ToSchema;
 mod clicks;
 mod events;
 pub mod export;
+mod pages;
 mod users;
 pub use clicks::{
     click_batch_document, click_batch_request, click_batch_source, click_event_document,
     click_event_resource,
 };
 pub use events::{EventListDocument, event_list_document, event_resource_json};
+pub use pages::PageRef;
+use pages::{Links, Meta, page_links, page_meta};
 pub use users::{UserListDocument, user_list_document};
 
 use crate::grpc::convert::{self, struct_to_json};
@@ -398,40 +401,6 @@ pub fn batch_document(
 }
 
 #[derive(Serialize)]
-pub(super) struct Links {
-    first: String,
-    /// Unknown on a page reached by `page_token` (no total).
-    last: Option<String>,
-    next: Option<String>,
-    prev: Option<String>,
-    #[serde(rename = "self")]
-    this: String,
-}
-
-#[derive(Serialize)]
-pub(super) struct Meta {
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    facets: BTreeMap<String, Vec<FacetValue>>,
-    /// The next page's token (null on the last page); left out of lists without cursors.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_page_token: Option<Option<String>>,
-    page: i32,
-    per_page: i32,
-    /// Left out on a page reached by `page_token`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    total: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    total_pages: Option<i32>,
-}
-
-#[derive(Serialize)]
-struct FacetValue {
-    value: String,
-    count: i64,
-}
-
-/// A page of partners with `meta` and `links`.
-#[derive(Serialize)]
 pub struct ListDocument<'a> {
     data: Vec<PartnerResource<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -441,16 +410,6 @@ pub struct ListDocument<'a> {
 }
 
 /// A page a link leads to.
-#[derive(Debug, Clone, Copy)]
-pub enum PageRef<'a> {
-    /// By number.
-    Number(i32),
-    /// By page token.
-    Token(&'a str),
-    /// The page asked for, as it was asked for (by number, or by its token).
-    This(i32),
-}
-
 /// A page of partners with meta and links. `link` builds the URL of a page.
 pub fn list_document<'a>(
     partners: &'a [pb::Partner],
@@ -468,51 +427,6 @@ pub fn list_document<'a>(
         included: included.any().then_some(set.items),
         links: page_links(meta, link),
         meta: page_meta(meta, true),
-    }
-}
-
-/// The `links` of a page: first, last (when the total is known), next (by the page token where
-/// the list has one: a walk along `next` neither skips nor repeats a partner while others change;
-/// else by number), prev and self.
-pub(super) fn page_links(meta: &pb::PageMeta, link: &dyn Fn(PageRef<'_>) -> String) -> Links {
-    let last = meta.total_pages.map(|pages| pages.max(1));
-    let next = match meta.next_page_token.as_str() {
-        "" => (meta.page < last.unwrap_or(0)).then(|| link(PageRef::Number(meta.page + 1))),
-        token => Some(link(PageRef::Token(token))),
-    };
-    Links {
-        first: link(PageRef::Number(1)),
-        last: last.map(|last| link(PageRef::Number(last))),
-        next,
-        prev: (meta.page > 1).then(|| {
-            link(PageRef::Number(
-                (meta.page - 1).min(last.unwrap_or(i32::MAX)),
-            ))
-        }),
-        this: link(PageRef::This(meta.page)),
-    }
-}
-
-/// The `meta` of a page; with `next_page_token` where the list walks by cursor (`cursors`).
-pub(super) fn page_meta(meta: &pb::PageMeta, cursors: bool) -> Meta {
-    Meta {
-        page: meta.page,
-        per_page: meta.per_page,
-        total: meta.total,
-        total_pages: meta.total_pages,
-        next_page_token: cursors
-            .then(|| Some(meta.next_page_token.clone()).filter(|t| !t.is_empty())),
-        facets: (meta.facets.iter())
-            .map(|f| {
-                let values = (f.values.iter())
-                    .map(|v| FacetValue {
-                        value: v.value.clone(),
-                        count: v.count,
-                    })
-                    .collect();
-                (f.field.clone(), values)
-            })
-            .collect(),
     }
 }
 
