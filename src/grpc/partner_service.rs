@@ -5,8 +5,6 @@
 //! (`super::validate`), resolves the business and user in context, and calls the service logic
 //! (`crate::serving`) or, for the connections, the model directly.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
@@ -19,7 +17,7 @@ use super::validate::{
 use super::{convert, pb};
 use crate::error::{Error, Result};
 use crate::model::click_event::{ClickOutcome, NewClickEvent};
-use crate::model::partner::{self, After, Includes, Loaded, PartnerKey};
+use crate::model::partner::{self, Includes, Loaded, PartnerKey};
 use crate::model::relation;
 use crate::serving::Services;
 
@@ -51,35 +49,17 @@ impl PartnerApi {
             .await?;
         let mut query = request.query;
         query.scope = scope.scope;
-        let binding = query.binding();
+        let tokens = &self.services.tokens;
         if let Some(token) = &request.page_token {
-            let cursor = self
-                .services
-                .tokens
-                .open(LIST_TOKENS, &binding, token)
-                .await?;
-            let (page, after) = page_cursor(cursor)
-                .filter(|(_, after)| after.fits(&query))
-                .ok_or_else(|| Error::invalid("page_token", "is not a token of this list"))?;
+            let (page, after) = tokens.open_list(&query, token).await?;
             query.page = page;
             query.after = Some(after);
         }
+        let binding = query.binding();
         let (page, per_page) = (query.page, query.per_page);
         let answer = self.services.lists.list(query, request.includes).await?;
         let next_page_token = match &answer.next {
-            Some(after) => {
-                let mut cursor = u32::try_from(page + 1)
-                    .unwrap_or(u32::MAX)
-                    .to_be_bytes()
-                    .to_vec();
-                cursor.extend(after.encode());
-                let token = self
-                    .services
-                    .tokens
-                    .sign(LIST_TOKENS, &binding, &cursor)
-                    .await?;
-                URL_SAFE_NO_PAD.encode(token)
-            }
+            Some(after) => tokens.list_token(&binding, page + 1, after).await?,
             None => String::new(),
         };
         let to_i32 = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
@@ -152,16 +132,6 @@ type RpcResult<T> = Result<Response<T>, Status>;
 /// A read's records as messages, with the context fields of `scope`.
 fn partners(loaded: Loaded, scope: CallScope) -> Vec<pb::Partner> {
     convert::partners(loaded, scope.with_business(), scope.with_user())
-}
-
-/// The name the lists' page tokens are signed under.
-const LIST_TOKENS: &str = "partners|v1|";
-
-/// The page number and cursor of a list token's signed bytes (the number, 4 bytes, then
-/// [`After::encode`]'s bytes).
-fn page_cursor(cursor: &[u8]) -> Option<(i64, After)> {
-    let (page, after) = cursor.split_first_chunk::<4>()?;
-    Some((i64::from(u32::from_be_bytes(*page)), After::decode(after)?))
 }
 
 /// The digest stored with an event that has an idempotency key, telling a replay (same digest)

@@ -2,7 +2,8 @@
 //! over the list's name, the query the token is bound to and the cursor. The key is made by
 //! migration 18 and read once from the database, so every replica checks every other's tokens;
 //! a token altered, forged or used with other filters fails with INVALID_ARGUMENT on
-//! `page_token`. Used by the partner lists and by ListPartnerClickEvents.
+//! `page_token`. Used by the partner lists ([`PageTokens::list_token`]) and by
+//! ListPartnerClickEvents.
 
 use std::sync::Arc;
 
@@ -10,12 +11,19 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::OnceCell;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::model::click_stats;
+use crate::model::partner::{After, ListQuery};
 
 /// Bytes of a token's signature.
 pub const MAC_BYTES: usize = 16;
+
+/// The name the partner lists' tokens are signed under.
+const LISTS: &str = "partners|v1|";
 
 /// The message of a token that does not open.
 const NOT_OURS: &str =
@@ -77,5 +85,30 @@ impl PageTokens {
             .verify_truncated_left(signature)
             .map_err(|_| Error::invalid("page_token", NOT_OURS))?;
         Ok(cursor)
+    }
+
+    /// The token of page `page` of the list `binding` names ([`ListQuery::binding`]), which
+    /// starts after `after`: the page's number (4 bytes), then [`After::encode`]'s bytes, signed,
+    /// in URL-safe base64.
+    pub async fn list_token(&self, binding: &str, page: i64, after: &After) -> Result<String> {
+        let mut cursor = u32::try_from(page)
+            .unwrap_or(u32::MAX)
+            .to_be_bytes()
+            .to_vec();
+        cursor.extend(after.encode());
+        Ok(URL_SAFE_NO_PAD.encode(self.sign(LISTS, binding, &cursor).await?))
+    }
+
+    /// The page number and cursor of a [`PageTokens::list_token`] of `q`'s list (its binding,
+    /// its order); INVALID_ARGUMENT on `page_token` for anything else.
+    pub async fn open_list(&self, q: &ListQuery, token: &[u8]) -> Result<(i64, After)> {
+        let cursor = self.open(LISTS, &q.binding(), token).await?;
+        cursor
+            .split_first_chunk::<4>()
+            .and_then(|(page, after)| {
+                Some((i64::from(u32::from_be_bytes(*page)), After::decode(after)?))
+            })
+            .filter(|(_, after)| after.fits(q))
+            .ok_or_else(|| Error::invalid("page_token", NOT_OURS))
     }
 }

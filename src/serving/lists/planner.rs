@@ -178,8 +178,8 @@ impl Lists {
     pub async fn list(&self, query: ListQuery, includes: Includes) -> Result<ListPage> {
         // One turn in the list lane for both tries: the second does not queue again.
         let _turn = self.db.list_turn().await?;
-        if query.after.is_some() {
-            return self.after_cursor(query, includes).await;
+        if let Some(after) = query.after.clone() {
+            return self.after_cursor(query, after, includes).await;
         }
         let lists = self.clone();
         let q = query.clone();
@@ -231,14 +231,18 @@ impl Lists {
 
     /// The page after a page token's cursor: always Postgres ([`partner::keyset_page_sql`]), one
     /// statement that walks at most a page of the order's index whatever the depth; no total.
-    async fn after_cursor(&self, query: ListQuery, includes: Includes) -> Result<ListPage> {
+    async fn after_cursor(
+        &self,
+        query: ListQuery,
+        after: After,
+        includes: Includes,
+    ) -> Result<ListPage> {
         self.inner.cursor_pages.fetch_add(1, Ordering::Relaxed);
         let lists = self.clone();
         self.db
             .run(move |conn| {
-                let after = query.after.as_ref().expect("a cursor page has a cursor");
                 let per_page = usize::try_from(query.per_page).unwrap_or(0);
-                let mut records = partner::keyset_page(conn, &query, after, query.per_page + 1)?;
+                let mut records = partner::keyset_page(conn, &query, &after, query.per_page + 1)?;
                 let more = records.len() > per_page;
                 records.truncate(per_page);
                 let next = records
