@@ -344,6 +344,7 @@ pub fn list_partners_request() -> pb::ListPartnersRequest {
         sort: String::new(),
         show_deleted: false,
         facets: Vec::new(),
+        page_token: String::new(),
     }
 }
 
