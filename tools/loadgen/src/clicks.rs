@@ -1,20 +1,25 @@
 //! `loadgen clicks`: the click analytics' scale rows (issue 23) on a loaded database (`loadgen
 //! seed --clicks N`, in a database of its own per size).
 //!
-//! 1. Sizes: the click events' partitions (heap and indexes) and the hourly rollups.
-//! 2. `--pairs` rounds of ingest rows, each against the one-row-insert baseline of the same round
+//! 1. Sizes: the click events' partitions (heap and indexes) and the hourly rollups. Then
+//!    `VACUUM (ANALYZE)` of the partners and the rollups (as `run --skip-seed`) and the read
+//!    rows' tables read into the page cache (`pg_prewarm`).
+//! 2. Reads first, on the data as loaded, at `--read-concurrency`, each with the health Check's
+//!    p99 at the same concurrency as its baseline, over the last 30 whole days (UTC):
+//!    GetPartnerClickStats by day of skewed partners and ListTopPartnersByClicks (page 1 of 25)
+//!    with the user key (business 1's clicks), and ListTopPartnersByClicks over every business
+//!    with the service key.
+//! 3. `--pairs` rounds of ingest rows, each against the one-row-insert baseline of the same round
 //!    (pgbench, one INSERT per commit into a copy of the events table, same indexes):
 //!    CreatePartnerClickEvent one event per call and BatchCreatePartnerClickEvents with `--batch`
-//!    events per call, both from a lean HTTP/2 driver (the `h2` crate, bodies encoded before the
-//!    row: partners skewed as in the load generator's click scenario, 70% website, no
-//!    `request_id`), and the single call from h2load (one body: one partner) for the driver's
-//!    CPU per call beside h2load's. Every row prints its CPU per call: server, driver, Postgres.
-//! 3. The exactness check: acknowledged events (the drivers' successful calls, h2load's 2xx
+//!    events per call, both from a lean HTTP/2 driver (the `h2` crate on one thread, bodies
+//!    encoded before the row: partners skewed as in the load generator's click scenario, 70%
+//!    website, no `request_id`), and the single call from h2load (one body: one partner) for the
+//!    driver's CPU per call beside h2load's. Every row prints its CPU per call: server, driver,
+//!    Postgres. The calls carry the key of a user of the last business, so that their events
+//!    (all today) stay out of later runs' reads.
+//! 4. The exactness check: acknowledged events (the drivers' successful calls, h2load's 2xx
 //!    answers) = the new event rows = the counters' growth of every partner = the rollups' growth.
-//! 4. Reads at `--read-concurrency`, each with the health Check's p99 at the same concurrency as
-//!    its baseline: GetPartnerClickStats over 30 days by day (UTC) of skewed partners, and
-//!    ListTopPartnersByClicks over 30 days (page 1 of 25), with the user key (its business's
-//!    clicks); and ListTopPartnersByClicks over every business with the service key.
 //! 5. The oldest partition dropped through the service's own upkeep
 //!    (`model::click_partition::maintain`, with a `now` and retention that expire that month
 //!    alone) and its keys pruned: the time of each (skipped with `--keep-partitions`).
