@@ -302,6 +302,10 @@ async fn top_partners_come_most_clicked_first_per_business_and_paged() {
     let second = top(&t.world.user_key_a, 2, "").await;
     assert_eq!(rows(&second), [(z.id, 3, 0, 3)]);
     assert_eq!(second.partners[0].name, "Z");
+    // A page past the end still tells the total.
+    let past = top(&t.world.user_key_a, 3, "").await;
+    assert!(past.partners.is_empty());
+    assert_eq!(past.meta.expect("meta").total, 3);
     // Business b's user sees b's clicks only; a service key all, or one business's.
     assert_eq!(
         rows(&top(&t.world.user_key_b, 1, "").await),

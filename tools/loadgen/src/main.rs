@@ -23,6 +23,11 @@
 //!     --database-url postgres://postgres@127.0.0.1/partners_bench_1m
 //! # The change events: watch latency with 200 watchers, write cost of the partner snapshot.
 //! cargo run -p loadgen --release -- events
+//! # The click analytics at scale: 50,000,000 events in a database of their own, then the rows.
+//! cargo run -p loadgen --release -- seed --clicks 50000000 \
+//!     --database-url postgres://postgres@127.0.0.1/partners_bench_clicks50m
+//! RUST_LOG=warn cargo run -p loadgen --release -- clicks \
+//!     --database-url postgres://postgres@127.0.0.1/partners_bench_clicks50m
 //! # The data set alone; the EXPLAIN plans alone.
 //! cargo run -p loadgen --release -- seed
 //! cargo run -p loadgen --release -- plans
@@ -33,7 +38,7 @@
 //! `sampling` (RSS and CPU from /proc), `scenarios` (what each row's callers send), `open_loop`
 //! (calls at a fixed rate behind a row), `changing` (the rows of a changing directory), `pgbench`
 //! (baselines, floor, ceiling, sweep), `plans` (EXPLAIN to a file), `targets` (verdicts, click
-//! bound), `report` (tables), `run` (one run, in order), `events` (the change events' figures); the data generator and the service's
+//! bound), `report` (tables), `run` (one run, in order), `events` (the change events' figures), `clicks` (the click analytics' scale rows); the data generator and the service's
 //! SQL are in the library (`loadgen::data`, `loadgen::service_sql`).
 
 use std::path::PathBuf;
@@ -44,6 +49,7 @@ use loadgen::data::Scale;
 use tracing_subscriber::EnvFilter;
 
 mod changing;
+mod clicks;
 mod closed_loop;
 mod database;
 mod events;
@@ -84,6 +90,10 @@ enum Command {
     /// The change events' figures on a database of their own: watch-stream latency with many
     /// watchers, and UpdatePartner latency with and without the partner snapshot's trigger.
     Events(events::EventsArgs),
+    /// The click analytics' scale rows on loaded data (`seed --clicks N`): single-event and
+    /// batch ingest against the one-row-insert baseline of the same round, the exactness of
+    /// counters and rollups, the reads' p99, table sizes, and the drop of the oldest partition.
+    Clicks(clicks::ClicksArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -169,6 +179,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&Settings::from_args(args)),
         Command::Plans(args) => plans_only(&args),
         Command::Events(args) => events::run(&args),
+        Command::Clicks(args) => clicks::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -298,7 +298,7 @@ async fn rest_get(http: &reqwest::Client, url: String, auth: &str) -> Result<(),
 
 /// The partner of a click: 20% on the first 1% of ids (the seed's hot partners), the rest on
 /// the other ids.
-fn skewed_partner(rng: &mut XorShift, max_id: i64) -> i64 {
+pub fn skewed_partner(rng: &mut XorShift, max_id: i64) -> i64 {
     let max_id = max_id.max(1) as u64;
     let hot = (max_id / 100).max(1);
     if max_id <= hot || rng.unit() < 0.2 {

@@ -47,6 +47,40 @@ fn click_partner_expr(scale: &Scale) -> String {
 /// The event type of click event `g`.
 const CLICK_TYPE_EXPR: &str = "CASE WHEN pg_temp.rnd(g, 73) < 0.7 THEN 'website' ELSE 'video' END";
 
+/// Drops the secondary indexes of the click events (on the partitioned table, so the partitions'
+/// go with them) and the rollups' indexes and primary key, keeping their definitions
+/// (`pg_get_indexdef`, `pg_get_constraintdef`) in temporary tables for [`CREATE_CLICK_INDEXES`];
+/// the events' primary key stays (their ids arrive in order).
+const DROP_CLICK_INDEXES: &str = "
+CREATE TEMPORARY TABLE bench_click_indexes ON COMMIT DROP AS
+SELECT c.relname::text AS name, pg_get_indexdef(i.indexrelid) AS def
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+WHERE i.indrelid IN ('partner_click_events'::regclass, 'partner_click_rollups'::regclass)
+  AND NOT i.indisprimary;
+CREATE TEMPORARY TABLE bench_click_keys ON COMMIT DROP AS
+SELECT conname::text AS name, pg_get_constraintdef(oid) AS def FROM pg_constraint
+WHERE conrelid = 'partner_click_rollups'::regclass AND contype = 'p';
+DO $$ DECLARE r record; BEGIN
+    FOR r IN SELECT name FROM bench_click_indexes LOOP
+        EXECUTE format('DROP INDEX %I', r.name);
+    END LOOP;
+    FOR r IN SELECT name FROM bench_click_keys LOOP
+        EXECUTE format('ALTER TABLE partner_click_rollups DROP CONSTRAINT %I', r.name);
+    END LOOP;
+END $$;";
+
+/// Builds the indexes [`DROP_CLICK_INDEXES`] dropped from their definitions (a partitioned
+/// index's is `ON ONLY` the parent; without `ONLY` it is built on every partition too).
+const CREATE_CLICK_INDEXES: &str = "
+DO $$ DECLARE r record; BEGIN
+    FOR r IN SELECT name, def FROM bench_click_keys LOOP
+        EXECUTE format('ALTER TABLE partner_click_rollups ADD CONSTRAINT %I ', r.name) || r.def;
+    END LOOP;
+    FOR r IN SELECT def FROM bench_click_indexes LOOP
+        EXECUTE replace(r.def, ' ON ONLY ', ' ON ');
+    END LOOP;
+END $$;";
+
 /// The SQL of every generation step, in order, with its name.
 pub(super) fn generation_steps(scale: &Scale) -> Vec<(String, String)> {
     let Scale {
@@ -57,6 +91,7 @@ pub(super) fn generation_steps(scale: &Scale) -> Vec<(String, String)> {
         preferences,
         links,
         clicks,
+        click_days,
     } = scale.clone();
     let categories = array(&CATEGORIES);
     let wholesaler_categories = array(&WHOLESALER_CATEGORIES);
@@ -252,13 +287,19 @@ pub(super) fn generation_steps(scale: &Scale) -> Vec<(String, String)> {
         ),
     ));
 
-    // The click events' monthly partitions of the past year (migration 17).
+    // The click events' monthly partitions of their history (migration 17).
     steps.push((
         "click partitions".to_owned(),
-        "SELECT partner_click_events_create_partition(m::date)
-         FROM generate_series(date_trunc('month', now() - interval '366 days'),
-                              date_trunc('month', now()), interval '1 month') AS m;"
-            .to_owned(),
+        format!(
+            "SELECT partner_click_events_create_partition(m::date)
+             FROM generate_series(date_trunc('month', now() - interval '{days} days'),
+                                  date_trunc('month', now()), interval '1 month') AS m;",
+            days = click_days + 1
+        ),
+    ));
+    steps.push((
+        "click indexes off".to_owned(),
+        DROP_CLICK_INDEXES.to_owned(),
     ));
     // Click events in chunks of one million (progress in the log), ids in time order.
     const CHUNK: i64 = 1_000_000;
@@ -272,7 +313,7 @@ pub(super) fn generation_steps(scale: &Scale) -> Vec<(String, String)> {
                                                    principal, idempotency_key, fingerprint, created_at)
                  SELECT e.g, e.partner_id, u.id, u.business_id, e.event_type,
                         '{SEED_PRINCIPAL}', NULL, 'seed-bench-' || e.g,
-                        now() - interval '365 days' + interval '365 days' * (e.g::float8 / {clicks})
+                        now() - interval '{click_days} days' + interval '{click_days} days' * (e.g::float8 / {clicks})
                  FROM (SELECT g, {click_partner} AS partner_id, {CLICK_TYPE_EXPR} AS event_type,
                               1 + pg_temp.pick(g, 74, {u}) AS user_id
                        FROM generate_series({from}, {to}) AS g) AS e
@@ -291,6 +332,10 @@ pub(super) fn generation_steps(scale: &Scale) -> Vec<(String, String)> {
                 date_trunc('hour', created_at, 'UTC'), count(*)
          FROM partner_click_events GROUP BY 1, 2, 3, 4;"
             .to_owned(),
+    ));
+    steps.push((
+        "click indexes on".to_owned(),
+        CREATE_CLICK_INDEXES.to_owned(),
     ));
 
     // Serial columns continue after the generated ids.
