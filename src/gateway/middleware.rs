@@ -285,6 +285,29 @@ mod tests {
         }
     }
 
+    /// A subscriber that wants nothing but keeps every callsite's interest at "sometimes".
+    struct Sometimes;
+
+    impl tracing::Subscriber for Sometimes {
+        fn register_callsite(
+            &self,
+            _: &'static tracing::Metadata<'static>,
+        ) -> tracing::subscriber::Interest {
+            tracing::subscriber::Interest::sometimes()
+        }
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            false
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, _: &tracing::Event<'_>) {}
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
     #[tokio::test]
     async fn one_line_per_request_with_the_route_template_and_never_the_key() {
         let logs = Logs::default();
@@ -293,9 +316,15 @@ mod tests {
             .json()
             .with_writer(move || sink.clone())
             .finish();
+        // A callsite's interest is cached over all dispatchers alive when it is first met: a
+        // test thread meeting the request span's callsite while no subscriber wanted it caches
+        // "never", and this thread's subscriber would not see the span. A dispatcher that is
+        // always alive and always answers "sometimes" keeps any callsite from being cached as
+        // "never" (each span then asks the thread's own dispatcher); asking every callsite again
+        // mends those cached before it existed.
+        static SOMETIMES: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+        SOMETIMES.get_or_init(|| tracing::Dispatch::new(Sometimes));
         let _guard = tracing::subscriber::set_default(subscriber);
-        // Another test's thread may have met the request span's callsite while no subscriber
-        // wanted it, and cached "never" for it: ask every callsite again, now that this one does.
         tracing::callsite::rebuild_interest_cache();
         let request = Request::get("/api/v1/partners/4242?include=users")
             .header(header::AUTHORIZATION, "Bearer pk_abcd_secretsecret")
