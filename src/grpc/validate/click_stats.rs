@@ -5,8 +5,6 @@
 //! data); a page token must have its shape (its signature is checked by the handler, which holds
 //! the key).
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
@@ -248,18 +246,13 @@ impl TryFrom<&pb::ListPartnerClickEventsRequest> for EventsQuery {
                 DEFAULT_EVENTS_PAGE
             }
         };
-        let page_token = if req.page_token.is_empty() {
-            None
-        } else {
-            let decoded = URL_SAFE_NO_PAD
-                .decode(&req.page_token)
-                .ok()
-                .and_then(|bytes| <[u8; TOKEN_BYTES]>::try_from(bytes).ok());
-            if decoded.is_none() {
+        let page_token = c.page_token_bytes(&req.page_token).and_then(|bytes| {
+            let token = <[u8; TOKEN_BYTES]>::try_from(bytes).ok();
+            if token.is_none() {
                 c.add("page_token", "is not a token of this list");
             }
-            decoded
-        };
+            token
+        });
         let business_uuid = c.optional_uuid("business_uuid", &req.business_uuid);
         c.finish(EventsQuery {
             partner_id,

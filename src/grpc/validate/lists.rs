@@ -58,7 +58,7 @@ fn common(c: &mut Checker, kind: ListKind, parts: Common<'_>) -> ListRequest {
     let mut query = ListQuery::new(kind, Scope::default(), page, per_page);
     query.search = parts.search.and_then(|term| c.search(term));
     query.sort = c.sort(parts.sort);
-    let page_token = c.list_page_token(parts.page_token);
+    let page_token = c.page_token_bytes(parts.page_token);
     if page_token.is_some() && parts.page.is_some() {
         c.add(
             "page",

@@ -109,9 +109,10 @@ impl Checker {
         }
     }
 
-    /// A list's page token (empty = none): URL-safe base64 of at most [`MAX_PAGE_TOKEN`]
-    /// characters. Its signature is checked by the handler, which knows the list's query.
-    pub(super) fn list_page_token(&mut self, token: &str) -> Option<Vec<u8>> {
+    /// A signed page token (empty = none): URL-safe base64 of at most [`MAX_PAGE_TOKEN`]
+    /// characters (`crate::serving::tokens`). Its signature is checked by the handler, which
+    /// knows the query it must be bound to.
+    pub(super) fn page_token_bytes(&mut self, token: &str) -> Option<Vec<u8>> {
         use base64::Engine as _;
         if token.is_empty() {
             return None;

@@ -35,22 +35,6 @@ pub struct ListPage {
     pub next: Option<After>,
 }
 
-impl ListPage {
-    /// A page reached by number, whose total tells whether more follow.
-    fn numbered(q: &ListQuery, loaded: Loaded, total: i64, facets: Facets) -> ListPage {
-        let more = q.page.saturating_mul(q.per_page) < total;
-        let next = (loaded.records.last())
-            .filter(|_| more)
-            .map(|r| After::of(q, r));
-        ListPage {
-            loaded,
-            total: Some(total),
-            facets,
-            next,
-        }
-    }
-}
-
 /// How a list is answered, with the statements it runs.
 #[derive(Debug)]
 pub enum Plan {
@@ -186,28 +170,12 @@ impl Lists {
         let first = self
             .db
             .run(move |conn| match lists.try_copy(conn, &q)? {
-                Answer::Page((records, total)) => {
-                    let scope = q.scope.business_id;
-                    let loaded = partner::with_includes(conn, records, scope, includes)?;
-                    Ok(Ok(ListPage::numbered(
-                        &q,
-                        loaded,
-                        total,
-                        lists.facets(conn, &q)?,
-                    )))
-                }
+                Answer::Page(page) => Ok(Ok(lists.numbered(conn, &q, page, includes)?)),
                 Answer::Behind(version) => Ok(Err(version)),
                 Answer::Sql => {
                     lists.fell_back();
-                    let (records, total) = partner::list(conn, &q)?;
-                    let scope = q.scope.business_id;
-                    let loaded = partner::with_includes(conn, records, scope, includes)?;
-                    Ok(Ok(ListPage::numbered(
-                        &q,
-                        loaded,
-                        total,
-                        lists.facets(conn, &q)?,
-                    )))
+                    let page = partner::list(conn, &q)?;
+                    Ok(Ok(lists.numbered(conn, &q, page, includes)?))
                 }
             })
             .await?;
@@ -220,13 +188,32 @@ impl Lists {
         let lists = self.clone();
         self.db
             .run(move |conn| {
-                let (records, total) = lists.run(conn, &query)?;
-                let loaded =
-                    partner::with_includes(conn, records, query.scope.business_id, includes)?;
-                let facets = lists.facets(conn, &query)?;
-                Ok(ListPage::numbered(&query, loaded, total, facets))
+                let page = lists.run(conn, &query)?;
+                lists.numbered(conn, &query, page, includes)
             })
             .await
+    }
+
+    /// A page reached by number with its includes and facets; its total tells whether more
+    /// follow (then the next page's cursor is its last row's place).
+    fn numbered(
+        &self,
+        conn: &mut PgConnection,
+        q: &ListQuery,
+        (records, total): Page,
+        includes: Includes,
+    ) -> Result<ListPage> {
+        let loaded = partner::with_includes(conn, records, q.scope.business_id, includes)?;
+        let more = q.page.saturating_mul(q.per_page) < total;
+        let next = (loaded.records.last())
+            .filter(|_| more)
+            .map(|r| After::of(q, r));
+        Ok(ListPage {
+            loaded,
+            total: Some(total),
+            facets: self.facets(conn, q)?,
+            next,
+        })
     }
 
     /// The page after a page token's cursor: always Postgres ([`partner::keyset_page_sql`]), one
