@@ -92,6 +92,21 @@ impl Delta {
         }
     }
 
+    /// The snapshot positions whose partner changed, ascending.
+    pub(super) fn removed_positions(&self) -> impl Iterator<Item = u32> + '_ {
+        (0u32..)
+            .zip(&self.removed)
+            .filter(|(_, word)| **word != 0)
+            .flat_map(|(w, &word)| {
+                let mut bits = word;
+                std::iter::from_fn(move || {
+                    let bit = (bits != 0).then(|| bits.trailing_zeros())?;
+                    bits &= bits - 1;
+                    Some(w * 64 + bit)
+                })
+            })
+    }
+
     pub(super) fn entry_key(&self, index: usize) -> Key {
         let anchor = self.entries[index].anchor.map_or(0, |a| u64::from(a) + 1);
         anchor << 32 | (index as u64 + 1)

@@ -23,14 +23,14 @@ impl View {
             let matches = self.matches(q)?;
             let key = (count_key(q), q.facets.clone());
             let counted = (self.matches.facets)
-                .get_with(key, || Arc::new(self.tally(q, matches.iter().copied())));
+                .get_with(key, || Arc::new(self.tally(q, matches.iter())));
             return Some(counted.as_ref().clone());
         }
         let keys: Vec<_> = match &q.search {
             Some(_) => (self.candidates(q)?.into_iter())
                 .filter_map(|id| self.key_of(id))
                 .collect(),
-            None => self.matches(q)?.to_vec(),
+            None => self.matches(q)?.iter().collect(),
         };
         let kept = |key: &Key| {
             let prefers = |id| preferred.is_some_and(|p| p.contains(id));

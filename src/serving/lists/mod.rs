@@ -30,6 +30,7 @@ pub mod delta;
 pub mod exactness;
 pub mod facets;
 mod follower;
+mod merged;
 pub mod paging;
 pub mod planner;
 pub mod preferences;

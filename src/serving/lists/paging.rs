@@ -7,7 +7,8 @@ use std::sync::Arc;
 use moka::sync::Cache;
 
 use super::copy::Snapshot;
-use super::delta::{Key, View};
+use super::delta::View;
+use super::merged::Merged;
 use super::preferences::Preferred;
 use crate::model::PartnerStatus;
 use crate::model::partner::{self, FacetField, Facets, ListKind, ListQuery, SortField};
@@ -39,7 +40,7 @@ impl Default for Positions {
 /// shares the caches.
 #[derive(Clone)]
 pub(crate) struct Matches {
-    by_key: Cache<CountKey, Arc<Vec<Key>>>,
+    by_key: Cache<CountKey, Arc<Merged>>,
     /// The indices (into the matches of a key) of a business's preferred partners, by key and
     /// preference version (versions are unique over all businesses: migration 10).
     preferred: Cache<(CountKey, i64), Arc<Vec<usize>>>,
@@ -52,7 +53,9 @@ impl Default for Matches {
         Matches {
             by_key: Cache::builder()
                 .max_capacity(MAX_HELD_MATCHES)
-                .weigher(|_, found: &Arc<Vec<Key>>| weight(found))
+                .weigher(|_, found: &Arc<Merged>| {
+                    u32::try_from(found.held() + 1).unwrap_or(u32::MAX)
+                })
                 .build(),
             preferred: Cache::builder()
                 .max_capacity(MAX_HELD_MATCHES / 2)
@@ -112,7 +115,7 @@ impl View {
             return None;
         }
         let matches = self.matches(q)?;
-        let id = |index: usize| self.id(matches[index]);
+        let id = |index: usize| self.id(matches.get(index));
         if !partner::preference_decides(q) {
             return Some((
                 page_range(q, matches.len()).map(id).collect(),
@@ -165,7 +168,7 @@ impl View {
     fn preferred_indices(
         &self,
         q: &ListQuery,
-        matches: &[Key],
+        matches: &Merged,
         preferred: Option<&Preferred>,
     ) -> Arc<Vec<usize>> {
         let Some(preferred) = preferred else {
@@ -178,7 +181,7 @@ impl View {
         let mut indices: Vec<usize> = preferred
             .ids()
             .iter()
-            .filter_map(|&id| matches.binary_search(&self.key_of(id)?).ok())
+            .filter_map(|&id| matches.index_of(self.key_of(id)?))
             .collect();
         indices.sort_unstable();
         let indices = Arc::new(indices);
@@ -186,18 +189,20 @@ impl View {
         indices
     }
 
-    /// The keys (in list order) of the partners matching `q`'s kind and filters, the preference
-    /// aside, for a list without a search term (`None` otherwise): the snapshot's positions
-    /// without the partners changed since, merged with the changed partners that match.
-    pub(super) fn matches(&self, q: &ListQuery) -> Option<Arc<Vec<Key>>> {
+    /// The partners matching `q`'s kind and filters (in list order), the preference aside, for a
+    /// list without a search term (`None` otherwise): the snapshot's positions without the
+    /// partners changed since, merged with the changed partners that match ([`Merged`]: built in
+    /// O(changes) per version, the snapshot's positions found once).
+    pub(super) fn matches(&self, q: &ListQuery) -> Option<Arc<Merged>> {
         if q.search.is_some() {
             return None;
         }
         Some(self.matches.by_key.get_with(count_key(q), || {
             let positions = self.base.positions(q);
             let filter = self.filter(q);
-            Arc::new(self.merge(
-                positions.iter().copied(),
+            Arc::new(Merged::new(
+                positions,
+                self.delta.removed_positions(),
                 self.delta.matching(&filter).collect(),
             ))
         }))
