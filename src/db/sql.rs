@@ -84,6 +84,21 @@ impl Sql {
         self
     }
 
+    /// Appends `other`'s text and binds (its placeholders numbered after this one's).
+    pub fn append(&mut self, other: Sql) -> &mut Self {
+        let offset = self.binds.len();
+        self.binds.extend(other.binds);
+        for part in other.parts {
+            match part {
+                Part::Text(text) => {
+                    self.push(&text);
+                }
+                Part::Bind(i) => self.parts.push(Part::Bind(i + offset)),
+            }
+        }
+        self
+    }
+
     /// The SQL text with `$n` placeholders, as Postgres receives it (never contains bound values).
     pub fn text(&self) -> String {
         self.render(|i, _| format!("${}", i + 1))

@@ -275,6 +275,55 @@ pub fn moved(
         .get_result(conn)
 }
 
+/// A row of [`moved_with_page_sql`]: what moved (the same on every row) and a page's partner.
+#[derive(Debug, QueryableByName)]
+pub struct MovedRow {
+    #[diesel(embed)]
+    pub moved: Moved,
+    #[diesel(embed)]
+    pub record: PartnerRecord,
+}
+
+/// [`moved_sql`] and, in the same snapshot, the rows of the partners `page_ids` (in that order,
+/// with their context, as [`known_page_sql`] joins them, unguarded): one statement where the
+/// check and the rows would be two in a repeatable-read transaction (four round trips).
+pub fn moved_with_page_sql(
+    q: &ListQuery,
+    sequence: i64,
+    business_id: Option<i64>,
+    end: Option<i64>,
+    page_ids: &[i64],
+) -> Sql {
+    let mut sql = Sql::new("WITH m AS MATERIALIZED (");
+    sql.append(moved_sql(q, sequence, business_id, end))
+        .push(") SELECT m.search, m.reset, m.preferences, m.changed, m.matching, m.before_end, ")
+        .push(PARTNER_COLUMNS)
+        .push(CONTEXT_COLUMNS)
+        .push(", NULL::bigint AS total_count FROM m, unnest(")
+        .bind(Bind::I64Array(page_ids.to_vec()))
+        .push(") WITH ORDINALITY AS page(id, ord) JOIN partners p ON p.id = page.id");
+    push_context_joins(&mut sql, q.scope);
+    sql.push(" ORDER BY page.ord");
+    sql
+}
+
+/// Runs [`moved_with_page_sql`]: what moved and the page's rows, or `None` when none of the
+/// page's partners has a row (nothing tells what moved then).
+pub fn moved_with_page(
+    conn: &mut PgConnection,
+    q: &ListQuery,
+    sequence: i64,
+    business_id: Option<i64>,
+    end: Option<i64>,
+    page_ids: &[i64],
+) -> QueryResult<Option<(Moved, Vec<PartnerRecord>)>> {
+    let rows: Vec<MovedRow> = moved_with_page_sql(q, sequence, business_id, end, page_ids)
+        .into_query()
+        .load(conn)?;
+    let moved = rows.first().map(|row| row.moved.clone());
+    Ok(moved.map(|moved| (moved, rows.into_iter().map(|row| row.record).collect())))
+}
+
 /// The search version and, for `business_id`, its preference version, read in one snapshot
 /// (`None` where the row is missing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, QueryableByName)]

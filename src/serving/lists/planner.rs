@@ -404,11 +404,11 @@ impl Lists {
                 end: page_ids.last().copied(),
                 preferred: business.as_ref().map(|(_, p)| &**p),
             };
-            let rows = |conn: &mut PgConnection| match page_ids.is_empty() {
-                true => Ok(Vec::new()),
-                false => partner::list_known_page(conn, q, &page_ids, None, None),
+            let checked = match page_ids.is_empty() {
+                true => self.unless_affected(conn, q, snapshot, guard, answered, |_| Ok(vec![]))?,
+                false => self.unless_affected_with(conn, q, snapshot, guard, answered, &page_ids)?,
             };
-            let now = match self.unless_affected(conn, q, snapshot, guard, answered, rows)? {
+            let now = match checked {
                 Checked::Exact(rows) if rows.len() == page_ids.len() => {
                     return Ok(Answer::Page((rows, total)));
                 }
@@ -458,28 +458,67 @@ impl Lists {
     ) -> Result<Checked<T>> {
         let business = guard.map(|(b, _)| b);
         let sequence = snapshot.sequence();
-        let mut moved_on = false;
-        let checked = conn
+        Ok(conn
             .build_transaction()
             .read_only()
             .repeatable_read()
             .run(|conn| {
                 let moved = partner::moved(conn, q, sequence, business, answered.end)?;
-                moved_on = moved.search != Some(snapshot.version);
-                let now = partner::Versions {
-                    search: moved.search,
-                    preferences: moved.preferences,
-                };
-                if now.preferences != guard.map(|(_, v)| v)
-                    || !snapshot.unaffected(q, &moved, answered)
-                {
-                    return Ok(Checked::Moved(now));
+                match self.judge(q, snapshot, guard, answered, &moved) {
+                    Some(now) => Ok(Checked::Moved(now)),
+                    None => rows(conn).map(Checked::Exact),
                 }
-                rows(conn).map(Checked::Exact)
-            })?;
-        if matches!(checked, Checked::Exact(_)) && moved_on {
+            })?)
+    }
+
+    /// [`Lists::unless_affected`] with the rows of the partners `page_ids` (not empty), in one
+    /// statement ([`partner::moved_with_page`]): a list that finds the copy behind costs one
+    /// more statement, not a transaction of four round trips.
+    fn unless_affected_with(
+        &self,
+        conn: &mut PgConnection,
+        q: &ListQuery,
+        snapshot: &View,
+        guard: Option<(i64, i64)>,
+        answered: Answered<'_>,
+        page_ids: &[i64],
+    ) -> Result<Checked<Vec<PartnerRecord>>> {
+        let business = guard.map(|(b, _)| b);
+        let sequence = snapshot.sequence();
+        let found = partner::moved_with_page(conn, q, sequence, business, answered.end, page_ids)?;
+        let Some((moved, rows)) = found else {
+            let rows = |conn: &mut PgConnection| {
+                partner::list_known_page(conn, q, page_ids, None, None)
+            };
+            return self.unless_affected(conn, q, snapshot, guard, answered, rows);
+        };
+        Ok(match self.judge(q, snapshot, guard, answered, &moved) {
+            Some(now) => Checked::Moved(now),
+            None => Checked::Exact(rows),
+        })
+    }
+
+    /// Whether `moved` (read in one snapshot with the rows) leaves the copy's answer of `q`
+    /// exact: `None` when it does (counted when the database had moved on), otherwise the
+    /// versions it read.
+    fn judge(
+        &self,
+        q: &ListQuery,
+        snapshot: &View,
+        guard: Option<(i64, i64)>,
+        answered: Answered<'_>,
+        moved: &partner::Moved,
+    ) -> Option<partner::Versions> {
+        let now = partner::Versions {
+            search: moved.search,
+            preferences: moved.preferences,
+        };
+        if now.preferences != guard.map(|(_, v)| v) || !snapshot.unaffected(q, moved, answered) {
+            return Some(now);
+        }
+        if moved.search != Some(snapshot.version) {
             self.inner.unaffected.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(checked)
+        None
     }
 }
