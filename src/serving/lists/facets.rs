@@ -22,8 +22,8 @@ impl View {
             // Counted once per version of the copy and filter: every page of the list asks alike.
             let matches = self.matches(q)?;
             let key = (count_key(q), q.facets.clone());
-            let counted = (self.matches.facets)
-                .get_with(key, || Arc::new(self.tally(q, matches.iter())));
+            let counted =
+                (self.matches.facets).get_with(key, || Arc::new(self.tally(q, matches.iter())));
             return Some(counted.as_ref().clone());
         }
         let keys: Vec<_> = match &q.search {

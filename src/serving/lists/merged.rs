@@ -75,7 +75,9 @@ impl Merged {
     /// `positions`, `t` the number of removed indices before it, the least `t` whose shifted
     /// index exceeds `a`.
     fn kept_key(&self, a: usize) -> Key {
-        let t = self.removed.partition_point(|&shifted| shifted as usize <= a);
+        let t = self
+            .removed
+            .partition_point(|&shifted| shifted as usize <= a);
         base_key(self.positions[a + t])
     }
 
@@ -87,10 +89,11 @@ impl Merged {
         // precede the snapshot match it would displace.
         let low = i.saturating_sub(kept);
         let high = i.min(extra.len());
-        let b = low + first(high - low, |k| {
-            let b = low + k;
-            i - b == 0 || extra[b] > self.kept_key(i - b - 1)
-        });
+        let b = low
+            + first(high - low, |k| {
+                let b = low + k;
+                i - b == 0 || extra[b] > self.kept_key(i - b - 1)
+            });
         let a = i - b;
         match (extra.get(b), a < kept) {
             (Some(&e), true) => e.min(self.kept_key(a)),
@@ -117,7 +120,9 @@ impl Merged {
 
     /// Whether index `index` of `positions` was removed.
     fn is_removed_index(&self, index: usize) -> bool {
-        let t = first(self.removed.len(), |t| self.removed[t] as usize + t >= index);
+        let t = first(self.removed.len(), |t| {
+            self.removed[t] as usize + t >= index
+        });
         self.removed
             .get(t)
             .is_some_and(|&shifted| shifted as usize + t == index)
@@ -126,7 +131,9 @@ impl Merged {
     /// How many matches sort before `key`.
     fn rank(&self, key: Key) -> usize {
         let before = self.positions.partition_point(|&p| base_key(p) < key);
-        let removed = first(self.removed.len(), |t| self.removed[t] as usize + t >= before);
+        let removed = first(self.removed.len(), |t| {
+            self.removed[t] as usize + t >= before
+        });
         before - removed + self.extra.partition_point(|&e| e < key)
     }
 
@@ -178,14 +185,22 @@ mod tests {
         assert_eq!(merged.len(), laid_out.len());
         assert_eq!(merged.iter().collect::<Vec<_>>(), laid_out);
         for (i, &key) in laid_out.iter().enumerate() {
-            assert_eq!(merged.get(i), key, "{positions:?} - {removed:?} + {extra:?} at {i}");
+            assert_eq!(
+                merged.get(i),
+                key,
+                "{positions:?} - {removed:?} + {extra:?} at {i}"
+            );
             assert_eq!(merged.index_of(key), Some(i));
         }
         for &p in removed {
             assert_eq!(merged.index_of(base_key(p)), None, "removed {p}");
         }
         assert_eq!(merged.index_of(base_key(1000)), None, "never a match");
-        assert_eq!(merged.index_of(base_key(3) | 7), None, "not a changed match");
+        assert_eq!(
+            merged.index_of(base_key(3) | 7),
+            None,
+            "not a changed match"
+        );
     }
 
     #[test]
@@ -193,14 +208,22 @@ mod tests {
         let positions: Vec<u32> = vec![0, 2, 3, 5, 8, 9, 12];
         // Changed partners anchored after positions (low bits: their index among the changes).
         let anchored = |after: Option<u32>, index: u64| -> Key {
-            (after.map_or(0, |a| base_key(a)) & !0xffff_ffff) | index
+            (after.map_or(0, base_key) & !0xffff_ffff) | index
         };
         let extras: Vec<Vec<Key>> = vec![
             vec![],
             vec![anchored(None, 1)],
-            vec![anchored(None, 1), anchored(Some(0), 2), anchored(Some(0), 3)],
+            vec![
+                anchored(None, 1),
+                anchored(Some(0), 2),
+                anchored(Some(0), 3),
+            ],
             vec![anchored(Some(4), 1), anchored(Some(12), 2)],
-            vec![anchored(Some(2), 1), anchored(Some(7), 2), anchored(Some(20), 3)],
+            vec![
+                anchored(Some(2), 1),
+                anchored(Some(7), 2),
+                anchored(Some(20), 3),
+            ],
         ];
         // Every subset of the positions removed (and positions that never matched).
         for subset in 0u32..(1 << positions.len()) {

@@ -406,7 +406,9 @@ impl Lists {
             };
             let checked = match page_ids.is_empty() {
                 true => self.unless_affected(conn, q, snapshot, guard, answered, |_| Ok(vec![]))?,
-                false => self.unless_affected_with(conn, q, snapshot, guard, answered, &page_ids)?,
+                false => {
+                    self.unless_affected_with(conn, q, snapshot, guard, answered, &page_ids)?
+                }
             };
             let now = match checked {
                 Checked::Exact(rows) if rows.len() == page_ids.len() => {
@@ -487,9 +489,8 @@ impl Lists {
         let sequence = snapshot.sequence();
         let found = partner::moved_with_page(conn, q, sequence, business, answered.end, page_ids)?;
         let Some((moved, rows)) = found else {
-            let rows = |conn: &mut PgConnection| {
-                partner::list_known_page(conn, q, page_ids, None, None)
-            };
+            let rows =
+                |conn: &mut PgConnection| partner::list_known_page(conn, q, page_ids, None, None);
             return self.unless_affected(conn, q, snapshot, guard, answered, rows);
         };
         Ok(match self.judge(q, snapshot, guard, answered, &moved) {
