@@ -137,6 +137,29 @@ impl Merged {
         before - removed + self.extra.partition_point(|&e| e < key)
     }
 
+    /// The indices among the matches of the snapshot matches at `indices` (ascending indices
+    /// into the snapshot's positions) still there, ascending: one walk of `indices`, the removed
+    /// and the changed matches together.
+    pub(crate) fn indices_of_kept(&self, indices: &[u32]) -> Vec<usize> {
+        let mut found = Vec::with_capacity(indices.len());
+        let (mut t, mut e) = (0, 0);
+        for &j in indices {
+            let j = j as usize;
+            while t < self.removed.len() && (self.removed[t] as usize + t) < j {
+                t += 1;
+            }
+            if self.removed.get(t).is_some_and(|&s| s as usize + t == j) {
+                continue; // changed since the snapshot
+            }
+            let key = base_key(self.positions[j]);
+            while e < self.extra.len() && self.extra[e] < key {
+                e += 1;
+            }
+            found.push(j - t + e);
+        }
+        found
+    }
+
     /// Every match's key, in list order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = Key> + '_ {
         let mut removed = (0..self.removed.len())
@@ -195,6 +218,16 @@ mod tests {
         for &p in removed {
             assert_eq!(merged.index_of(base_key(p)), None, "removed {p}");
         }
+        let every: Vec<u32> = (0..positions.len() as u32).collect();
+        let kept: Vec<usize> = (positions.iter())
+            .filter_map(|&p| merged.index_of(base_key(p)))
+            .collect();
+        assert_eq!(merged.indices_of_kept(&every), kept);
+        let odd: Vec<u32> = every.iter().copied().filter(|j| j % 2 == 1).collect();
+        let odd_kept: Vec<usize> = (odd.iter())
+            .filter_map(|&j| merged.index_of(base_key(positions[j as usize])))
+            .collect();
+        assert_eq!(merged.indices_of_kept(&odd), odd_kept);
         assert_eq!(merged.index_of(base_key(1000)), None, "never a match");
         assert_eq!(
             merged.index_of(base_key(3) | 7),

@@ -22,6 +22,11 @@ fn weight<T>(values: &[T]) -> u32 {
 /// held. A loaded snapshot never changes, so these stay true while changes are laid over it.
 pub(crate) struct Positions {
     by_key: Cache<CountKey, Arc<Vec<u32>>>,
+    /// Where a business's preferred partners are among a list's positions (indices into them,
+    /// ascending), by key and preference version: found once per snapshot, so a version of the
+    /// copy only walks them ([`Merged::indices_of_kept`]) where it would look up each partner in
+    /// the snapshot's million ids and positions again.
+    preferred: Cache<(CountKey, i64), Arc<Vec<u32>>>,
 }
 
 impl Default for Positions {
@@ -29,6 +34,10 @@ impl Default for Positions {
         Positions {
             by_key: Cache::builder()
                 .max_capacity(MAX_HELD_MATCHES)
+                .weigher(|_, found: &Arc<Vec<u32>>| weight(found))
+                .build(),
+            preferred: Cache::builder()
+                .max_capacity(MAX_HELD_MATCHES / 2)
                 .weigher(|_, found: &Arc<Vec<u32>>| weight(found))
                 .build(),
         }
@@ -91,6 +100,24 @@ impl Snapshot {
                     .map(|(position, _)| position)
                     .collect(),
             )
+        })
+    }
+}
+
+impl Snapshot {
+    /// The indices into [`Snapshot::positions`] of `q` of the partners in `preferred` (those in
+    /// this snapshot), ascending; found once per snapshot, filters and preference version.
+    fn preferred_positions(&self, q: &ListQuery, preferred: &Preferred) -> Arc<Vec<u32>> {
+        let key = (count_key(q), preferred.version);
+        self.matches.preferred.get_with(key, || {
+            let positions = self.positions(q);
+            let mut indices: Vec<u32> = (preferred.ids().iter())
+                .filter_map(|id| self.by_id.binary_search_by_key(id, |&(id, _)| id).ok())
+                .filter_map(|at| positions.binary_search(&self.by_id[at].1).ok())
+                .map(|index| index as u32)
+                .collect();
+            indices.sort_unstable();
+            Arc::new(indices)
         })
     }
 }
@@ -175,18 +202,17 @@ impl View {
             return Arc::default();
         };
         let key = (count_key(q), preferred.version);
-        if let Some(found) = self.matches.preferred.get(&key) {
-            return found;
-        }
-        let mut indices: Vec<usize> = preferred
-            .ids()
-            .iter()
-            .filter_map(|&id| matches.index_of(self.key_of(id)?))
-            .collect();
-        indices.sort_unstable();
-        let indices = Arc::new(indices);
-        self.matches.preferred.insert(key, indices.clone());
-        indices
+        self.matches.preferred.get_with(key, || {
+            // The snapshot's preferred matches still there, then the changed ones.
+            let kept = self.base.preferred_positions(q, preferred);
+            let mut indices = matches.indices_of_kept(&kept);
+            let changed = (0..self.delta.entries.len())
+                .filter(|&index| preferred.contains(self.delta.entries[index].id))
+                .filter_map(|index| matches.index_of(self.delta.entry_key(index)));
+            indices.extend(changed);
+            indices.sort_unstable();
+            Arc::new(indices)
+        })
     }
 
     /// The partners matching `q`'s kind and filters (in list order), the preference aside, for a
