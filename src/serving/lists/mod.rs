@@ -6,9 +6,11 @@
 //! - With a search term, the copy finds the matching partners ([`trigram`]), orders them by the
 //!   business's preference ([`preferences`] caches each business's preferred partners) and cuts
 //!   the page ([`paging`]); Postgres only joins the page's rows with their context.
-//! - Without one, the copy finds the list's matches once per snapshot and filter; in list order it
-//!   cuts the page, in other orders Postgres finds the page and the copy tells the exact total (no
-//!   count query over tens of thousands of rows).
+//! - Without one, the copy finds the list's matches once per snapshot and filter (and where a
+//!   business's preferred partners are among them); a version of the copy lays only its changes
+//!   over them ([`merged`]), so a write costs the next list O(changes), not O(matches). In list
+//!   order the copy cuts the page, in other orders Postgres finds the page and the copy tells the
+//!   exact total (no count query over tens of thousands of rows).
 //!
 //! The copy follows the change log ([`follower`]): each change is laid over the loaded snapshot
 //! within milliseconds of its commit ([`delta`]), on every replica. Exactness never depends on
@@ -30,7 +32,7 @@ pub mod delta;
 pub mod exactness;
 pub mod facets;
 mod follower;
-mod merged;
+pub mod merged;
 pub mod paging;
 pub mod planner;
 pub mod preferences;
