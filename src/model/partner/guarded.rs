@@ -160,14 +160,25 @@ pub fn known_page_sql(
     version: Option<i64>,
     preferences: Option<(i64, i64)>,
 ) -> Sql {
-    let mut sql = Sql::new("SELECT ");
+    page_rows_sql(Sql::new("SELECT "), q, page_ids, "", version, preferences)
+}
+
+/// [`known_page_sql`] after `sql` (a select list's start) and with `join` after the context's.
+fn page_rows_sql(
+    mut sql: Sql,
+    q: &ListQuery,
+    page_ids: &[i64],
+    join: &str,
+    version: Option<i64>,
+    preferences: Option<(i64, i64)>,
+) -> Sql {
     sql.push(PARTNER_COLUMNS)
         .push(CONTEXT_COLUMNS)
         .push(", NULL::bigint AS total_count FROM unnest(")
         .bind(Bind::I64Array(page_ids.to_vec()))
         .push(") WITH ORDINALITY AS page(id, ord) JOIN partners p ON p.id = page.id");
     push_context_joins(&mut sql, q.scope);
-    sql.push(" WHERE TRUE");
+    sql.push(join).push(" WHERE TRUE");
     push_version_guard(&mut sql, version);
     if let Some((business_id, preferences_version)) = preferences {
         sql.push(" AND (SELECT b.preferences_version FROM businesses b WHERE b.id = ")
@@ -294,17 +305,10 @@ pub fn moved_with_page_sql(
     end: Option<i64>,
     page_ids: &[i64],
 ) -> Sql {
-    let mut sql = Sql::new("WITH m AS MATERIALIZED (");
-    sql.append(moved_sql(q, sequence, business_id, end))
-        .push(") SELECT m.search, m.reset, m.preferences, m.changed, m.matching, m.before_end, ")
-        .push(PARTNER_COLUMNS)
-        .push(CONTEXT_COLUMNS)
-        .push(", NULL::bigint AS total_count FROM m, unnest(")
-        .bind(Bind::I64Array(page_ids.to_vec()))
-        .push(") WITH ORDINALITY AS page(id, ord) JOIN partners p ON p.id = page.id");
-    push_context_joins(&mut sql, q.scope);
-    sql.push(" ORDER BY page.ord");
-    sql
+    let mut lead = Sql::new("WITH m AS MATERIALIZED (");
+    lead.append(moved_sql(q, sequence, business_id, end))
+        .push(") SELECT m.search, m.reset, m.preferences, m.changed, m.matching, m.before_end, ");
+    page_rows_sql(lead, q, page_ids, " CROSS JOIN m", None, None)
 }
 
 /// Runs [`moved_with_page_sql`]: what moved and the page's rows, or `None` when none of the
