@@ -5,8 +5,9 @@
 //! behind. Most of those lists are not touched by the change: a partner renamed in another
 //! category, a page far from the renamed partner's old and new places. When the guard fails, the
 //! planner reads what moved since the copy's log position ([`partner::moved`]) and the page's
-//! rows in one snapshot; [`View::unaffected`] then tells whether every change leaves the answer
-//! as the copy gives it. Only a list a change does touch waits for the follower.
+//! rows in one snapshot ([`Lists::unless_affected`], in one statement for a page of known ids:
+//! [`Lists::unless_affected_with`]); [`View::unaffected`] then tells whether every change leaves
+//! the answer as the copy gives it. Only a list a change does touch waits for the follower.
 //!
 //! A changed partner leaves a list's answer as it was when it is in the list neither before (in
 //! the copy) nor now (in the database), or in it both times with its places, before and now,
@@ -15,9 +16,15 @@
 //! in its own collation); the copy tells "before". Writes that left no change rows (a reset,
 //! migration 12) are never vouched for.
 
+use std::sync::atomic::Ordering;
+
+use diesel::pg::PgConnection;
+
+use super::Lists;
 use super::delta::{Key, View};
 use super::preferences::Preferred;
-use crate::model::partner::{self, ListQuery, Moved};
+use crate::error::Result;
+use crate::model::partner::{self, ListQuery, Moved, PartnerRecord};
 
 /// Where a list's answer stands, for [`View::unaffected`].
 #[derive(Clone, Copy)]
@@ -80,6 +87,93 @@ impl View {
             self.holds(key, &filter, needle.as_deref().map(str::as_bytes))
                 .then_some(key)
         }
+    }
+}
+
+/// What [`Lists::unless_affected`] found.
+pub(super) enum Checked<T> {
+    /// Nothing since the copy touches the list's answer: the rows read in the same snapshot.
+    Exact(T),
+    /// A change touches it (or the set of preferences moved): the versions now.
+    Moved(partner::Versions),
+}
+
+impl Lists {
+    /// In one snapshot: what moved since `snapshot` ([`partner::moved`]) and, when none of it
+    /// touches `q`'s answer ([`View::unaffected`]) and the business's preference version is still
+    /// `guard`'s, the rows `rows` reads (by statements without the version guard).
+    pub(super) fn unless_affected<T>(
+        &self,
+        conn: &mut PgConnection,
+        q: &ListQuery,
+        snapshot: &View,
+        guard: Option<(i64, i64)>,
+        answered: Answered<'_>,
+        rows: impl FnOnce(&mut PgConnection) -> diesel::QueryResult<T>,
+    ) -> Result<Checked<T>> {
+        let business = guard.map(|(b, _)| b);
+        let sequence = snapshot.sequence();
+        Ok(conn
+            .build_transaction()
+            .read_only()
+            .repeatable_read()
+            .run(|conn| {
+                let moved = partner::moved(conn, q, sequence, business, answered.end)?;
+                match self.judge(q, snapshot, guard, answered, &moved) {
+                    Some(now) => Ok(Checked::Moved(now)),
+                    None => rows(conn).map(Checked::Exact),
+                }
+            })?)
+    }
+
+    /// [`Lists::unless_affected`] with the rows of the partners `page_ids` (not empty), in one
+    /// statement ([`partner::moved_with_page`]): a list that finds the copy behind costs one
+    /// more statement, not a transaction of four round trips.
+    pub(super) fn unless_affected_with(
+        &self,
+        conn: &mut PgConnection,
+        q: &ListQuery,
+        snapshot: &View,
+        guard: Option<(i64, i64)>,
+        answered: Answered<'_>,
+        page_ids: &[i64],
+    ) -> Result<Checked<Vec<PartnerRecord>>> {
+        let business = guard.map(|(b, _)| b);
+        let sequence = snapshot.sequence();
+        let found = partner::moved_with_page(conn, q, sequence, business, answered.end, page_ids)?;
+        let Some((moved, rows)) = found else {
+            let rows =
+                |conn: &mut PgConnection| partner::list_known_page(conn, q, page_ids, None, None);
+            return self.unless_affected(conn, q, snapshot, guard, answered, rows);
+        };
+        Ok(match self.judge(q, snapshot, guard, answered, &moved) {
+            Some(now) => Checked::Moved(now),
+            None => Checked::Exact(rows),
+        })
+    }
+
+    /// Whether `moved` (read in one snapshot with the rows) leaves the copy's answer of `q`
+    /// exact: `None` when it does (counted when the database had moved on), otherwise the
+    /// versions it read.
+    fn judge(
+        &self,
+        q: &ListQuery,
+        snapshot: &View,
+        guard: Option<(i64, i64)>,
+        answered: Answered<'_>,
+        moved: &partner::Moved,
+    ) -> Option<partner::Versions> {
+        let now = partner::Versions {
+            search: moved.search,
+            preferences: moved.preferences,
+        };
+        if now.preferences != guard.map(|(_, v)| v) || !snapshot.unaffected(q, moved, answered) {
+            return Some(now);
+        }
+        if moved.search != Some(snapshot.version) {
+            self.inner.unaffected.fetch_add(1, Ordering::Relaxed);
+        }
+        None
     }
 }
 

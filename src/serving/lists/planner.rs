@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use diesel::pg::PgConnection;
 
 use super::delta::View;
-use super::exactness::Answered;
+use super::exactness::{Answered, Checked};
 use super::paging::{arrange, in_list_order};
 use super::preferences::{PreferenceCache, Preferred};
 use super::trigram::MAX_ORDERED_BY_SQL;
@@ -434,92 +434,5 @@ impl Lists {
             }
         }
         Ok(Answer::Sql)
-    }
-}
-
-/// What [`unless_affected`] found.
-enum Checked<T> {
-    /// Nothing since the copy touches the list's answer: the rows read in the same snapshot.
-    Exact(T),
-    /// A change touches it (or the set of preferences moved): the versions now.
-    Moved(partner::Versions),
-}
-
-impl Lists {
-    /// In one snapshot: what moved since `snapshot` ([`partner::moved`]) and, when none of it
-    /// touches `q`'s answer ([`View::unaffected`]) and the business's preference version is still
-    /// `guard`'s, the rows `rows` reads (by statements without the version guard).
-    fn unless_affected<T>(
-        &self,
-        conn: &mut PgConnection,
-        q: &ListQuery,
-        snapshot: &View,
-        guard: Option<(i64, i64)>,
-        answered: Answered<'_>,
-        rows: impl FnOnce(&mut PgConnection) -> diesel::QueryResult<T>,
-    ) -> Result<Checked<T>> {
-        let business = guard.map(|(b, _)| b);
-        let sequence = snapshot.sequence();
-        Ok(conn
-            .build_transaction()
-            .read_only()
-            .repeatable_read()
-            .run(|conn| {
-                let moved = partner::moved(conn, q, sequence, business, answered.end)?;
-                match self.judge(q, snapshot, guard, answered, &moved) {
-                    Some(now) => Ok(Checked::Moved(now)),
-                    None => rows(conn).map(Checked::Exact),
-                }
-            })?)
-    }
-
-    /// [`Lists::unless_affected`] with the rows of the partners `page_ids` (not empty), in one
-    /// statement ([`partner::moved_with_page`]): a list that finds the copy behind costs one
-    /// more statement, not a transaction of four round trips.
-    fn unless_affected_with(
-        &self,
-        conn: &mut PgConnection,
-        q: &ListQuery,
-        snapshot: &View,
-        guard: Option<(i64, i64)>,
-        answered: Answered<'_>,
-        page_ids: &[i64],
-    ) -> Result<Checked<Vec<PartnerRecord>>> {
-        let business = guard.map(|(b, _)| b);
-        let sequence = snapshot.sequence();
-        let found = partner::moved_with_page(conn, q, sequence, business, answered.end, page_ids)?;
-        let Some((moved, rows)) = found else {
-            let rows =
-                |conn: &mut PgConnection| partner::list_known_page(conn, q, page_ids, None, None);
-            return self.unless_affected(conn, q, snapshot, guard, answered, rows);
-        };
-        Ok(match self.judge(q, snapshot, guard, answered, &moved) {
-            Some(now) => Checked::Moved(now),
-            None => Checked::Exact(rows),
-        })
-    }
-
-    /// Whether `moved` (read in one snapshot with the rows) leaves the copy's answer of `q`
-    /// exact: `None` when it does (counted when the database had moved on), otherwise the
-    /// versions it read.
-    fn judge(
-        &self,
-        q: &ListQuery,
-        snapshot: &View,
-        guard: Option<(i64, i64)>,
-        answered: Answered<'_>,
-        moved: &partner::Moved,
-    ) -> Option<partner::Versions> {
-        let now = partner::Versions {
-            search: moved.search,
-            preferences: moved.preferences,
-        };
-        if now.preferences != guard.map(|(_, v)| v) || !snapshot.unaffected(q, moved, answered) {
-            return Some(now);
-        }
-        if moved.search != Some(snapshot.version) {
-            self.inner.unaffected.fetch_add(1, Ordering::Relaxed);
-        }
-        None
     }
 }
