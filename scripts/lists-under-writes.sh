@@ -2,6 +2,9 @@
 # The REST lists of the issue that filed "lists under writes", driven by wrk (a lean driver of its
 # own, independent of the load generator): each list quiet, then while an admin client renames
 # random partners through the REST API at RATE writes/s; p50/p99 and requests/s, and the ratios.
+# With CLICKS=N, the background is N click events/s instead (REST `POST
+# /api/v1/partners/{id}/click_event` from h2load: 50 connections opened 20 ms apart, each at N/50
+# calls/s, over 400 partners skewed as in the load generator's click scenario).
 #
 #   bash scripts/lists-under-writes.sh BINARY [RATE] [SECONDS]
 #
@@ -37,13 +40,34 @@ while True:
     time.sleep(max(0.0, start + (done + errors) / rate - time.monotonic()))
 EOF
 ids=$(psql "$DATABASE_URL" -Atc "SELECT string_agg(id::text, ',') FROM (SELECT id FROM partners WHERE deleted_at IS NULL ORDER BY random() LIMIT 2000) s")
+clicks=${CLICKS:-}
+what=writes
+if [ -n "$clicks" ]; then
+  command -v h2load >/dev/null || { echo "h2load is missing: apt-get install nghttp2-client" >&2; exit 1; }
+  rate=$clicks what=clicks
+  printf '{"data":{"type":"partner_click_events","attributes":{"event_type":"website"}}}' >"$work/click.json"
+  psql "$DATABASE_URL" -Atc "SELECT 'http://127.0.0.1:$http/api/v1/partners/' || id || '/click_event' FROM (
+      (SELECT id FROM partners WHERE deleted_at IS NULL AND id <= (SELECT max(id) / 100 FROM partners) ORDER BY random() LIMIT 80)
+      UNION ALL (SELECT id FROM partners WHERE deleted_at IS NULL ORDER BY random() LIMIT 320)) s ORDER BY random()" >"$work/click-uris"
+fi
+background() { # the writes or the clicks, until killed; prints what it sent
+  if [ -z "$clicks" ]; then
+    exec python3 "$work/writer.py" "http://127.0.0.1:$http" "$service_key" "$rate" "$ids"
+  fi
+  h2load --h1 -c 50 -m 1 -t 1 --rps $((clicks / 50)) -r 1 --rate-period 20ms -n $((clicks * (secs + 6))) \
+    -d "$work/click.json" -H "authorization: Bearer $user_key" -H "content-type: application/vnd.api+json" \
+    -i "$work/click-uris" >"$work/h2load" 2>&1 &
+  local h=$!
+  trap 'kill -INT $h 2>/dev/null; wait $h; echo "clicks: $(grep -E "^status codes" "$work/h2load")"; exit 0' TERM
+  wait $h
+}
 
-printf '%-8s | %-22s | %-22s | %-13s | %s\n' list "quiet p50/p99, req/s" "${rate} writes/s p50/p99, req/s" "p99 ratio" "throughput ratio"
+printf '%-8s | %-22s | %-22s | %-13s | %s\n' list "quiet p50/p99, req/s" "${rate} ${what}/s p50/p99, req/s" "p99 ratio" "throughput ratio"
 for row in "browse|/api/v1/partners?filter%5Bcategories%5D%5B%5D=accounting" \
            "search|/api/v1/partners?filter%5Bcategories%5D%5B%5D=pos&filter%5Bcategories%5D%5B%5D=payments&filter%5Bcountry_codes%5D%5B%5D=DE&search=harbor&include=users,partner_integrations"; do
   name=${row%%|*}; path=${row#*|}
   read -r qp50 qp99 qrps < <(measure "$name" "$path")
-  python3 "$work/writer.py" "http://127.0.0.1:$http" "$service_key" "$rate" "$ids" >"$work/writes" &
+  background >"$work/writes" &
   writer=$!
   read -r wp50 wp99 wrps < <(measure "$name" "$path")
   kill -TERM $writer; wait $writer || true
