@@ -4,7 +4,9 @@
 # random partners through the REST API at RATE writes/s; p50/p99 and requests/s, and the ratios.
 # With CLICKS=N, the background is N click events/s instead (REST `POST
 # /api/v1/partners/{id}/click_event` from h2load: 50 connections opened 20 ms apart, each at N/50
-# calls/s, over 400 partners skewed as in the load generator's click scenario).
+# calls/s, over 400 partners skewed as in the load generator's click scenario); with also
+# CLICK_BATCH=M, the same events arrive M a call (`POST /api/v1/partner_click_events/batch`, N/M
+# calls/s from one connection), as from a collector that buffers clicks.
 #
 #   bash scripts/lists-under-writes.sh BINARY [RATE] [SECONDS]
 #
@@ -45,16 +47,31 @@ what=writes
 if [ -n "$clicks" ]; then
   command -v h2load >/dev/null || { echo "h2load is missing: apt-get install nghttp2-client" >&2; exit 1; }
   rate=$clicks what=clicks
-  printf '{"data":{"type":"partner_click_events","attributes":{"event_type":"website"}}}' >"$work/click.json"
-  psql "$DATABASE_URL" -Atc "SELECT 'http://127.0.0.1:$http/api/v1/partners/' || id || '/click_event' FROM (
+  click_batch=${CLICK_BATCH:-1}
+  psql "$DATABASE_URL" -Atc "SELECT id FROM (
       (SELECT id FROM partners WHERE deleted_at IS NULL AND id <= (SELECT max(id) / 100 FROM partners) ORDER BY random() LIMIT 80)
-      UNION ALL (SELECT id FROM partners WHERE deleted_at IS NULL ORDER BY random() LIMIT 320)) s ORDER BY random()" >"$work/click-uris"
+      UNION ALL (SELECT id FROM partners WHERE deleted_at IS NULL ORDER BY random() LIMIT 320)) s ORDER BY random()" >"$work/click-ids"
+  if [ "$click_batch" -gt 1 ]; then
+    what="clicks (batches of $click_batch)"
+    python3 - "$click_batch" "$work/click-ids" >"$work/click.json" <<'EOF'
+import json, sys
+n, ids = int(sys.argv[1]), open(sys.argv[2]).read().split()
+print(json.dumps({"data": [{"type": "partner_click_events", "attributes": {"event_type": "website"},
+    "relationships": {"partner": {"data": {"type": "partner", "id": ids[i % len(ids)]}}}} for i in range(n)]}))
+EOF
+    echo "http://127.0.0.1:$http/api/v1/partner_click_events/batch" >"$work/click-uris"
+    click_args=(-c 1 --rps $((clicks / click_batch)) -n $((clicks / click_batch * (secs + 6))))
+  else
+    printf '{"data":{"type":"partner_click_events","attributes":{"event_type":"website"}}}' >"$work/click.json"
+    sed "s|.*|http://127.0.0.1:$http/api/v1/partners/&/click_event|" "$work/click-ids" >"$work/click-uris"
+    click_args=(-c 50 --rps $((clicks / 50)) -r 1 --rate-period 20ms -n $((clicks * (secs + 6))))
+  fi
 fi
 background() { # the writes or the clicks, until killed; prints what it sent
   if [ -z "$clicks" ]; then
     exec python3 "$work/writer.py" "http://127.0.0.1:$http" "$service_key" "$rate" "$ids"
   fi
-  h2load --h1 -c 50 -m 1 -t 1 --rps $((clicks / 50)) -r 1 --rate-period 20ms -n $((clicks * (secs + 6))) \
+  h2load --h1 -m 1 -t 1 "${click_args[@]}" \
     -d "$work/click.json" -H "authorization: Bearer $user_key" -H "content-type: application/vnd.api+json" \
     -i "$work/click-uris" >"$work/h2load" 2>&1 &
   local h=$!
