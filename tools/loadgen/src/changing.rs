@@ -54,9 +54,12 @@ pub fn writes_row(shape: &str, rate: f64) -> String {
     format!("{shape} + {} writes/s", rate_text(rate))
 }
 
-/// The row of `shape` under `rate` click events per second.
-pub fn clicks_row(shape: &str, rate: f64) -> String {
-    format!("{shape} + {} clicks/s", rate_text(rate))
+/// The row of `shape` under `rate` click events per second, `per_call` a call.
+pub fn clicks_row(shape: &str, rate: f64, per_call: usize) -> String {
+    match per_call {
+        0 | 1 => format!("{shape} + {} clicks/s", rate_text(rate)),
+        n => format!("{shape} + {} clicks/s ({n} a call)", rate_text(rate)),
+    }
 }
 
 /// The row of `shape` against the server without its copy.
@@ -68,7 +71,7 @@ pub fn copy_off_row(shape: &str) -> String {
 pub fn variant_names(shape: &str, settings: &Settings) -> [String; 3] {
     [
         writes_row(shape, settings.write_rate),
-        clicks_row(shape, settings.click_rate),
+        clicks_row(shape, settings.click_rate, settings.click_batch),
         copy_off_row(shape),
     ]
 }
@@ -423,9 +426,9 @@ impl Changing<'_> {
         conn: &mut PgConnection,
         hard_failures: &mut Vec<String>,
     ) -> BenchResult<()> {
-        let rate = runner.settings.click_rate;
+        let (rate, per_call) = (runner.settings.click_rate, runner.settings.click_batch);
         for shape in self.shapes.clone() {
-            let name = clicks_row(&shape.name(), rate);
+            let name = clicks_row(&shape.name(), rate, per_call);
             if !runner.settings.selected(&name) {
                 continue;
             }
@@ -441,6 +444,7 @@ impl Changing<'_> {
                 runner,
                 Some(Background::Clicks {
                     rate,
+                    per_call,
                     max_id: self.data.max_partner_id.max(1),
                     nonce,
                 }),
@@ -450,7 +454,8 @@ impl Changing<'_> {
             runner.run_on(runner.pid, &name, conc, variant, || {
                 Ok(load.list(shape, conc))
             });
-            let acked = runner.last_background().map_or(0, |p| p.ok);
+            // A batch call counts as acknowledged only when every event of it was stored.
+            let acked = runner.last_background().map_or(0, |p| p.ok) * per_call as u64;
             let new_rows = scalar(
                 conn,
                 &format!("SELECT count(*) AS n FROM partner_click_events WHERE id > {before}"),
@@ -691,8 +696,12 @@ mod tests {
             "gRPC ListPartners + 20 writes/s"
         );
         assert_eq!(
-            clicks_row("REST ListPartners", 1000.0),
+            clicks_row("REST ListPartners", 1000.0, 1),
             "REST ListPartners + 1000 clicks/s"
+        );
+        assert_eq!(
+            clicks_row("REST ListPartners", 1000.0, 100),
+            "REST ListPartners + 1000 clicks/s (100 a call)"
         );
         assert_eq!(writes_row("x", 2.5), "x + 2.5 writes/s");
         assert_eq!(

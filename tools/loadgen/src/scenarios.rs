@@ -107,10 +107,13 @@ pub enum Background {
         /// The renames, in order.
         plan: Arc<Vec<Rename>>,
     },
-    /// CreatePartnerClickEvent as the click scenario sends them (see [`Load::clicks`]).
+    /// CreatePartnerClickEvent as the click scenario sends them (see [`Load::clicks`]), or, with
+    /// `per_call` > 1, the same events that many a BatchCreatePartnerClickEvents call.
     Clicks {
-        /// Calls per second.
+        /// Events per second.
         rate: f64,
+        /// Events per call.
+        per_call: usize,
         /// The largest partner id.
         max_id: i64,
         /// Tells this loop's `request_id`s from every other's.
@@ -143,8 +146,54 @@ impl Background {
             }
             Background::Clicks {
                 rate,
+                per_call,
                 max_id,
                 nonce,
+            } if per_call > 1 => {
+                let calls = rate / per_call as f64;
+                open_loop(calls, measure_from, end, BACKGROUND_IN_FLIGHT, move |k| {
+                    let mut rng = XorShift::new(nonce as u64 ^ k.wrapping_mul(0x9E37_79B9));
+                    let mut client = clients.partner(k as usize);
+                    let events = (0..per_call)
+                        .map(|i| {
+                            let one =
+                                click_request(&mut rng, max_id, format!("bg-{nonce}-{k}-{i}"));
+                            pb::ClickEventEntry {
+                                partner_id: one.id,
+                                event_type: one.event_type,
+                                request_id: one.request_id,
+                                ..Default::default()
+                            }
+                        })
+                        .collect();
+                    let request =
+                        clients.request(pb::BatchCreatePartnerClickEventsRequest { events });
+                    async move {
+                        let answer = client
+                            .batch_create_partner_click_events(request)
+                            .await
+                            .map_err(status_text)?;
+                        let failed = answer
+                            .get_ref()
+                            .results
+                            .iter()
+                            .filter(|r| {
+                                !matches!(r.result, Some(pb::click_event_result::Result::Event(_)))
+                            })
+                            .count();
+                        match failed {
+                            0 => Ok(()),
+                            n => Err(format!("{n} events of a batch not stored")),
+                        }
+                    }
+                })
+                .await
+            }
+            Background::Clicks {
+                rate,
+                max_id,
+                nonce,
+                ..
             } => {
                 open_loop(rate, measure_from, end, BACKGROUND_IN_FLIGHT, move |k| {
                     let mut rng = XorShift::new(nonce as u64 ^ k.wrapping_mul(0x9E37_79B9));

@@ -65,6 +65,11 @@ pub struct RunArgs {
     /// and a smoke row proves the row runs, not the rate].
     #[arg(long)]
     click_rate: Option<f64>,
+    /// Click events per call in the background of the "+ N clicks/s" rows: 1 sends
+    /// CreatePartnerClickEvent, more sends BatchCreatePartnerClickEvents at the click rate / this
+    /// many calls per second (as a collector that buffers clicks would; rows then say "(M a call)").
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    click_batch: u16,
     /// Renames timed by the "rename seen by 2nd process" row [default: 200, 5 with --smoke].
     #[arg(long)]
     rename_probes: Option<usize>,
@@ -106,6 +111,8 @@ pub struct Settings {
     pub write_rate: f64,
     /// Click events per second behind the clicks rows.
     pub click_rate: f64,
+    /// Click events per call behind the clicks rows (1: CreatePartnerClickEvent; more: batches).
+    pub click_batch: usize,
     /// Renames timed by the rename row.
     pub rename_probes: usize,
     /// Measured time of each row of a changing directory (shorter in smoke runs, which only
@@ -157,6 +164,7 @@ impl Settings {
                 .click_rate
                 .unwrap_or(if smoke { 100.0 } else { 1000.0 })
                 .clamp(0.1, 100_000.0),
+            click_batch: usize::from(args.click_batch),
             rename_probes: args
                 .rename_probes
                 .unwrap_or(if smoke { 5 } else { 200 })
