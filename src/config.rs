@@ -188,6 +188,11 @@ pub struct ServerLimits {
     /// Concurrent click-event writers (group commit; events are sharded by partner).
     #[arg(long, env = "PARTNERS_CLICK_WRITERS", default_value_t = 2)]
     pub click_writers: usize,
+    /// Longest a click writer holding only a few events waits for more before it writes them
+    /// (group commit of clicks that arrive one a call); 0 writes at once
+    /// (`src/serving/click_ingest.rs`).
+    #[arg(long, env = "PARTNERS_CLICK_LINGER_MS", default_value_t = 20)]
+    pub click_linger_ms: u64,
     /// GetPartner statements running at once; concurrent reads wait for a turn and share the next
     /// statement. 0 = half the number of CPUs, at least 1 (fewer, larger batches cost the
     /// database less per read; on 2 cores one statement at a time answered the most reads).
@@ -313,6 +318,7 @@ impl Default for ServerLimits {
             trusted_proxies: Vec::new(),
             rate_limit_replicas: 1,
             click_writers: 2,
+            click_linger_ms: 20,
             read_batches: 0,
             search_index_max_partners: 1_000_000,
             change_log_retention_hours: 72,
