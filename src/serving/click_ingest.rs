@@ -17,9 +17,9 @@
 //! like that: each would pay a statement of its own (~0.3 ms of Postgres, about five events'
 //! worth), and 1,000 of them a second took a third of two cores from everything else. So a
 //! writer holding fewer than [`LINGER_FROM`] events *lingers*: it waits up to the linger
-//! (`--click-linger-ms`) for [`LINGER_FILL`] events before it writes. It never lingers when its
-//! batch is already large, as under callers that keep it busy (their events are written at once),
-//! and a linger that gathered nothing (a lone caller waiting for its own answer; nobody else
+//! (`--click-linger-ms`) for [`LINGER_FILL`] events before it writes. It does not linger over a
+//! batch of a few events or more, as under callers that keep it busy (their events are written at
+//! once), and a linger that gathered nothing (a lone caller waiting for its own answer; nobody else
 //! sending) makes the writer write at once for [`LINGER_BACKOFF`], so a caller that sends one
 //! click after another pays the linger about once a second, not on every click. (Waiting for as
 //! many events as the previous batch held instead kept batches as small as they were; waiting
@@ -40,7 +40,7 @@ use crate::model::click_event::{self, ClickOutcome, NewClickEvent};
 /// Writes of one batch before a conflict (deadlock, serialization failure) reaches its callers.
 const MAX_ATTEMPTS: u32 = 5;
 /// A writer holding fewer events than this lingers for more (see the module doc).
-const LINGER_FROM: usize = 8;
+const LINGER_FROM: usize = 3;
 /// A linger ends once the writer holds this many events.
 const LINGER_FILL: usize = 16;
 /// How long a writer writes at once after a linger that gathered nothing.
