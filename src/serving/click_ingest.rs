@@ -189,12 +189,7 @@ impl ClickIngest {
     }
 }
 
-async fn writer(
-    db: Db,
-    mut rx: mpsc::UnboundedReceiver<Job>,
-    linger: Duration,
-    max_batch: usize,
-) {
+async fn writer(db: Db, mut rx: mpsc::UnboundedReceiver<Job>, linger: Duration, max_batch: usize) {
     let mut waiting: VecDeque<Job> = VecDeque::new();
     let mut lingers = Lingers::new(linger);
     loop {
@@ -343,4 +338,71 @@ fn take_batch(waiting: &mut VecDeque<Job>, max: usize) -> Vec<Job> {
     }
     *waiting = deferred;
     batch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::EventType;
+
+    fn job() -> Job {
+        let (reply, _) = oneshot::channel();
+        let room = Arc::new(Semaphore::new(1));
+        Job {
+            events: vec![NewClickEvent {
+                partner_id: 1,
+                user_id: None,
+                business_id: None,
+                event_type: EventType::Website,
+                principal: "test".into(),
+                idempotency_key: None,
+                fingerprint: String::new(),
+            }],
+            reply,
+            _queued: room.try_acquire_owned().expect("room"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_linger_that_gathers_nothing_pauses_lingering() {
+        let (_jobs, mut rx) = mpsc::unbounded_channel();
+        let mut lingers = Lingers::new(Duration::from_millis(5));
+        let mut waiting = VecDeque::from([job()]);
+        assert!(lingers.wanted(1, Instant::now()));
+        lingers.gather(&mut waiting, &mut rx).await;
+        assert_eq!(waiting.len(), 1);
+        let now = Instant::now();
+        assert!(
+            !lingers.wanted(1, now),
+            "a lone caller is not made to wait again"
+        );
+        assert!(lingers.wanted(1, now + LINGER_BACKOFF));
+    }
+
+    #[tokio::test]
+    async fn a_linger_ends_once_it_holds_enough_events() {
+        let (jobs, mut rx) = mpsc::unbounded_channel();
+        for _ in 0..LINGER_FILL + 4 {
+            jobs.send(job()).expect("send");
+        }
+        // A window that would outlast the test: the linger must end by filling up.
+        let mut lingers = Lingers::new(Duration::from_secs(3600));
+        let mut waiting = VecDeque::from([job()]);
+        lingers.gather(&mut waiting, &mut rx).await;
+        assert_eq!(waiting.len(), LINGER_FILL);
+        assert_eq!(rx.len(), 5, "the rest waits for the next batch");
+        let now = Instant::now();
+        assert!(
+            lingers.wanted(LINGER_FROM - 1, now),
+            "it gathered: lingering goes on"
+        );
+        assert!(
+            !lingers.wanted(LINGER_FROM, now),
+            "no linger over a larger batch"
+        );
+        assert!(
+            !Lingers::new(Duration::ZERO).wanted(1, now),
+            "zero turns lingering off"
+        );
+    }
 }

@@ -304,6 +304,37 @@ async fn events_waiting_for_a_writer_share_one_transaction() {
     );
 }
 
+/// Clicks that arrive one a call at a steady pace (one every 5 ms, all for one partner, so one
+/// writer) share statements: a writer holding a lone event lingers up to 20 ms for more, where
+/// it would otherwise write each alone.
+#[tokio::test]
+async fn paced_single_clicks_share_statements() {
+    let t = TestApp::start().await;
+    let p = t.simple_partner("Paced", &["pos"]).await;
+    let key = t.world.user_key_a.clone();
+    let mut calls = Vec::new();
+    for i in 0..40u64 {
+        let mut client = t.client();
+        let request = with_key(click(p.id, pb::EventType::Website, &format!("p{i}")), &key);
+        calls.push(tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(5 * i)).await;
+            client.create_partner_click_event(request).await
+        }));
+    }
+    for call in calls {
+        call.await.expect("join").expect("click acknowledged");
+    }
+    let condition = format!("FROM partner_click_events WHERE partner_id = {}", p.id);
+    assert_eq!(t.count(&format!("SELECT count(*) AS n {condition}")), 40);
+    let transactions = t.count(&format!(
+        "SELECT count(DISTINCT xmin::text) AS n {condition}"
+    ));
+    assert!(
+        transactions <= 16,
+        "40 paced events written by {transactions} transactions"
+    );
+}
+
 /// Two batches written at the same moment (two writers or two replicas) with the same keys and
 /// partners in opposite orders: both commit, no deadlock (keys are inserted, partner rows
 /// locked, in one fixed order), each key is one event that both batches answer with.

@@ -214,6 +214,8 @@ async fn metrics_show_every_family_after_a_mixed_run() {
     assert!(s.contains_key("db_checkout_timeouts_total"), "{text}");
     assert_eq!(s.get("db_up"), Some(&1.0));
     assert!(total(&s, "partners_click_batch_size_count", &[]) >= 1.0);
+    // A lone click makes its writer linger (and gather nothing).
+    assert!(total(&s, "partners_click_lingers_total", &["outcome=\"nothing\""]) >= 1.0);
     assert!(total(&s, "partners_read_batch_size_count", &[]) >= 1.0);
     assert!(s.contains_key("partners_click_queue_depth"));
     assert_eq!(
