@@ -41,6 +41,13 @@ pub struct Socket {
     inode: u64,
 }
 
+impl Socket {
+    /// The descriptor, open while its connection lives (to wait on it, never to close it).
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+}
+
 /// Watches the calls of one database handle (one `Db` and its clones): [`Watchdog::cut_all`]
 /// reaches only those, so several services in one process (the tests) do not cut each other.
 ///

@@ -3,8 +3,9 @@
 //! `NOTIFY partner_changes` and, on each, reads the changes after the copy's sequence in one
 //! database snapshot and lays them over the copy ([`View::apply`]): one partner's row, one
 //! business's preference set, never a full reload for a routine write. It also reads every
-//! [`CATCH_UP`] and whenever a list found the copy behind, so a lost notification (its
-//! connection cut) only delays. Each notification also wakes the change events' tail reader
+//! [`CATCH_UP`] and whenever a list found the copy behind (its [`Doorbell`]), so a lost
+//! notification (its connection cut) only delays. Between looks it sleeps in `poll(2)` on its
+//! connection's socket and the doorbell: no wakeups while nothing happens. Each notification also wakes the change events' tail reader
 //! (`crate::serving::events`), so the process keeps one listener however many streams watch.
 //!
 //! A full load happens only at start, when a write skipped the triggers (`reset_version`), when
@@ -12,6 +13,9 @@
 //! Exactness does not depend on any of this: every statement built from the copy is guarded by
 //! its search version (see [`super`]).
 
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -32,9 +36,9 @@ use crate::model::partner;
 /// The follower reads the log at least this often (woken sooner by notifications).
 pub const CATCH_UP: Duration = Duration::from_secs(1);
 
-/// How often the follower looks for notifications. Diesel exposes no socket to wait on, so the
-/// follower polls its connection (a non-blocking read, a few µs); an async client would be
-/// another Postgres driver in the build for the same 1 ms.
+/// How often the follower looks for notifications when its connection's socket is unknown
+/// (`/proc` missing, see `crate::db::watchdog`): it cannot wait on it, so it polls the connection
+/// (a non-blocking read, a few µs).
 const LISTEN_POLL: Duration = Duration::from_millis(1);
 
 /// Most changes applied as one batch; a longer backlog is cheaper to load in full.
@@ -61,17 +65,68 @@ enum Step {
     LoadLater,
 }
 
+/// Wakes the follower: lists ring it when they found the copy behind. One end of a socket pair,
+/// the follower waits on the other; the follower also wakes when this end closes (the lists are
+/// gone) and then ends. Own code: a pair of sockets and `poll(2)` is all the follower's blocking
+/// thread needs, and the async runtimes' reactors cannot wait on libpq's socket for it.
+pub(super) struct Doorbell(UnixStream);
+
+impl Doorbell {
+    /// The bell and the end the follower waits on.
+    pub(super) fn pair() -> std::io::Result<(Doorbell, UnixStream)> {
+        let (bell, door) = UnixStream::pair()?;
+        bell.set_nonblocking(true)?;
+        door.set_nonblocking(true)?;
+        Ok((Doorbell(bell), door))
+    }
+
+    /// Wakes the follower (a full pair already will wake it: a failed write is no loss).
+    pub(super) fn ring(&self) {
+        let _ = (&self.0).write(&[1]);
+    }
+}
+
 /// Starts following the log on a thread of its own, with a connection of its own (LISTEN
 /// and the reads), for as long as the lists exist: a change is laid over the copy without
-/// waiting for a runtime thread, a pool turn or a connection checkout.
-pub(super) fn start(db: &Db, inner: &Arc<Inner>) {
+/// waiting for a runtime thread, a pool turn or a connection checkout. `door` is the follower's
+/// end of [`Inner`]'s doorbell (`None`: it could not be made, the follower polls instead).
+pub(super) fn start(db: &Db, inner: &Arc<Inner>, door: Option<UnixStream>) {
     let url = db.url().to_owned();
     let watchdog = db.watchdog().clone();
     let weak = Arc::downgrade(inner);
     std::thread::Builder::new()
         .name("partners-follow".into())
-        .spawn(move || follow(&url, &watchdog, &weak))
+        .spawn(move || follow(&url, &watchdog, &weak, door.as_ref()))
         .expect("spawn the change-log follower");
+}
+
+/// Sleeps until a notification may be waiting on `socket`, the doorbell `door` rang (or its bell
+/// is gone), or `timeout` passed; without the socket or the doorbell to wait on, at most
+/// [`LISTEN_POLL`].
+fn wait(socket: Option<RawFd>, door: Option<&UnixStream>, timeout: Duration) {
+    let timeout = match (socket, door) {
+        (Some(_), Some(_)) => timeout,
+        _ => timeout.min(LISTEN_POLL),
+    };
+    let mut fds: Vec<libc::pollfd> = [door.map(AsRawFd::as_raw_fd), socket]
+        .into_iter()
+        .flatten()
+        .map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    // Rounded up: a wait of 0.4 ms must not become a busy loop of zero-timeout polls.
+    let ms = libc::c_int::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `fds` is a valid array of `fds.len()` entries for the whole call; the descriptors
+    // are open (the doorbell's end is borrowed; the socket's connection is owned by the caller,
+    // which is blocked here); poll(2) only reads them. An error (EINTR) just ends the wait.
+    unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    if let Some(mut door) = door {
+        let mut rung = [0u8; 64];
+        while matches!(door.read(&mut rung), Ok(1..)) {}
+    }
 }
 
 /// The follower's statement timeout: a full load of a million partners takes seconds; deltas
@@ -98,8 +153,8 @@ fn connect(
 }
 
 /// The follower's loop: looks at the log when notified, when a list found the copy behind, and
-/// every [`CATCH_UP`]; otherwise polls its connection every [`LISTEN_POLL`].
-fn follow(url: &str, watchdog: &Watchdog, inner: &Weak<Inner>) {
+/// every [`CATCH_UP`]; otherwise waits ([`wait`]).
+fn follow(url: &str, watchdog: &Watchdog, inner: &Weak<Inner>, door: Option<&UnixStream>) {
     let mut conn: Option<(PgConnection, Option<Socket>, u64)> = None;
     let mut reconnect_pause = Duration::from_millis(100);
     let mut last_load: Option<Instant> = None;
@@ -163,8 +218,9 @@ fn follow(url: &str, watchdog: &Watchdog, inner: &Weak<Inner>) {
         let now = Instant::now();
         let held = hold_until.is_some_and(|until| now < until);
         if !((woken && !held) || now >= next_look) {
+            let socket = socket.map(|s| s.fd());
             drop(lists);
-            std::thread::sleep(LISTEN_POLL);
+            wait(socket, door, next_look - now);
             continue;
         }
         let may_load = last_load.is_none_or(|at| at.elapsed() >= MIN_LOAD_INTERVAL);
@@ -340,4 +396,56 @@ fn load(conn: &mut PgConnection, limit: i64, why: &'static str) -> Result<Step> 
         return Ok(Step::TooBig(live));
     }
     Ok(Step::Loaded(Box::new(Snapshot::load_in(conn)?), why))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How long `wait` took, up to `timeout`.
+    fn timed(socket: Option<RawFd>, door: Option<&UnixStream>, timeout: Duration) -> Duration {
+        let started = Instant::now();
+        wait(socket, door, timeout);
+        started.elapsed()
+    }
+
+    #[test]
+    fn the_follower_sleeps_until_its_socket_or_doorbell_wakes_it() {
+        let (bell, door) = Doorbell::pair().unwrap();
+        // A socket pair stands in for the database connection's socket.
+        let (mut server, client) = UnixStream::pair().unwrap();
+        let socket = Some(client.as_raw_fd());
+        let long = Duration::from_secs(10);
+
+        // Nothing happens: the whole timeout passes (no wakeup every millisecond).
+        let idle = timed(socket, Some(&door), Duration::from_millis(50));
+        assert!(idle >= Duration::from_millis(50), "{idle:?}");
+
+        // A ring wakes it at once, and is used up by that wake.
+        bell.ring();
+        bell.ring();
+        assert!(timed(socket, Some(&door), long) < Duration::from_secs(5));
+        let after = timed(socket, Some(&door), Duration::from_millis(50));
+        assert!(after >= Duration::from_millis(50), "{after:?}");
+
+        // Bytes on the socket (a notification) wake it; they are left for libpq to read.
+        server.write_all(b"N").unwrap();
+        assert!(timed(socket, Some(&door), long) < Duration::from_secs(5));
+        assert!(timed(socket, Some(&door), long) < Duration::from_secs(5));
+
+        // The lists gone (the bell dropped): it wakes, to end. (A fresh, quiet socket; its
+        // other end stays open, so only the doorbell can wake it.)
+        let (_server, client) = UnixStream::pair().unwrap();
+        drop(bell);
+        assert!(timed(Some(client.as_raw_fd()), Some(&door), long) < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn without_a_socket_or_doorbell_the_follower_polls() {
+        let (_bell, door) = Doorbell::pair().unwrap();
+        let long = Duration::from_secs(10);
+        assert!(timed(None, Some(&door), long) < Duration::from_secs(1));
+        let (_server, client) = UnixStream::pair().unwrap();
+        assert!(timed(Some(client.as_raw_fd()), None, long) < Duration::from_secs(1));
+    }
 }

@@ -109,8 +109,10 @@ struct Inner {
     enabled: bool,
     max_partners: u64,
     current: RwLock<Option<Arc<View>>>,
-    /// Set by lists that found the copy behind (the follower looks at once).
+    /// Set by lists that found the copy behind (the follower looks at once), who also ring
+    /// the bell if they set it.
     wanted: AtomicBool,
+    bell: Option<follower::Doorbell>,
     /// The search version of the copy installed last (0: none).
     applied: watch::Sender<i64>,
     served: AtomicU64,
@@ -161,11 +163,20 @@ impl Lists {
     /// there (see [`Lists::ready`]).
     pub fn start(db: Db, max_partners: u64) -> Lists {
         let enabled = max_partners > 0;
+        let (bell, door) = match enabled.then(follower::Doorbell::pair) {
+            Some(Ok((bell, door))) => (Some(bell), Some(door)),
+            Some(Err(error)) => {
+                tracing::warn!(error.message = %error, "search index: no doorbell, the follower polls");
+                (None, None)
+            }
+            None => (None, None),
+        };
         let inner = Arc::new(Inner {
             enabled,
             max_partners,
             current: RwLock::new(None),
             wanted: AtomicBool::new(false),
+            bell,
             applied: watch::Sender::new(0),
             served: AtomicU64::new(0),
             fell_back: AtomicU64::new(0),
@@ -178,7 +189,7 @@ impl Lists {
             log_moved: watch::Sender::new(0),
         });
         if enabled {
-            follower::start(&db, &inner);
+            follower::start(&db, &inner, door);
         }
         Lists { db, inner }
     }
@@ -242,6 +253,10 @@ impl Lists {
 
     /// The copy at `version` is behind the database: wake the follower.
     fn behind(&self) {
-        self.inner.wanted.store(true, Ordering::Release);
+        if !self.inner.wanted.swap(true, Ordering::AcqRel)
+            && let Some(bell) = &self.inner.bell
+        {
+            bell.ring();
+        }
     }
 }
