@@ -207,6 +207,7 @@ fn follow(url: &str, watchdog: &Watchdog, inner: &Weak<Inner>, door: Option<&Uni
         }
         if notified {
             woken = true;
+            lists.stale.store(true, Ordering::Relaxed);
             // The change events' tail reader reads the log at once (it has no listener).
             lists.log_moved.send_modify(|n| *n = n.wrapping_add(1));
         }
@@ -234,6 +235,7 @@ fn follow(url: &str, watchdog: &Watchdog, inner: &Weak<Inner>, door: Option<&Uni
         match looked {
             Ok(Step::Current) => {
                 lists.stats.lag_changes.store(0, Ordering::Relaxed);
+                lists.stale.store(false, Ordering::Relaxed);
             }
             Ok(Step::LoadLater) => {
                 next_look = last_load.map_or(started, |at| at + MIN_LOAD_INTERVAL);
@@ -263,6 +265,8 @@ fn follow(url: &str, watchdog: &Watchdog, inner: &Weak<Inner>, door: Option<&Uni
                     view
                 };
                 lists.install(view);
+                // Current as of the look's snapshot; a later commit's notification sets it again.
+                lists.stale.store(false, Ordering::Relaxed);
             }
             Ok(Step::Loaded(snapshot, why)) => {
                 last_load = Some(Instant::now());
@@ -279,6 +283,7 @@ fn follow(url: &str, watchdog: &Watchdog, inner: &Weak<Inner>, door: Option<&Uni
                 lists.stats.loads.fetch_add(1, Ordering::Relaxed);
                 lists.stats.load_ms_last.store(ms, Ordering::Relaxed);
                 lists.install(View::new(*snapshot));
+                lists.stale.store(false, Ordering::Relaxed);
             }
             Ok(Step::TooBig(live)) => {
                 tracing::warn!(

@@ -113,6 +113,11 @@ struct Inner {
     /// the bell if they set it.
     wanted: AtomicBool,
     bell: Option<follower::Doorbell>,
+    /// Set while the database is known to be past the copy (the follower heard a commit, or a
+    /// list found the copy behind) until the follower is current again: a list then reads what
+    /// moved with its page at once instead of first trying the guarded page, which would find no
+    /// row. A hint only: either way the answer is exact.
+    stale: AtomicBool,
     /// The search version of the copy installed last (0: none).
     applied: watch::Sender<i64>,
     served: AtomicU64,
@@ -177,6 +182,7 @@ impl Lists {
             current: RwLock::new(None),
             wanted: AtomicBool::new(false),
             bell,
+            stale: AtomicBool::new(false),
             applied: watch::Sender::new(0),
             served: AtomicU64::new(0),
             fell_back: AtomicU64::new(0),
@@ -253,6 +259,7 @@ impl Lists {
 
     /// The copy at `version` is behind the database: wake the follower.
     fn behind(&self) {
+        self.inner.stale.store(true, Ordering::Relaxed);
         if !self.inner.wanted.swap(true, Ordering::AcqRel)
             && let Some(bell) = &self.inner.bell
         {

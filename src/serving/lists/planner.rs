@@ -387,10 +387,13 @@ impl Lists {
         mut business: Option<(i64, Arc<Preferred>)>,
         cut: impl Fn(Option<&Preferred>) -> (Vec<i64>, i64),
     ) -> Result<Answer> {
-        for _ in 0..2 {
+        for attempt in 0..2 {
             let (page_ids, total) = cut(business.as_ref().map(|(_, p)| &**p));
             let guard = business.as_ref().map(|(b, p)| (*b, p.version));
-            if !page_ids.is_empty() {
+            // While the database is known to be past the copy, the guarded page would find no
+            // row: read what moved with the page at once (one statement, not two).
+            let stale = attempt == 0 && self.inner.stale.load(Ordering::Relaxed);
+            if !page_ids.is_empty() && !stale {
                 let version = Some(snapshot.version);
                 let rows = partner::list_known_page(conn, q, &page_ids, version, guard)?;
                 if !rows.is_empty() {
@@ -398,8 +401,8 @@ impl Lists {
                     return Ok(Answer::Page((rows, total)));
                 }
             }
-            // No row: a version moved, or the page lies past the end. The page is still exact
-            // unless a change since the copy touches it.
+            // No row (or not tried): a version moved, or the page lies past the end. The page
+            // is still exact unless a change since the copy touches it.
             let answered = Answered {
                 end: page_ids.last().copied(),
                 preferred: business.as_ref().map(|(_, p)| &**p),
