@@ -5,8 +5,10 @@
 //! business's preference set, never a full reload for a routine write. It also reads every
 //! [`CATCH_UP`] and whenever a list found the copy behind (its [`Doorbell`]), so a lost
 //! notification (its connection cut) only delays. Between looks it sleeps in `poll(2)` on its
-//! connection's socket and the doorbell: no wakeups while nothing happens. Each notification also wakes the change events' tail reader
-//! (`crate::serving::events`), so the process keeps one listener however many streams watch.
+//! connection's socket and the doorbell: no wakeups while nothing happens. Each notification
+//! also wakes the change events' tail reader (`crate::serving::events`), so the process keeps one
+//! listener however many streams watch. A notification also marks the copy stale until the
+//! follower is current again (`Inner::stale`), a hint the lists use to skip a try that would fail.
 //!
 //! A full load happens only at start, when a write skipped the triggers (`reset_version`), when
 //! the copy fell behind the log's retention, or when a batch is larger than [`MAX_BATCH`].
