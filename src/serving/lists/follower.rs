@@ -104,8 +104,9 @@ pub(super) fn start(db: &Db, inner: &Arc<Inner>, door: Option<UnixStream>) {
 
 /// Sleeps until a notification may be waiting on `socket`, the doorbell `door` rang (or its bell
 /// is gone), or `timeout` passed; without the socket or the doorbell to wait on, at most
-/// [`LISTEN_POLL`].
-fn wait(socket: Option<RawFd>, door: Option<&UnixStream>, timeout: Duration) {
+/// [`LISTEN_POLL`]. Returns whether the socket hung up or failed (the connection is lost: no
+/// point waiting on it again).
+fn wait(socket: Option<RawFd>, door: Option<&UnixStream>, timeout: Duration) -> bool {
     let timeout = match (socket, door) {
         (Some(_), Some(_)) => timeout,
         _ => timeout.min(LISTEN_POLL),
@@ -129,6 +130,8 @@ fn wait(socket: Option<RawFd>, door: Option<&UnixStream>, timeout: Duration) {
         let mut rung = [0u8; 64];
         while matches!(door.read(&mut rung), Ok(1..)) {}
     }
+    let lost = libc::POLLHUP | libc::POLLERR | libc::POLLNVAL;
+    socket.is_some_and(|fd| fds.iter().any(|p| p.fd == fd && p.revents & lost != 0))
 }
 
 /// The follower's statement timeout: a full load of a million partners takes seconds; deltas
@@ -223,7 +226,10 @@ fn follow(url: &str, watchdog: &Watchdog, inner: &Weak<Inner>, door: Option<&Uni
         if !((woken && !held) || now >= next_look) {
             let socket = socket.map(|s| s.fd());
             drop(lists);
-            wait(socket, door, next_look - now);
+            if wait(socket, door, next_look - now) {
+                tracing::debug!("change-log follower: connection hung up, reconnecting");
+                conn = None;
+            }
             continue;
         }
         let may_load = last_load.is_none_or(|at| at.elapsed() >= MIN_LOAD_INTERVAL);
@@ -409,10 +415,10 @@ fn load(conn: &mut PgConnection, limit: i64, why: &'static str) -> Result<Step> 
 mod tests {
     use super::*;
 
-    /// How long `wait` took, up to `timeout`.
+    /// How long `wait` took, up to `timeout` (the socket did not hang up).
     fn timed(socket: Option<RawFd>, door: Option<&UnixStream>, timeout: Duration) -> Duration {
         let started = Instant::now();
-        wait(socket, door, timeout);
+        assert!(!wait(socket, door, timeout));
         started.elapsed()
     }
 
@@ -442,9 +448,15 @@ mod tests {
 
         // The lists gone (the bell dropped): it wakes, to end. (A fresh, quiet socket; its
         // other end stays open, so only the doorbell can wake it.)
-        let (_server, client) = UnixStream::pair().unwrap();
+        let (server, client) = UnixStream::pair().unwrap();
         drop(bell);
         assert!(timed(Some(client.as_raw_fd()), Some(&door), long) < Duration::from_secs(5));
+        assert!(!wait(Some(client.as_raw_fd()), Some(&door), Duration::ZERO));
+
+        // The connection's other end gone: it wakes and says so.
+        drop(server);
+        let (_bell, door) = Doorbell::pair().unwrap();
+        assert!(wait(Some(client.as_raw_fd()), Some(&door), long));
     }
 
     #[test]
