@@ -273,8 +273,6 @@ fn follow(url: &str, watchdog: &Watchdog, inner: &Weak<Inner>, door: Option<&Uni
                     view
                 };
                 lists.install(view);
-                // Current as of the look's snapshot; a later commit's notification sets it again.
-                lists.stale.store(false, Ordering::Relaxed);
             }
             Ok(Step::Loaded(snapshot, why)) => {
                 last_load = Some(Instant::now());
@@ -291,7 +289,6 @@ fn follow(url: &str, watchdog: &Watchdog, inner: &Weak<Inner>, door: Option<&Uni
                 lists.stats.loads.fetch_add(1, Ordering::Relaxed);
                 lists.stats.load_ms_last.store(ms, Ordering::Relaxed);
                 lists.install(View::new(*snapshot));
-                lists.stale.store(false, Ordering::Relaxed);
             }
             Ok(Step::TooBig(live)) => {
                 tracing::warn!(

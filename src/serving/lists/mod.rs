@@ -114,9 +114,10 @@ struct Inner {
     wanted: AtomicBool,
     bell: Option<follower::Doorbell>,
     /// Set while the database is known to be past the copy (the follower heard a commit, or a
-    /// list found the copy behind) until the follower is current again: a list then reads what
-    /// moved with its page at once instead of first trying the guarded page, which would find no
-    /// row. A hint only: either way the answer is exact.
+    /// list found the copy behind) until the follower installs a version or finds the copy
+    /// current: a list whose page the copy cut then reads what moved with its page at once
+    /// instead of first trying the guarded page, which would find no row. A hint only: either
+    /// way the answer is exact.
     stale: AtomicBool,
     /// The search version of the copy installed last (0: none).
     applied: watch::Sender<i64>,
@@ -147,6 +148,8 @@ impl Inner {
         let version = view.version;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(view));
         self.applied.send_replace(version);
+        // Current as of the look's snapshot; a later commit's notification sets it again.
+        self.stale.store(false, Ordering::Relaxed);
     }
 
     fn clear(&self) {
