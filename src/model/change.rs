@@ -92,13 +92,18 @@ pub struct LogState {
 
 /// See [`LogState`].
 pub fn state(conn: &mut PgConnection) -> QueryResult<LogState> {
-    diesel::sql_query(
-        "SELECT greatest((SELECT max(sequence) FROM partner_changes), c.pruned_through) AS last, \
-         c.pruned_through, s.version AS search_version, s.reset_version \
-         FROM partner_change_state c CROSS JOIN partner_search_state s",
-    )
-    .get_result(conn)
+    diesel::sql_query(STATE_SQL).get_result(conn)
 }
+
+/// The statement of [`state`] (one row).
+pub const STATE_SQL: &str =
+    "SELECT greatest((SELECT max(sequence) FROM partner_changes), c.pruned_through) AS last, \
+     c.pruned_through, s.version AS search_version, s.reset_version \
+     FROM partner_change_state c CROSS JOIN partner_search_state s";
+
+/// The columns of [`Change`], as [`after`] reads them from `partner_changes`.
+pub const CHANGE_COLUMNS: &str =
+    "sequence, kind, partner_id, business_id, user_id, changed_fields, occurred_at";
 
 /// The committed changes after `sequence`, in order, at most `limit`.
 pub fn after(conn: &mut PgConnection, sequence: i64, limit: i64) -> QueryResult<Vec<Change>> {
@@ -107,11 +112,10 @@ pub fn after(conn: &mut PgConnection, sequence: i64, limit: i64) -> QueryResult<
 
 /// The statement of [`after`].
 pub fn after_sql(sequence: i64, limit: i64) -> Sql {
-    let mut sql = Sql::new(
-        "SELECT sequence, kind, partner_id, business_id, user_id, changed_fields, occurred_at \
-         FROM partner_changes WHERE sequence > ",
-    );
-    sql.bind(Bind::I64(sequence))
+    let mut sql = Sql::new("SELECT ");
+    sql.push(CHANGE_COLUMNS)
+        .push(" FROM partner_changes WHERE sequence > ")
+        .bind(Bind::I64(sequence))
         .push(" ORDER BY sequence LIMIT ")
         .bind(Bind::I64(limit));
     sql

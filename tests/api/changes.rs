@@ -10,6 +10,7 @@ use partners::app::{self, RunningApp};
 use partners::config::{DbConfig, ServerLimits};
 use partners::grpc::pb;
 use partners::model::change::{self, ChangeKind};
+use partners::model::partner;
 use partners::serving::lists::ListStats;
 
 use crate::proxy::{Mode, Proxy};
@@ -405,4 +406,58 @@ fn the_log_reads_in_commit_order_from_any_position() {
             .collect();
         assert_eq!(got, want);
     }
+}
+
+/// The follower's one statement (`partner::followed`) reads what its three parts read in one
+/// snapshot: the log's state, the changes after a position (at most a limit), and the live
+/// partners the `partner.*` changes among them name, in list order.
+#[test]
+fn the_followers_one_statement_reads_what_its_parts_read() {
+    let db = TestDb::new();
+    let mut conn: PgConnection = db.conn();
+    conn.batch_execute(
+        "INSERT INTO partners (name, categories) VALUES ('Delta', '{pos}'), ('Bravo', '{}'), \
+         ('Alpha', '{crm}'), ('Charlie', '{pos,crm}'); \
+         UPDATE partners SET name = 'Echo' WHERE name = 'Alpha'; \
+         UPDATE partners SET deleted_at = now() WHERE name = 'Bravo';",
+    )
+    .expect("writes");
+    let last = change::state(&mut conn).expect("state").last;
+    assert_eq!(change::after(&mut conn, 0, 100).expect("log").len(), 6);
+    for from in 0..=last {
+        for limit in [1, 3, 100] {
+            let got = partner::followed(&mut conn, from, limit).expect("followed");
+            conn.transaction(|conn| {
+                diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(conn)?;
+                let state = change::state(conn)?;
+                let changes = change::after(conn, from, limit)?;
+                let mut ids: Vec<i64> = changes
+                    .iter()
+                    .filter(|c| c.kind.is_partner())
+                    .map(|c| c.partner_id)
+                    .collect();
+                ids.sort_unstable();
+                ids.dedup();
+                let placed: Vec<partner::PlacedRow> =
+                    partner::placed_rows_sql(&ids).into_query().load(conn)?;
+                assert_eq!(got.state, state, "from {from}, limit {limit}");
+                assert_eq!(got.changes, changes, "from {from}, limit {limit}");
+                assert_eq!(got.placed, placed, "from {from}, limit {limit}");
+                diesel::QueryResult::Ok(())
+            })
+            .expect("the parts");
+        }
+    }
+    // Past the end: the state alone.
+    let tail = partner::followed(&mut conn, last, 10).expect("followed");
+    assert!(tail.changes.is_empty() && tail.placed.is_empty());
+    assert_eq!(tail.state.last, last);
+    // In list order, each after the live partner before it (Bravo is deleted, Alpha renamed).
+    let all = partner::followed(&mut conn, 0, 100).expect("followed");
+    let names: Vec<&str> = all.placed.iter().map(|p| p.partner.lower_name.as_str()).collect();
+    assert_eq!(names, ["charlie", "delta", "echo"]);
+    let after: Vec<Option<i64>> = all.placed.iter().map(|p| p.after).collect();
+    assert_eq!(after[0], None);
+    assert_eq!(after[1], Some(all.placed[0].partner.id));
+    assert_eq!(after[2], Some(all.placed[1].partner.id));
 }

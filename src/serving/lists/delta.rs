@@ -314,6 +314,20 @@ impl View {
         version: i64,
         sequence: i64,
     ) -> Result<View> {
+        let rows: Vec<PlacedRow> = partner::placed_rows_sql(ids).into_query().load(conn)?;
+        self.apply_placed(ids, rows, version, sequence)
+    }
+
+    /// [`View::apply`] with the changed partners' rows read already (`rows`: as
+    /// `partner::placed_rows_sql` reads them for `ids`, in the same snapshot as `version` and
+    /// `sequence`).
+    pub(super) fn apply_placed(
+        &self,
+        ids: &[i64],
+        rows: Vec<PlacedRow>,
+        version: i64,
+        sequence: i64,
+    ) -> Result<View> {
         let mut delta = (*self.delta).clone();
         let batch: HashSet<i64> = ids.iter().copied().collect();
         for &id in ids {
@@ -335,7 +349,6 @@ impl View {
             }
         }
         delta.entries.retain(|e| !batch.contains(&e.id));
-        let rows: Vec<PlacedRow> = partner::placed_rows_sql(ids).into_query().load(conn)?;
         for placed in rows {
             let index_of = |entries: &[Changed], id: i64| entries.iter().position(|e| e.id == id);
             let (at, anchor) = match placed.after {

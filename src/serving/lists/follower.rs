@@ -32,7 +32,7 @@ use super::delta::View;
 use crate::db::Db;
 use crate::db::watchdog::{self, Socket, Watchdog};
 use crate::error::Result;
-use crate::model::change::{self, LogState};
+use crate::model::change::{self, Change, ChangeKind, LogState};
 use crate::model::partner;
 
 /// The follower reads the log at least this often (woken sooner by notifications).
@@ -149,8 +149,11 @@ fn connect(
     let generation = watchdog.generation();
     let (mut conn, socket) = watchdog::establish(url).map_err(|e| e.to_string())?;
     let _armed = watchdog.arm(socket, LOOK_BUDGET);
+    // JIT off as on the pool's connections (`crate::db::pool`): the look's one statement is
+    // estimated for a backlog of `MAX_BATCH` changes, above `jit_above_cost`, and compiling it
+    // took ~0.5 s on every look.
     conn.batch_execute(&format!(
-        "SET statement_timeout = {}; LISTEN partner_changes",
+        "SET statement_timeout = {}; SET jit = off; LISTEN partner_changes",
         STATEMENT_TIMEOUT.as_millis()
     ))
     .map_err(|e| e.to_string())?;
@@ -332,7 +335,8 @@ fn compact(view: View) -> View {
     }
 }
 
-/// One look at the log on `conn`, in one read-only snapshot.
+/// One look at the log on `conn`, in one read-only snapshot: a routine one in one statement
+/// ([`look_quickly`]), else in a transaction.
 fn look(
     conn: &mut PgConnection,
     held: Option<Arc<View>>,
@@ -340,6 +344,11 @@ fn look(
     may_load: bool,
     limit: i64,
 ) -> Result<Step> {
+    if let Some(view) = &held
+        && let Some(step) = look_quickly(conn, view, inner)?
+    {
+        return Ok(step);
+    }
     conn.build_transaction()
         .read_only()
         .repeatable_read()
@@ -360,33 +369,81 @@ fn look(
                 return Ok(Step::Current);
             }
             let changes = change::after(conn, view.sequence, MAX_BATCH + 1)?;
-            let behind = u64::try_from(log.last - view.sequence).unwrap_or(0);
-            inner.stats.lag_changes.store(behind, Ordering::Relaxed);
+            note_lag(inner, &view, &log);
             if changes.len() as i64 > MAX_BATCH {
                 return load(conn, limit, "backlog");
             }
-            let mut partners: Vec<i64> = Vec::new();
             for c in &changes {
-                if c.kind.is_partner() {
-                    partners.push(c.partner_id);
-                } else if c.kind == change::ChangeKind::PreferenceUpdated
+                if c.kind == ChangeKind::PreferenceUpdated
                     && let Some(business) = c.business_id
                 {
                     inner.preferences.refresh(conn, business)?;
                 }
             }
-            partners.sort_unstable();
-            partners.dedup();
-            let age = changes.first().map_or(Duration::ZERO, |c| {
-                (Utc::now() - c.occurred_at).to_std().unwrap_or_default()
-            });
+            let partners = changed_partners(&changes);
             let next = if partners.is_empty() {
                 view.moved_to(log.search_version, log.last)
             } else {
                 view.apply(conn, &partners, log.search_version, log.last)?
             };
-            Ok(Step::Applied(next, changes.len(), age))
+            Ok(Step::Applied(next, changes.len(), oldest_age(&changes)))
         })
+}
+
+/// The routine look: the log's state, the changes after the copy and the partners they changed,
+/// read by one statement (`partner::followed`; one round trip where the transaction takes
+/// five, so lists find the copy behind for less time after each write). `None` when the look
+/// needs more than that statement reads: a full load, a preference set to refresh, a backlog.
+fn look_quickly(conn: &mut PgConnection, view: &View, inner: &Inner) -> Result<Option<Step>> {
+    let followed = partner::followed(conn, view.sequence, MAX_BATCH + 1)?;
+    let log = followed.state;
+    if reload_reason(view, &log).is_some() {
+        return Ok(None);
+    }
+    if log.last == view.sequence && log.search_version == view.version {
+        return Ok(Some(Step::Current));
+    }
+    let changes = followed.changes;
+    if changes.len() as i64 > MAX_BATCH
+        || changes
+            .iter()
+            .any(|c| c.kind == ChangeKind::PreferenceUpdated)
+    {
+        return Ok(None);
+    }
+    note_lag(inner, view, &log);
+    let partners = changed_partners(&changes);
+    let next = if partners.is_empty() {
+        view.moved_to(log.search_version, log.last)
+    } else {
+        view.apply_placed(&partners, followed.placed, log.search_version, log.last)?
+    };
+    Ok(Some(Step::Applied(next, changes.len(), oldest_age(&changes))))
+}
+
+/// Records how many changes the copy at `view` is behind the log.
+fn note_lag(inner: &Inner, view: &View, log: &LogState) {
+    let behind = u64::try_from(log.last - view.sequence).unwrap_or(0);
+    inner.stats.lag_changes.store(behind, Ordering::Relaxed);
+}
+
+/// The partners the `partner.*` changes among `changes` name, in id order, once each.
+fn changed_partners(changes: &[Change]) -> Vec<i64> {
+    let mut partners: Vec<i64> = changes
+        .iter()
+        .filter(|c| c.kind.is_partner())
+        .map(|c| c.partner_id)
+        .collect();
+    partners.sort_unstable();
+    partners.dedup();
+    partners
+}
+
+/// How long ago the oldest of `changes` occurred.
+fn oldest_age(changes: &[Change]) -> Duration {
+    changes.first().map_or(Duration::ZERO, |c| {
+        (Utc::now() - c.occurred_at).to_std().unwrap_or_default()
+    })
 }
 
 /// Why the copy at `view` must be loaded in full, if it must.
