@@ -96,8 +96,7 @@ pub fn state(conn: &mut PgConnection) -> QueryResult<LogState> {
 }
 
 /// The statement of [`state`] (one row).
-pub const STATE_SQL: &str =
-    "SELECT greatest((SELECT max(sequence) FROM partner_changes), c.pruned_through) AS last, \
+pub const STATE_SQL: &str = "SELECT greatest((SELECT max(sequence) FROM partner_changes), c.pruned_through) AS last, \
      c.pruned_through, s.version AS search_version, s.reset_version \
      FROM partner_change_state c CROSS JOIN partner_search_state s";
 

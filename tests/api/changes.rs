@@ -428,7 +428,8 @@ fn the_followers_one_statement_reads_what_its_parts_read() {
         for limit in [1, 3, 100] {
             let got = partner::followed(&mut conn, from, limit).expect("followed");
             conn.transaction(|conn| {
-                diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(conn)?;
+                diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    .execute(conn)?;
                 let state = change::state(conn)?;
                 let changes = change::after(conn, from, limit)?;
                 let mut ids: Vec<i64> = changes
@@ -454,7 +455,11 @@ fn the_followers_one_statement_reads_what_its_parts_read() {
     assert_eq!(tail.state.last, last);
     // In list order, each after the live partner before it (Bravo is deleted, Alpha renamed).
     let all = partner::followed(&mut conn, 0, 100).expect("followed");
-    let names: Vec<&str> = all.placed.iter().map(|p| p.partner.lower_name.as_str()).collect();
+    let names: Vec<&str> = all
+        .placed
+        .iter()
+        .map(|p| p.partner.lower_name.as_str())
+        .collect();
     assert_eq!(names, ["charlie", "delta", "echo"]);
     let after: Vec<Option<i64>> = all.placed.iter().map(|p| p.after).collect();
     assert_eq!(after[0], None);

@@ -3,9 +3,9 @@
 //! preferences decide the page, by that business's preference version (migration 10), so an answer
 //! is exact or empty, never stale. Also the version reads and the rows the copy is built from.
 
+use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use chrono::{DateTime, Utc};
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz};
 
 use super::list::{

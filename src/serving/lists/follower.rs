@@ -1,8 +1,10 @@
 //! Keeps the lists' copy and the preference cache current by following the change log
 //! (migration 12, `crate::model::change`): on every replica, a thread of its own listens for
-//! `NOTIFY partner_changes` and, on each, reads the changes after the copy's sequence in one
-//! database snapshot and lays them over the copy ([`View::apply`]): one partner's row, one
-//! business's preference set, never a full reload for a routine write. It also reads every
+//! `NOTIFY partner_changes` and, on each, reads the changes after the copy's sequence and the
+//! partners they changed in one statement (one snapshot, one round trip: `partner::followed`) and
+//! lays them over the copy ([`View::apply_placed`]): one partner's row, never a full reload for
+//! a routine write. A preference change (one business's cached set is read again), a backlog or a
+//! full load take a read-only repeatable-read transaction instead. It also reads every
 //! [`CATCH_UP`] and whenever a list found the copy behind (its [`Doorbell`]), so a lost
 //! notification (its connection cut) only delays. Between looks it sleeps in `poll(2)` on its
 //! connection's socket and the doorbell: no wakeups while nothing happens. Each notification
@@ -418,7 +420,11 @@ fn look_quickly(conn: &mut PgConnection, view: &View, inner: &Inner) -> Result<O
     } else {
         view.apply_placed(&partners, followed.placed, log.search_version, log.last)?
     };
-    Ok(Some(Step::Applied(next, changes.len(), oldest_age(&changes))))
+    Ok(Some(Step::Applied(
+        next,
+        changes.len(),
+        oldest_age(&changes),
+    )))
 }
 
 /// Records how many changes the copy at `view` is behind the log.
