@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod export;
 pub mod facets;
+pub mod followed;
 pub mod guarded;
 pub mod includes;
 pub mod keyset;
@@ -18,6 +19,7 @@ pub mod write;
 pub use batch::*;
 pub use export::*;
 pub use facets::*;
+pub use followed::*;
 pub use guarded::*;
 pub use includes::*;
 pub use keyset::*;
