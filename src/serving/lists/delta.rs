@@ -15,14 +15,11 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use diesel::pg::PgConnection;
-use diesel::prelude::*;
-
 use super::copy::{Filter, Snapshot};
 use super::paging::Matches;
 use crate::error::{Error, Result};
 use crate::model::PartnerStatus;
-use crate::model::partner::{self, ListQuery, PlacedRow, SearchRow};
+use crate::model::partner::{ListQuery, PlacedRow, SearchRow};
 
 /// A partner's place in a version of the copy, in list order: a snapshot position `p` is
 /// `(p + 1) << 32`; the changed partner at index `i` of [`Delta::entries`], anchored after
@@ -299,29 +296,16 @@ impl View {
         }
     }
 
-    /// This version with the partners `ids` changed, read on `conn` in the database snapshot
-    /// where the search version is `version` and the log's last sequence `sequence`; `ids`
-    /// must hold every partner a change after [`View::sequence`] names (up to `sequence`).
+    /// This version with the partners `ids` changed, as of the database snapshot where the
+    /// search version is `version` and the log's last sequence `sequence`: `ids` must hold every
+    /// partner a change after [`View::sequence`] names (up to `sequence`), and `rows` the live
+    /// ones among them as `partner::placed_rows_sql` reads them in that snapshot (in list order,
+    /// each with the live partner right before it).
     ///
-    /// One statement reads the changed partners that are live, in list order, each with the
-    /// live partner right before it. Taken in that order, each goes right after that partner:
-    /// after it in the entries if it is changed too (placed already, being before it), else
-    /// first among the entries anchored at its snapshot position.
+    /// Taken in that order, each goes right after that partner: after it in the entries if it is
+    /// changed too (placed already, being before it), else first among the entries anchored at
+    /// its snapshot position.
     pub(super) fn apply(
-        &self,
-        conn: &mut PgConnection,
-        ids: &[i64],
-        version: i64,
-        sequence: i64,
-    ) -> Result<View> {
-        let rows: Vec<PlacedRow> = partner::placed_rows_sql(ids).into_query().load(conn)?;
-        self.apply_placed(ids, rows, version, sequence)
-    }
-
-    /// [`View::apply`] with the changed partners' rows read already (`rows`: as
-    /// `partner::placed_rows_sql` reads them for `ids`, in the same snapshot as `version` and
-    /// `sequence`).
-    pub(super) fn apply_placed(
         &self,
         ids: &[i64],
         rows: Vec<PlacedRow>,

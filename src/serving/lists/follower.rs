@@ -2,7 +2,7 @@
 //! (migration 12, `crate::model::change`): on every replica, a thread of its own listens for
 //! `NOTIFY partner_changes` and, on each, reads the changes after the copy's sequence and the
 //! partners they changed in one statement (one snapshot, one round trip: `partner::followed`) and
-//! lays them over the copy ([`View::apply_placed`]): one partner's row, never a full reload for
+//! lays them over the copy ([`View::apply`]): one partner's row, never a full reload for
 //! a routine write. A preference change (one business's cached set is read again), a backlog or a
 //! full load take a read-only repeatable-read transaction instead. It also reads every
 //! [`CATCH_UP`] and whenever a list found the copy behind (its [`Doorbell`]), so a lost
@@ -34,7 +34,7 @@ use super::delta::View;
 use crate::db::Db;
 use crate::db::watchdog::{self, Socket, Watchdog};
 use crate::error::Result;
-use crate::model::change::{self, Change, ChangeKind, LogState};
+use crate::model::change::{Change, ChangeKind, LogState};
 use crate::model::partner;
 
 /// The follower reads the log at least this often (woken sooner by notifications).
@@ -337,8 +337,11 @@ fn compact(view: View) -> View {
     }
 }
 
-/// One look at the log on `conn`, in one read-only snapshot: a routine one in one statement
-/// ([`look_quickly`]), else in a transaction.
+/// One look at the log on `conn`, in one read-only snapshot. A routine look is one statement
+/// (`partner::followed`: the log's state, the changes after the copy and the partners they
+/// changed; one round trip where a transaction takes five, so lists find the copy behind for
+/// less time after each write). A look that needs more than that statement reads (a full load,
+/// a backlog, a business's preference set to read again) is made in a transaction.
 fn look(
     conn: &mut PgConnection,
     held: Option<Arc<View>>,
@@ -346,85 +349,62 @@ fn look(
     may_load: bool,
     limit: i64,
 ) -> Result<Step> {
-    if let Some(view) = &held
-        && let Some(step) = look_quickly(conn, view, inner)?
-    {
-        return Ok(step);
+    if let Some(view) = &held {
+        let followed = partner::followed(conn, view.sequence, MAX_BATCH + 1)?;
+        if !needs_transaction(view, &followed) {
+            return advance(inner, view, followed);
+        }
     }
     conn.build_transaction()
         .read_only()
         .repeatable_read()
         .run(|conn| {
-            let log = change::state(conn)?;
-            let reason = match &held {
-                None => Some("start"),
-                Some(view) => reload_reason(view, &log),
+            let Some(view) = held else {
+                return load_unless_held(conn, may_load, limit, "start");
             };
-            if let Some(reason) = reason {
-                if !may_load {
-                    return Ok(Step::LoadLater);
-                }
-                return load(conn, limit, reason);
+            let followed = partner::followed(conn, view.sequence, MAX_BATCH + 1)?;
+            if let Some(reason) = reload_reason(&view, &followed.state) {
+                return load_unless_held(conn, may_load, limit, reason);
             }
-            let view = held.expect("a reason to load when none is held");
-            if log.last == view.sequence && log.search_version == view.version {
-                return Ok(Step::Current);
-            }
-            let changes = change::after(conn, view.sequence, MAX_BATCH + 1)?;
-            note_lag(inner, &view, &log);
-            if changes.len() as i64 > MAX_BATCH {
+            if followed.changes.len() as i64 > MAX_BATCH {
                 return load(conn, limit, "backlog");
             }
-            for c in &changes {
+            for c in &followed.changes {
                 if c.kind == ChangeKind::PreferenceUpdated
                     && let Some(business) = c.business_id
                 {
                     inner.preferences.refresh(conn, business)?;
                 }
             }
-            let partners = changed_partners(&changes);
-            let next = if partners.is_empty() {
-                view.moved_to(log.search_version, log.last)
-            } else {
-                view.apply(conn, &partners, log.search_version, log.last)?
-            };
-            Ok(Step::Applied(next, changes.len(), oldest_age(&changes)))
+            advance(inner, &view, followed)
         })
 }
 
-/// The routine look: the log's state, the changes after the copy and the partners they changed,
-/// read by one statement (`partner::followed`; one round trip where the transaction takes
-/// five, so lists find the copy behind for less time after each write). `None` when the look
-/// needs more than that statement reads: a full load, a preference set to refresh, a backlog.
-fn look_quickly(conn: &mut PgConnection, view: &View, inner: &Inner) -> Result<Option<Step>> {
-    let followed = partner::followed(conn, view.sequence, MAX_BATCH + 1)?;
-    let log = followed.state;
-    if reload_reason(view, &log).is_some() {
-        return Ok(None);
-    }
-    if log.last == view.sequence && log.search_version == view.version {
-        return Ok(Some(Step::Current));
-    }
-    let changes = followed.changes;
-    if changes.len() as i64 > MAX_BATCH
-        || changes
+/// Whether a look at `view` needs more than `followed` read (see [`look`]).
+fn needs_transaction(view: &View, followed: &partner::Followed) -> bool {
+    reload_reason(view, &followed.state).is_some()
+        || followed.changes.len() as i64 > MAX_BATCH
+        || followed
+            .changes
             .iter()
             .any(|c| c.kind == ChangeKind::PreferenceUpdated)
-    {
-        return Ok(None);
+}
+
+/// The copy at `view` moved to where `followed` found the log.
+fn advance(inner: &Inner, view: &View, followed: partner::Followed) -> Result<Step> {
+    let log = followed.state;
+    if log.last == view.sequence && log.search_version == view.version {
+        return Ok(Step::Current);
     }
     note_lag(inner, view, &log);
+    let changes = followed.changes;
     let partners = changed_partners(&changes);
     let next = if partners.is_empty() {
         view.moved_to(log.search_version, log.last)
     } else {
-        view.apply_placed(&partners, followed.placed, log.search_version, log.last)?
+        view.apply(&partners, followed.placed, log.search_version, log.last)?
     };
-    Ok(Some(Step::Applied(
-        next,
-        changes.len(),
-        oldest_age(&changes),
-    )))
+    Ok(Step::Applied(next, changes.len(), oldest_age(&changes)))
 }
 
 /// Records how many changes the copy at `view` is behind the log.
@@ -461,6 +441,19 @@ fn reload_reason(view: &View, log: &LogState) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// A full load for `why`, unless the last one was too recent ([`Step::LoadLater`]).
+fn load_unless_held(
+    conn: &mut PgConnection,
+    may_load: bool,
+    limit: i64,
+    why: &'static str,
+) -> Result<Step> {
+    if !may_load {
+        return Ok(Step::LoadLater);
+    }
+    load(conn, limit, why)
 }
 
 fn load(conn: &mut PgConnection, limit: i64, why: &'static str) -> Result<Step> {
