@@ -53,6 +53,19 @@ impl ChangeKind {
     }
 }
 
+/// The partners the `partner.*` changes among `changes` name, in id order, once each (the
+/// partners whose rows a copy of the lists must read again).
+pub fn partners_named(changes: &[Change]) -> Vec<i64> {
+    let mut partners: Vec<i64> = changes
+        .iter()
+        .filter(|c| c.kind.is_partner())
+        .map(|c| c.partner_id)
+        .collect();
+    partners.sort_unstable();
+    partners.dedup();
+    partners
+}
+
 /// One committed change.
 #[derive(Debug, Clone, PartialEq, QueryableByName)]
 pub struct Change {

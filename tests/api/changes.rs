@@ -432,13 +432,7 @@ fn the_followers_one_statement_reads_what_its_parts_read() {
                     .execute(conn)?;
                 let state = change::state(conn)?;
                 let changes = change::after(conn, from, limit)?;
-                let mut ids: Vec<i64> = changes
-                    .iter()
-                    .filter(|c| c.kind.is_partner())
-                    .map(|c| c.partner_id)
-                    .collect();
-                ids.sort_unstable();
-                ids.dedup();
+                let ids = change::partners_named(&changes);
                 let placed: Vec<partner::PlacedRow> =
                     partner::placed_rows_sql(&ids).into_query().load(conn)?;
                 assert_eq!(got.state, state, "from {from}, limit {limit}");

@@ -34,7 +34,7 @@ use super::delta::View;
 use crate::db::Db;
 use crate::db::watchdog::{self, Socket, Watchdog};
 use crate::error::Result;
-use crate::model::change::{Change, ChangeKind, LogState};
+use crate::model::change::{self, Change, ChangeKind, LogState};
 use crate::model::partner;
 
 /// The follower reads the log at least this often (woken sooner by notifications).
@@ -398,7 +398,7 @@ fn advance(inner: &Inner, view: &View, followed: partner::Followed) -> Result<St
     }
     note_lag(inner, view, &log);
     let changes = followed.changes;
-    let partners = changed_partners(&changes);
+    let partners = change::partners_named(&changes);
     let next = if partners.is_empty() {
         view.moved_to(log.search_version, log.last)
     } else {
@@ -411,18 +411,6 @@ fn advance(inner: &Inner, view: &View, followed: partner::Followed) -> Result<St
 fn note_lag(inner: &Inner, view: &View, log: &LogState) {
     let behind = u64::try_from(log.last - view.sequence).unwrap_or(0);
     inner.stats.lag_changes.store(behind, Ordering::Relaxed);
-}
-
-/// The partners the `partner.*` changes among `changes` name, in id order, once each.
-fn changed_partners(changes: &[Change]) -> Vec<i64> {
-    let mut partners: Vec<i64> = changes
-        .iter()
-        .filter(|c| c.kind.is_partner())
-        .map(|c| c.partner_id)
-        .collect();
-    partners.sort_unstable();
-    partners.dedup();
-    partners
 }
 
 /// How long ago the oldest of `changes` occurred.
